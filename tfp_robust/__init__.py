@@ -1,0 +1,16 @@
+"""tfp_robust: Bayesian neural networks under gradient-based attacks."""
+
+from tfp_robust import attacks
+from tfp_robust import data
+from tfp_robust import ensemble
+from tfp_robust import gradients
+from tfp_robust import hmc
+from tfp_robust import losses
+from tfp_robust import metrics
+from tfp_robust import models
+from tfp_robust import networks
+from tfp_robust import vi
+from tfp_robust.ensemble import PosteriorEnsemble
+from tfp_robust.networks import Architecture
+
+__version__ = '0.1.0'

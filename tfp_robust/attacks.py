@@ -1,0 +1,211 @@
+"""L-infinity attacks on a posterior ensemble.
+
+Every attack is a plain function of (ensemble, inputs, labels, settings) and
+returns adversarial inputs in the eps-ball around the inputs and in [0, 1].
+The objective is chosen by name (see `losses`): the paper's attacks use
+`expected`, whose gradient is E_w[grad_x L(x, w)] (its Eq. 2); `predictive`
+attacks the averaged model itself. Seeds are explicit and stateless.
+"""
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import gradients
+from tfp_robust import losses
+
+
+def _check_eps(eps):
+  eps = float(eps)
+  if not eps >= 0.0:
+    raise ValueError(f'eps must be >= 0, got {eps}.')
+  return eps
+
+
+def _seed(seed):
+  if isinstance(seed, int):
+    return tf.constant([seed, 0], tf.int32)
+  return tf.convert_to_tensor(seed, tf.int32)
+
+
+def project(x_adv, x, eps):
+  """Projects onto the eps-ball around `x` intersected with [0, 1]."""
+  return tf.clip_by_value(tf.clip_by_value(x_adv, x - eps, x + eps), 0.0, 1.0)
+
+
+def random_sign(x, eps, seed=0):
+  """The paper's random attack: each component moves by +eps or -eps.
+
+  Args:
+    x: inputs `[B, ...]` in [0, 1].
+    eps: perturbation size (>= 0).
+    seed: int or stateless seed `[2]`.
+
+  Returns:
+    `clip(x + eps * r, 0, 1)` with independent random signs `r`.
+  """
+  eps = _check_eps(eps)
+  x = tf.convert_to_tensor(x, tf.float32)
+  ensemble_lib.check_inputs(x, x.shape[1:])
+  signs = tf.where(tf.random.stateless_uniform(tf.shape(x), _seed(seed)) < 0.5,
+                   -1.0, 1.0)
+  return project(x + eps * signs, x, eps)
+
+
+def fgsm(ensemble, x, labels, eps, loss='expected'):
+  """Fast gradient sign method: one eps step along the sign of the gradient.
+
+  Args:
+    ensemble: a `PosteriorEnsemble`.
+    x: inputs `[B, *input_shape]` in [0, 1].
+    labels: labels `[B]`.
+    eps: L-infinity radius (>= 0).
+    loss: objective name; 'expected' is the paper's Eq. 2.
+
+  Returns:
+    Adversarial inputs `[B, *input_shape]`.
+  """
+  eps = _check_eps(eps)
+  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
+                                        ensemble.num_classes)
+  _, gradient = gradients.loss_and_input_gradient(ensemble, x, labels, loss)
+  return project(x + eps * tf.sign(gradient), x, eps)
+
+
+@dataclasses.dataclass
+class PGDResult:
+  """Adversarial inputs and, per example, the loss they reach."""
+  x_adv: tf.Tensor
+  loss: tf.Tensor
+  misclassified: tf.Tensor
+
+
+def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
+        restarts=1, random_start=True, loss='expected', seed=0,
+        return_details=False):
+  """Projected gradient descent (Madry et al.) in the L-infinity ball.
+
+  Each step moves by `step_size` along the gradient's sign and projects onto
+  the eps-ball and [0, 1]. Over restarts, each example keeps the run that
+  misclassifies it, or else the one with the highest loss.
+
+  Args:
+    ensemble: a `PosteriorEnsemble`.
+    x: inputs `[B, *input_shape]` in [0, 1].
+    labels: labels `[B]`.
+    eps: L-infinity radius (>= 0).
+    num_steps: gradient steps per restart.
+    step_size: step size; defaults to 2.5 * eps / num_steps.
+    restarts: independent runs, each from its own random start.
+    random_start: start from a uniform point of the eps-ball.
+    loss: objective name (see `losses.LOSSES`).
+    seed: int or stateless seed `[2]` for the random starts.
+    return_details: return a `PGDResult` instead of the inputs alone.
+
+  Returns:
+    Adversarial inputs `[B, *input_shape]`, or a `PGDResult`.
+  """
+  eps = _check_eps(eps)
+  if num_steps < 1 or restarts < 1:
+    raise ValueError(f'num_steps and restarts must be >= 1, got {num_steps} '
+                     f'and {restarts}.')
+  step_size = 2.5 * eps / num_steps if step_size is None else float(step_size)
+  if not step_size >= 0:
+    raise ValueError(f'step_size must be >= 0, got {step_size}.')
+  losses.get(loss)
+  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
+                                        ensemble.num_classes)
+  seed = _seed(seed)
+  best_x, best_loss, best_wrong = None, None, None
+  for restart in range(restarts):
+    if random_start:
+      noise = tf.random.stateless_uniform(
+          tf.shape(x), tf.random.experimental.stateless_fold_in(seed, restart),
+          -eps, eps)
+      x_adv = project(x + noise, x, eps)
+    else:
+      x_adv = x
+    for _ in range(num_steps):
+      _, gradient = gradients._loss_and_gradient_unchecked(ensemble, x_adv,
+                                                           labels, loss)
+      x_adv = project(x_adv + step_size * tf.sign(gradient), x, eps)
+    final_loss, wrong = _score(ensemble, x_adv, labels, loss)
+    if best_x is None:
+      best_x, best_loss, best_wrong = x_adv, final_loss, wrong
+    else:
+      better = (wrong & ~best_wrong) | ((wrong == best_wrong) &
+                                        (final_loss > best_loss))
+      mask = tf.reshape(better, [-1] + [1] * (len(x.shape) - 1))
+      best_x = tf.where(mask, x_adv, best_x)
+      best_loss = tf.where(better, final_loss, best_loss)
+      best_wrong = best_wrong | wrong
+  if return_details:
+    return PGDResult(best_x, best_loss, best_wrong)
+  return best_x
+
+
+def _score(ensemble, x_adv, labels, loss):
+  log_probs = ensemble.log_probs(x_adv)
+  value = losses.get(loss)(log_probs, labels)
+  predicted = tf.argmax(ensemble_lib.predictive_from_log_probs(log_probs),
+                        axis=-1, output_type=tf.int32)
+  return value, predicted != labels
+
+
+def strongest(ensemble, x, labels, candidates):
+  """Per example, the candidate input that fools the predictive, if any.
+
+  Args:
+    ensemble: a `PosteriorEnsemble`.
+    x: clean inputs `[B, ...]`.
+    labels: labels `[B]`.
+    candidates: adversarial inputs from several attacks, each `[B, ...]`.
+
+  Returns:
+    For each example the first candidate the predictive misclassifies, else
+    the one with the highest predictive cross-entropy.
+  """
+  best_x, best_loss, best_wrong = x, None, None
+  for candidate in candidates:
+    value, wrong = _score(ensemble, candidate, labels, 'predictive')
+    if best_loss is None:
+      best_x, best_loss, best_wrong = candidate, value, wrong
+      continue
+    better = (wrong & ~best_wrong) | ((wrong == best_wrong) & (value > best_loss))
+    mask = tf.reshape(better, [-1] + [1] * (len(x.shape) - 1))
+    best_x = tf.where(mask, candidate, best_x)
+    best_loss = tf.where(better, value, best_loss)
+    best_wrong = best_wrong | wrong
+  return best_x
+
+
+def strong_attack(ensemble, x, labels, eps, num_steps=50, restarts=5,
+                  seed=0, step_size: Optional[float] = None):
+  """A strong protocol for BNNs: the worst case over several attacks.
+
+  Runs FGSM and PGD on the `expected`, `predictive` and `margin` objectives
+  (PGD with random restarts) and keeps, per example, an input that fools the
+  predictive mean if any attack found one.
+
+  Args:
+    ensemble: a `PosteriorEnsemble`.
+    x: inputs `[B, *input_shape]` in [0, 1].
+    labels: labels `[B]`.
+    eps: L-infinity radius (>= 0).
+    num_steps: PGD steps per restart.
+    restarts: PGD restarts per objective.
+    seed: int seed.
+    step_size: PGD step size (default 2.5 * eps / num_steps).
+
+  Returns:
+    Adversarial inputs `[B, *input_shape]`.
+  """
+  candidates = []
+  for index, loss in enumerate(('expected', 'predictive', 'margin')):
+    candidates.append(fgsm(ensemble, x, labels, eps, loss=loss))
+    candidates.append(pgd(ensemble, x, labels, eps, num_steps=num_steps,
+                          step_size=step_size, restarts=restarts, loss=loss,
+                          seed=[seed, index + 1]))
+  return strongest(ensemble, x, labels, candidates)

@@ -1,0 +1,434 @@
+"""Hamiltonian Monte Carlo over network weights with `tfp.mcmc`.
+
+The target is the log-joint on the **full** training set (never a
+mini-batch): a Gaussian prior on every weight plus the categorical
+log-likelihood of all N training points. Several chains run at once: the
+chain axis is the sample axis of `networks.forward`, so one compiled call
+evaluates all chains.
+
+Sampling runs in two phases. Warm-up adapts the step size with
+`DualAveragingStepSizeAdaptation`; the kept samples then come in segments
+with the adapted step size held fixed. After warm-up and after each segment
+the state is checkpointed (written to a temporary directory and renamed), and
+each phase has a seed derived from the run's seed and the phase's index, so a
+run killed at any point resumes where it stopped and ends with the same
+samples as an uninterrupted run.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import networks
+
+
+@dataclasses.dataclass
+class HMCConfig:
+  """HMC settings.
+
+  Attributes:
+    num_results: kept samples per chain.
+    num_burnin_steps: warm-up steps, during which the step size adapts.
+    num_leapfrog_steps: leapfrog steps per proposal.
+    step_size: initial step size for the adaptation.
+    thinning: keep every `thinning`-th state after warm-up.
+    num_chains: independent chains, run at once.
+    target_accept_prob: acceptance rate the adaptation aims for.
+    prior_scale: standard deviation of the Gaussian prior on every weight.
+    seed: the run's seed; phases derive theirs from it.
+    segment_size: kept samples per checkpointed segment.
+    jit_compile: compile the chain with XLA.
+  """
+  num_results: int = 250
+  num_burnin_steps: int = 200
+  num_leapfrog_steps: int = 10
+  step_size: float = 0.01
+  thinning: int = 1
+  num_chains: int = 2
+  target_accept_prob: float = 0.75
+  prior_scale: float = 1.0
+  seed: int = 0
+  segment_size: int = 50
+  jit_compile: bool = True
+
+  def validate(self):
+    for name in ('num_results', 'num_leapfrog_steps', 'thinning', 'num_chains',
+                 'segment_size'):
+      if getattr(self, name) < 1:
+        raise ValueError(f'HMCConfig.{name} must be >= 1, got '
+                         f'{getattr(self, name)}.')
+    if self.num_burnin_steps < 0 or not self.step_size > 0:
+      raise ValueError('num_burnin_steps must be >= 0 and step_size > 0.')
+
+
+@dataclasses.dataclass
+class HMCResult:
+  """Kept states `[K, C, ...]` per parameter, traces `[K, C]`, diagnostics."""
+  samples: List[np.ndarray]
+  log_prob: np.ndarray
+  is_accepted: np.ndarray
+  step_size: float
+  diagnostics: Dict[str, float]
+
+
+def network_log_joint(architecture: networks.Architecture, x, y,
+                      prior_scale: float = 1.0) -> Callable:
+  """The log-joint of weights given the full training set.
+
+  Args:
+    architecture: the network description.
+    x: all training inputs `[N, *input_shape]`.
+    y: all training labels `[N]`.
+    prior_scale: standard deviation of the Gaussian prior.
+
+  Returns:
+    `log_joint(*params) -> [C]`, for weights with a leading chain axis C.
+  """
+  x, y = ensemble_lib.check_inputs(x, architecture.input_shape, y,
+                                   architecture.num_classes)
+  one_hot = tf.one_hot(y, architecture.num_classes)
+  prior = tfp.distributions.Normal(0.0, float(prior_scale))
+
+  def log_joint(*params):
+    logits = networks.forward(architecture, params, x)
+    log_likelihood = tf.reduce_sum(
+        tf.nn.log_softmax(logits) * one_hot, axis=[-2, -1])
+    log_prior = tf.add_n([
+        tf.reduce_sum(prior.log_prob(p), axis=list(range(1, len(p.shape))))
+        for p in params])
+    return log_likelihood + log_prior
+
+  return log_joint
+
+
+def initial_network_state(architecture: networks.Architecture,
+                          num_chains: int, seed) -> List[tf.Tensor]:
+  """He-normal weights and zero biases, one draw per chain."""
+  state = []
+  for index, (name, shape) in enumerate(architecture.param_shapes()):
+    if name.endswith('bias'):
+      state.append(tf.zeros((num_chains,) + shape))
+      continue
+    fan_in = int(np.prod(shape[:-1]))
+    state.append(tf.random.stateless_normal(
+        (num_chains,) + shape,
+        tf.random.experimental.stateless_fold_in(seed, index),
+        stddev=np.sqrt(2.0 / fan_in)))
+  return state
+
+
+def _phase_seed(seed, phase):
+  return tf.random.experimental.stateless_fold_in(
+      tf.constant([seed, 0], tf.int32), phase)
+
+
+class _Checkpoints:
+  """State after each phase, and each segment's samples, in `directory`."""
+
+  def __init__(self, directory: Optional[str], config: HMCConfig,
+               identity: str):
+    self.directory = directory
+    if directory:
+      os.makedirs(directory, exist_ok=True)
+      description = {'config': dataclasses.asdict(config), 'target': identity}
+      path = os.path.join(directory, 'run.json')
+      if os.path.exists(path):
+        with open(path) as f:
+          saved = json.load(f)
+        if saved != json.loads(json.dumps(description)):
+          raise ValueError(
+              f'The HMC checkpoint in {directory!r} was written by a different '
+              f'configuration or target ({saved}); use another directory or '
+              'delete it to start afresh.')
+      else:
+        _atomic_write_text(path, json.dumps(description, indent=2))
+
+  def _write(self, name, tensors):
+    if not self.directory:
+      return
+    final = os.path.join(self.directory, name)
+    staging = tempfile.mkdtemp(prefix=f'.tmp-{name}-', dir=self.directory)
+    variables = {f't{i}': tf.Variable(t) for i, t in enumerate(tensors)}
+    tf.train.Checkpoint(**variables).write(os.path.join(staging, 'ckpt'))
+    if os.path.exists(final):
+      shutil.rmtree(final)
+    os.rename(staging, final)
+
+  def _read(self, name, templates):
+    path = os.path.join(self.directory or '', name)
+    if not self.directory or not os.path.isdir(path):
+      return None
+    variables = {f't{i}': tf.Variable(tf.zeros_like(t))
+                 for i, t in enumerate(templates)}
+    tf.train.Checkpoint(**variables).read(
+        os.path.join(path, 'ckpt')).assert_existing_objects_matched()
+    return [variables[f't{i}'].read_value() for i in range(len(templates))]
+
+  def save_state(self, state, step_size, phases_done):
+    self._write('state', list(state) + [tf.constant(step_size, tf.float32),
+                                        tf.constant(phases_done, tf.int64)])
+
+  def load_state(self, template_state):
+    values = self._read('state', list(template_state) +
+                        [tf.constant(0.0), tf.constant(0, tf.int64)])
+    if values is None:
+      return None
+    return values[:-2], float(values[-2]), int(values[-1])
+
+  def save_segment(self, index, samples, log_prob, is_accepted):
+    self._write(f'segment_{index:05d}', list(samples) + [log_prob, is_accepted])
+
+  def load_segment(self, index, templates):
+    return self._read(f'segment_{index:05d}', templates)
+
+
+def _atomic_write_text(path, text):
+  directory = os.path.dirname(os.path.abspath(path))
+  with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
+                                   prefix='.tmp-') as f:
+    f.write(text)
+  os.replace(f.name, path)
+
+
+def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
+           config: HMCConfig, checkpoint_dir: Optional[str] = None,
+           target_identity: str = '', log_dir: Optional[str] = None,
+           stop_after_phases: Optional[int] = None) -> Optional[HMCResult]:
+  """Runs adaptive warm-up, then kept segments, with checkpoints.
+
+  Args:
+    target_log_prob_fn: `f(*state) -> [C]` log-density, one value per chain.
+    initial_state: tensors with a leading chain axis C.
+    config: an `HMCConfig`.
+    checkpoint_dir: where to checkpoint; a run there resumes.
+    target_identity: a string naming the target (data, architecture), kept
+      with the checkpoint so that a mismatched resume is refused.
+    log_dir: optional TensorBoard directory.
+    stop_after_phases: stop (returning None) once this many phases (warm-up
+      counts as one) are done in total; used to test resumption.
+
+  Returns:
+    An `HMCResult`, or None when stopped early.
+  """
+  config.validate()
+  checkpoints = _Checkpoints(checkpoint_dir, config, target_identity)
+  state = [tf.convert_to_tensor(s, tf.float32) for s in initial_state]
+  num_segments = -(-config.num_results // config.segment_size)
+  step_size, phases_done = config.step_size, 0
+  restored = checkpoints.load_state(state)
+  if restored is not None:
+    state, step_size, phases_done = restored
+    logging.info('HMC: resuming from %s after %d of %d phases.',
+                 checkpoint_dir, phases_done, num_segments + 1)
+  writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+  leapfrogs_per_result = config.num_leapfrog_steps * config.thinning
+
+  if phases_done == 0:
+    start = time.time()
+    state, step_size, accept = _warm_up(target_log_prob_fn, state, step_size,
+                                        config)
+    elapsed = time.time() - start
+    logging.info('HMC warm-up: %d steps in %.1fs (%.1f ms per leapfrog step '
+                 'incl. compilation), acceptance %.3f, step size %.3g',
+                 config.num_burnin_steps, elapsed,
+                 1e3 * elapsed / max(1, config.num_burnin_steps *
+                                     config.num_leapfrog_steps),
+                 accept, step_size)
+    phases_done = 1
+    checkpoints.save_state(state, step_size, phases_done)
+    if stop_after_phases is not None and phases_done >= stop_after_phases:
+      return None
+
+  run_segment = _fixed_step_chain(target_log_prob_fn, config)
+  segment_seconds = []
+  segments = {}
+  for segment in range(phases_done - 1, num_segments):
+    size = min(config.segment_size,
+               config.num_results - segment * config.segment_size)
+    start = time.time()
+    samples, log_prob, accepted = run_segment(
+        state, tf.constant(step_size, tf.float32), size,
+        _phase_seed(config.seed, segment + 1))
+    elapsed = time.time() - start
+    segment_seconds.append(elapsed / (size * leapfrogs_per_result))
+    state = [s[-1] for s in samples]
+    segments[segment] = list(samples) + [log_prob, accepted]
+    checkpoints.save_segment(segment, samples, log_prob, accepted)
+    phases_done = segment + 2
+    checkpoints.save_state(state, step_size, phases_done)
+    rate = float(tf.reduce_mean(tf.cast(accepted, tf.float32)))
+    logging.info('HMC segment %d/%d: %d samples x %d chains in %.1fs '
+                 '(%.1f samples/min per chain), acceptance %.3f, '
+                 'mean log-joint %.1f', segment + 1, num_segments, size,
+                 config.num_chains, elapsed, 60 * size / max(elapsed, 1e-9),
+                 rate, float(tf.reduce_mean(log_prob)))
+    if writer:
+      with writer.as_default():
+        tf.summary.scalar('hmc/acceptance', rate, step=segment)
+        tf.summary.scalar('hmc/mean_log_joint', tf.reduce_mean(log_prob),
+                          step=segment)
+        tf.summary.scalar('hmc/step_size', step_size, step=segment)
+      writer.flush()
+    if stop_after_phases is not None and phases_done >= stop_after_phases:
+      return None
+
+  parts = []
+  for segment in range(num_segments):
+    if segment not in segments:
+      size = min(config.segment_size,
+                 config.num_results - segment * config.segment_size)
+      templates = [tf.zeros((size,) + tuple(s.shape)) for s in state] + [
+          tf.zeros((size, config.num_chains)),
+          tf.zeros((size, config.num_chains), tf.bool)]
+      segments[segment] = checkpoints.load_segment(segment, templates)
+    parts.append([t.numpy() for t in segments[segment]])
+  columns = [np.concatenate(column, axis=0) for column in zip(*parts)]
+  samples, log_prob, accepted = columns[:-2], columns[-2], columns[-1]
+  report = diagnostics(samples, log_prob, accepted)
+  report['step_size'] = step_size
+  if segment_seconds:
+    report['seconds_per_leapfrog_step'] = float(np.median(segment_seconds))
+    report['seconds_per_kept_sample'] = (report['seconds_per_leapfrog_step'] *
+                                         leapfrogs_per_result)
+  logging.info('HMC diagnostics: %s', report)
+  return HMCResult(samples, log_prob, accepted, step_size, report)
+
+
+def _warm_up(target_log_prob_fn, state, step_size, config):
+  """Adapts the step size; returns the last state, step size and acceptance."""
+  if config.num_burnin_steps == 0:
+    return state, step_size, float('nan')
+  kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
+      tfp.mcmc.HamiltonianMonteCarlo(target_log_prob_fn, step_size,
+                                     config.num_leapfrog_steps),
+      num_adaptation_steps=config.num_burnin_steps,
+      target_accept_prob=config.target_accept_prob)
+
+  @tf.function(jit_compile=config.jit_compile)
+  def run(state, seed):
+    # A loop over one_step rather than sample_chain: warm-up states are not
+    # posterior samples, and tracing them all would cost memory.
+    def body(step, state, results, accepted, seed):
+      seed, step_seed = tfp.random.split_seed(seed)
+      state, results = kernel.one_step(state, results, seed=step_seed)
+      accepted += tf.reduce_mean(
+          tf.cast(results.inner_results.is_accepted, tf.float32))
+      return step + 1, state, results, accepted, seed
+
+    _, state, results, accepted, _ = tf.while_loop(
+        lambda step, *_: step < config.num_burnin_steps, body,
+        (0, state, kernel.bootstrap_results(state), 0.0, seed))
+    return (state, accepted / config.num_burnin_steps,
+            results.new_step_size)
+
+  last, accept, new_step_size = run(state, _phase_seed(config.seed, 0))
+  return last, float(new_step_size), float(accept)
+
+
+def _fixed_step_chain(target_log_prob_fn, config):
+  """A compiled `run(state, step_size, num_results, seed)` for kept samples."""
+  compiled = {}
+
+  def run(state, step_size, num_results, seed):
+    if num_results not in compiled:
+      @tf.function(jit_compile=config.jit_compile)
+      def chain(state, step_size, seed):
+        kernel = tfp.mcmc.HamiltonianMonteCarlo(
+            target_log_prob_fn, step_size, config.num_leapfrog_steps)
+        samples, (log_prob, accepted) = tfp.mcmc.sample_chain(
+            num_results, state, kernel=kernel,
+            num_steps_between_results=config.thinning - 1,
+            trace_fn=lambda _, r: (r.accepted_results.target_log_prob,
+                                   r.is_accepted),
+            seed=seed)
+        return samples, log_prob, accepted
+      compiled[num_results] = chain
+    return compiled[num_results](state, step_size, seed)
+
+  return run
+
+
+def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
+                is_accepted: np.ndarray) -> Dict[str, float]:
+  """Acceptance, effective sample size and R-hat of kept samples `[K, C, ...]`.
+
+  ESS is `tfp.mcmc.effective_sample_size` summed over chains (cross-chain when
+  there are several) and summarised over all weights; R-hat is
+  `tfp.mcmc.potential_scale_reduction` over chains, reported only for C > 1.
+  """
+  num_chains = log_prob.shape[1]
+  cross_chain = 1 if num_chains > 1 else None
+  flat = tf.concat([tf.reshape(s, [s.shape[0], s.shape[1], -1])
+                    for s in samples], axis=-1)
+  ess = tfp.mcmc.effective_sample_size(flat, cross_chain_dims=cross_chain)
+  if cross_chain is None:
+    ess = ess * num_chains
+  ess_log_prob = tfp.mcmc.effective_sample_size(
+      tf.convert_to_tensor(log_prob), cross_chain_dims=cross_chain)
+  result = {
+      'acceptance_rate': float(np.mean(is_accepted)),
+      'num_kept_samples': int(log_prob.shape[0] * num_chains),
+      'ess_min': float(tf.reduce_min(ess)),
+      'ess_median': float(np.median(ess.numpy())),
+      'ess_log_joint': float(tf.reduce_sum(ess_log_prob)) if cross_chain is None
+                       else float(ess_log_prob),
+  }
+  if num_chains > 1 and log_prob.shape[0] > 1:
+    rhat = tfp.mcmc.potential_scale_reduction(flat, independent_chain_ndims=1)
+    rhat = rhat.numpy()
+    rhat = rhat[np.isfinite(rhat)]
+    result['rhat_median'] = float(np.median(rhat))
+    result['rhat_max'] = float(np.max(rhat))
+    result['rhat_log_joint'] = float(tfp.mcmc.potential_scale_reduction(
+        tf.convert_to_tensor(log_prob), independent_chain_ndims=1))
+  return result
+
+
+def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
+        checkpoint_dir: Optional[str] = None, log_dir: Optional[str] = None,
+        stop_after_phases: Optional[int] = None):
+  """HMC over the weights of `architecture` on the full training set.
+
+  Args:
+    architecture: the network description.
+    x: all training inputs `[N, *input_shape]` in [0, 1].
+    y: all training labels `[N]`.
+    config: an `HMCConfig`.
+    checkpoint_dir: where to checkpoint and resume.
+    log_dir: optional TensorBoard directory.
+    stop_after_phases: see `sample`.
+
+  Returns:
+    `(ensemble, result)`: the kept samples as a `PosteriorEnsemble` (samples
+    ordered step by step, chains interleaved) and the `HMCResult`; or None
+    when stopped early.
+  """
+  x = np.asarray(x, np.float32)
+  y = np.asarray(y, np.int32)
+  target = network_log_joint(architecture, x, y, config.prior_scale)
+  initial = initial_network_state(
+      architecture, config.num_chains,
+      _phase_seed(config.seed, 1 << 20))
+  identity = json.dumps({
+      'architecture': json.loads(architecture.to_json()),
+      'num_train': int(len(x)),
+      'data_sum': round(float(np.sum(x, dtype=np.float64)), 3),
+      'label_sum': int(np.sum(y, dtype=np.int64)),
+  }, sort_keys=True)
+  result = sample(target, initial, config, checkpoint_dir, identity, log_dir,
+                  stop_after_phases)
+  if result is None:
+    return None
+  params = [np.reshape(s, (-1,) + s.shape[2:]) for s in result.samples]
+  ensemble = ensemble_lib.PosteriorEnsemble(architecture, params, method='hmc')
+  return ensemble, result

@@ -1,0 +1,70 @@
+"""Attack objectives, all functions of per-sample log-probabilities.
+
+Every loss here reads `log_probs` `[S, B, C]` (per-sample log-softmax, as
+`PosteriorEnsemble.log_probs` returns it), so a softmax is never applied
+twice. Each returns one value per example, `[B]`, that an attacker maximises.
+
+- `expected`: the mean over samples of each sample's cross-entropy,
+  E_w[L(x, w)]. Its input gradient is the paper's expected loss gradient
+  E_w[grad_x L(x, w)] (Eq. 2), the direction the paper's FGSM and PGD follow.
+- `predictive`: the cross-entropy of the predictive mean,
+  -log (1/S) sum_s p_s(y | x), the objective of an attacker of the averaged
+  model. Samples that still classify correctly dominate its gradient, where
+  the expected loss lets confidently wrong samples dominate.
+- `margin`: max_{j != y} log p(j | x) - log p(y | x) on the predictive mean;
+  positive exactly when the predictive misclassifies (a Carlini-Wagner-style
+  objective that does not saturate the way cross-entropy does).
+"""
+
+import tensorflow as tf
+
+
+def _log_prob_of_label(log_probs, labels):
+  """Picks `log_probs[..., labels]` for `log_probs` `[..., B, C]`."""
+  return tf.reduce_sum(
+      log_probs * tf.one_hot(labels, log_probs.shape[-1], dtype=log_probs.dtype),
+      axis=-1)
+
+
+def per_sample_cross_entropy(log_probs, labels):
+  """`[S, B]` cross-entropy of each sample on each example."""
+  return -_log_prob_of_label(log_probs, labels)
+
+
+def expected_cross_entropy(log_probs, labels):
+  """Mean over samples of each sample's cross-entropy, `[B]`."""
+  return tf.reduce_mean(per_sample_cross_entropy(log_probs, labels), axis=0)
+
+
+def _predictive(log_probs):
+  num_samples = tf.cast(tf.shape(log_probs)[0], log_probs.dtype)
+  return tf.reduce_logsumexp(log_probs, axis=0) - tf.math.log(num_samples)
+
+
+def predictive_cross_entropy(log_probs, labels):
+  """Cross-entropy of the predictive mean (log-mean-exp over samples), `[B]`."""
+  return -_log_prob_of_label(_predictive(log_probs), labels)
+
+
+def predictive_margin(log_probs, labels):
+  """Best wrong class minus true class, in predictive log-probability, `[B]`."""
+  predictive = _predictive(log_probs)
+  num_classes = predictive.shape[-1]
+  true = _log_prob_of_label(predictive, labels)
+  wrong = tf.where(tf.one_hot(labels, num_classes, dtype=tf.bool),
+                   tf.constant(-float('inf'), predictive.dtype), predictive)
+  return tf.reduce_max(wrong, axis=-1) - true
+
+
+LOSSES = {
+    'expected': expected_cross_entropy,
+    'predictive': predictive_cross_entropy,
+    'margin': predictive_margin,
+}
+
+
+def get(name):
+  """The loss function called `name`."""
+  if name not in LOSSES:
+    raise ValueError(f'Unknown loss {name!r}; choose one of {sorted(LOSSES)}.')
+  return LOSSES[name]

@@ -1,0 +1,132 @@
+"""Deterministic nets and deep ensembles (tf_keras), as posterior ensembles.
+
+Keras models are built from an `Architecture` by one builder that both the
+deterministic nets here and the Flipout nets of `vi` use, with the same
+activation functions as `networks.forward`, so a trained Keras model and its
+posterior ensemble compute the same function.
+"""
+
+import dataclasses
+import time
+from typing import Callable, List, Optional
+
+from absl import logging
+import tf_keras
+
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import networks
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Mini-batch training settings shared by SGD, deep ensembles and VI."""
+  epochs: int = 5
+  batch_size: int = 256
+  learning_rate: float = 1e-3
+  seed: int = 0
+
+
+def build_keras_model(architecture: networks.Architecture,
+                      dense: Callable, conv2d: Callable) -> tf_keras.Model:
+  """A Sequential model of `architecture` with the given layer factories.
+
+  Args:
+    architecture: the network description.
+    dense: `dense(units, activation)` returns a dense-like layer.
+    conv2d: `conv2d(filters, kernel_size, activation)` returns a conv layer.
+
+  Returns:
+    A `tf_keras.Sequential` producing logits.
+  """
+  activation = networks.ACTIVATIONS[architecture.activation]
+  layers = [tf_keras.Input(shape=architecture.input_shape)]
+  for layer in architecture.layers():
+    kind = layer['kind']
+    if kind == 'dense':
+      layers.append(dense(int(layer['units']),
+                          None if layer.get('logits') else activation))
+    elif kind == 'conv2d':
+      layers.append(conv2d(int(layer['filters']), int(layer['kernel_size']),
+                           activation))
+    elif kind == 'max_pool':
+      size = int(layer.get('size', 2))
+      layers.append(tf_keras.layers.MaxPool2D(size, size, padding='valid'))
+    else:
+      layers.append(tf_keras.layers.Flatten())
+  return tf_keras.Sequential(layers)
+
+
+def deterministic_model(architecture: networks.Architecture) -> tf_keras.Model:
+  return build_keras_model(
+      architecture,
+      dense=lambda units, act: tf_keras.layers.Dense(units, activation=act),
+      conv2d=lambda filters, k, act: tf_keras.layers.Conv2D(
+          filters, k, padding='same', activation=act))
+
+
+def weighted_layers(model: tf_keras.Model) -> List[tf_keras.layers.Layer]:
+  """The layers holding weights, in `Architecture.param_shapes()` order."""
+  return [layer for layer in model.layers if layer.trainable_weights]
+
+
+class ProgressLogger(tf_keras.callbacks.Callback):
+  """Logs each epoch's metrics and throughput with absl."""
+
+  def __init__(self, name: str, num_examples: int):
+    super().__init__()
+    self._name, self._num_examples = name, num_examples
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    elapsed = time.time() - self._start
+    metrics = ', '.join(f'{k}={v:.4f}' for k, v in (logs or {}).items())
+    logging.info('%s epoch %d: %s (%.0f examples/s)', self._name, epoch + 1,
+                 metrics, self._num_examples / max(elapsed, 1e-9))
+
+
+def fit_keras(model, x, y, config: TrainConfig, name: str,
+              log_dir: Optional[str] = None):
+  """Trains `model` on logits with Adam; returns the Keras history."""
+  model.compile(
+      optimizer=tf_keras.optimizers.Adam(config.learning_rate),
+      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      metrics=['accuracy'])
+  callbacks = [ProgressLogger(name, len(x))]
+  if log_dir:
+    callbacks.append(tf_keras.callbacks.TensorBoard(log_dir=log_dir))
+  return model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs,
+                   shuffle=True, verbose=0, callbacks=callbacks)
+
+
+def train_deterministic(architecture: networks.Architecture, x, y,
+                        config: TrainConfig,
+                        log_dir: Optional[str] = None
+                        ) -> ensemble_lib.PosteriorEnsemble:
+  """Trains one net by maximum likelihood; returns it as an S = 1 ensemble."""
+  tf_keras.utils.set_random_seed(config.seed)
+  model = deterministic_model(architecture)
+  fit_keras(model, x, y, config, name=f'sgd(seed={config.seed})',
+            log_dir=log_dir)
+  params = []
+  for layer in weighted_layers(model):
+    params += [layer.kernel[None], layer.bias[None]]
+  return ensemble_lib.PosteriorEnsemble(architecture, params, method='sgd')
+
+
+def train_deep_ensemble(architecture: networks.Architecture, x, y,
+                        config: TrainConfig, num_members: int,
+                        log_dir: Optional[str] = None
+                        ) -> ensemble_lib.PosteriorEnsemble:
+  """Trains `num_members` nets from seeds `seed, seed + 1, ...` and stacks them."""
+  if num_members < 1:
+    raise ValueError(f'num_members must be >= 1, got {num_members}.')
+  members = []
+  for member in range(num_members):
+    member_config = dataclasses.replace(config, seed=config.seed + member)
+    members.append(train_deterministic(
+        architecture, x, y, member_config,
+        log_dir=f'{log_dir}/member_{member}' if log_dir else None))
+  return ensemble_lib.stack(members, method='ensemble')
+

@@ -1,0 +1,234 @@
+"""Architecture descriptions and the functional forward pass with a sample axis.
+
+An `Architecture` is plain, JSON-able data. Every fitted model (deterministic
+net, deep ensemble, VI, HMC) is described by one, and every posterior ensemble
+evaluates it through `forward`, which takes weights with a leading sample axis
+`S` and returns logits `[S, B, C]` for all samples in one traced call.
+"""
+
+import dataclasses
+import json
+from typing import Any, Dict, List, Sequence, Tuple
+
+import tensorflow as tf
+
+# One activation table shared by the Keras models and the functional forward
+# pass, so that a trained Keras net and its ensemble compute the same function.
+ACTIVATIONS = {
+    'relu': tf.nn.relu,
+    'leaky_relu': lambda x: tf.nn.leaky_relu(x, alpha=0.2),
+    'tanh': tf.math.tanh,
+    'sigmoid': tf.math.sigmoid,
+}
+
+_LAYER_KINDS = ('dense', 'conv2d', 'max_pool', 'flatten')
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+  """A feed-forward classifier: hidden layers, then a dense logit layer.
+
+  Attributes:
+    input_shape: shape of one input, e.g. `(2,)`, `(784,)` or `(28, 28, 1)`.
+    num_classes: number of output classes `C`.
+    hidden: hidden layers in order, each a dict with a `kind`:
+      `{'kind': 'dense', 'units': 128}`,
+      `{'kind': 'conv2d', 'filters': 32, 'kernel_size': 5}` (stride 1, SAME),
+      `{'kind': 'max_pool', 'size': 2}` or `{'kind': 'flatten'}`.
+      The activation follows every dense and conv2d layer; the final dense
+      layer producing `num_classes` logits is implicit.
+    activation: a key of `ACTIVATIONS`.
+  """
+  input_shape: Tuple[int, ...]
+  num_classes: int
+  hidden: Tuple[Dict[str, Any], ...]
+  activation: str = 'relu'
+
+  def __post_init__(self):
+    object.__setattr__(self, 'input_shape', tuple(int(d) for d in self.input_shape))
+    object.__setattr__(self, 'hidden', tuple(dict(layer) for layer in self.hidden))
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f'Unknown activation {self.activation!r}; '
+                       f'choose one of {sorted(ACTIVATIONS)}.')
+    if self.num_classes < 2:
+      raise ValueError(f'num_classes must be at least 2, got {self.num_classes}.')
+    for layer in self.hidden:
+      if layer.get('kind') not in _LAYER_KINDS:
+        raise ValueError(f'Unknown layer {layer!r}; each hidden layer needs a '
+                         f'kind in {_LAYER_KINDS}.')
+    self.param_shapes()  # Validates that the layers fit together.
+
+  @classmethod
+  def mlp(cls, input_dim: int, hidden_units: Sequence[int], num_classes: int,
+          activation: str = 'relu') -> 'Architecture':
+    """A fully connected net with the given hidden widths."""
+    return cls((input_dim,), num_classes,
+               tuple({'kind': 'dense', 'units': int(u)} for u in hidden_units),
+               activation)
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'Architecture':
+    return cls(**json.loads(text))
+
+  def layers(self) -> List[Dict[str, Any]]:
+    """All layers including the implicit dense logit layer."""
+    needs_flatten = len(self.output_shape_of_hidden()) > 1
+    tail = [{'kind': 'flatten'}] if needs_flatten else []
+    return list(self.hidden) + tail + [
+        {'kind': 'dense', 'units': self.num_classes, 'logits': True}]
+
+  def output_shape_of_hidden(self) -> Tuple[int, ...]:
+    shape = self.input_shape
+    for layer in self.hidden:
+      shape = _layer_output_shape(layer, shape)
+    return shape
+
+  def param_shapes(self) -> List[Tuple[str, Tuple[int, ...]]]:
+    """Names and shapes (without the sample axis) of all weights, in order."""
+    shapes = []
+    shape = self.input_shape
+    for index, layer in enumerate(self.hidden):
+      shapes += _layer_param_shapes(index, layer, shape)
+      shape = _layer_output_shape(layer, shape)
+    if len(shape) > 1:
+      shape = (_prod(shape),)
+    shapes += _layer_param_shapes(len(self.hidden),
+                                  {'kind': 'dense', 'units': self.num_classes},
+                                  shape)
+    return shapes
+
+  def widest_activation(self) -> int:
+    """Size of the largest per-example tensor, input included."""
+    shape = self.input_shape
+    widest = _prod(shape)
+    for layer in self.layers():
+      shape = _layer_output_shape(layer, shape)
+      widest = max(widest, _prod(shape))
+    return widest
+
+  def num_params(self) -> int:
+    return sum(_prod(shape) for _, shape in self.param_shapes())
+
+
+def _prod(shape):
+  result = 1
+  for d in shape:
+    result *= int(d)
+  return result
+
+
+def _layer_output_shape(layer, shape):
+  kind = layer['kind']
+  if kind == 'dense':
+    if len(shape) != 1:
+      raise ValueError(f'A dense layer needs a flat input, got shape {shape}; '
+                       "add {'kind': 'flatten'} before it.")
+    return (int(layer['units']),)
+  if kind == 'conv2d':
+    if len(shape) != 3:
+      raise ValueError(f'conv2d needs an [H, W, C] input, got shape {shape}.')
+    return (shape[0], shape[1], int(layer['filters']))
+  if kind == 'max_pool':
+    size = int(layer.get('size', 2))
+    return (shape[0] // size, shape[1] // size, shape[2])
+  return (_prod(shape),)  # flatten
+
+
+def _layer_param_shapes(index, layer, shape):
+  kind = layer['kind']
+  if kind == 'dense':
+    units = int(layer['units'])
+    return [(f'dense_{index}/kernel', (shape[0], units)),
+            (f'dense_{index}/bias', (units,))]
+  if kind == 'conv2d':
+    k = int(layer['kernel_size'])
+    filters = int(layer['filters'])
+    return [(f'conv2d_{index}/kernel', (k, k, shape[2], filters)),
+            (f'conv2d_{index}/bias', (filters,))]
+  return []
+
+
+def forward(architecture: Architecture, params: Sequence[tf.Tensor],
+            x: tf.Tensor) -> tf.Tensor:
+  """Logits of every weight sample on a batch of inputs.
+
+  Args:
+    architecture: the network description.
+    params: weights in `architecture.param_shapes()` order, each with a
+      leading sample axis `S`.
+    x: inputs `[B, *input_shape]` shared by all samples, or
+      `[S, B, *input_shape]` with one batch per sample (used to take each
+      sample's own input gradient in one call).
+
+  Returns:
+    Logits `[S, B, C]`.
+  """
+  activation = ACTIVATIONS[architecture.activation]
+  rank = len(architecture.input_shape)
+  per_sample_inputs = len(x.shape) == rank + 2
+  h = x
+  params = list(params)
+  layers = architecture.layers()
+  for layer in layers:
+    kind = layer['kind']
+    if kind == 'dense':
+      kernel, bias = params.pop(0), params.pop(0)
+      if per_sample_inputs:
+        h = tf.matmul(h, kernel)
+      else:
+        # All samples share the inputs: one contraction over the sample axis.
+        h = tf.einsum('bd,sdh->sbh', h, kernel)
+        per_sample_inputs = True
+      h = h + bias[:, None, :]
+      if not layer.get('logits'):
+        h = activation(h)
+    elif kind == 'conv2d':
+      kernel, bias = params.pop(0), params.pop(0)
+      h = _conv2d_over_samples(h, kernel, per_sample_inputs)
+      per_sample_inputs = True
+      h = activation(h + bias[:, None, None, None, :])
+    elif kind == 'max_pool':
+      h = _fold_samples(h, per_sample_inputs,
+                        lambda t, s=int(layer.get('size', 2)): tf.nn.max_pool2d(
+                            t, s, s, 'VALID'))
+    else:  # flatten
+      if per_sample_inputs:
+        h = tf.reshape(h, tf.concat([tf.shape(h)[:2], [-1]], 0))
+      else:
+        h = tf.reshape(h, [tf.shape(h)[0], -1])
+  return h
+
+
+def _fold_samples(h, per_sample_inputs, fn):
+  """Applies a per-image op to `[S, B, ...]` by folding S into the batch."""
+  if not per_sample_inputs:
+    return fn(h)
+  shape = tf.shape(h)
+  out = fn(tf.reshape(h, tf.concat([[-1], shape[2:]], 0)))
+  return tf.reshape(out, tf.concat([shape[:2], tf.shape(out)[1:]], 0))
+
+
+def _conv2d_over_samples(h, kernel, per_sample_inputs):
+  """SAME convolution of `[S?, B, H, W, Cin]` with kernels `[S, k, k, Cin, Cout]`.
+
+  The samples become groups of one grouped convolution: inputs of all samples
+  are stacked along channels and the kernels along output channels, which
+  evaluates S different convolutions in a single op.
+  """
+  num_samples = tf.shape(kernel)[0]
+  k, cin, cout = kernel.shape[1], kernel.shape[3], kernel.shape[4]
+  if not per_sample_inputs:
+    h = tf.broadcast_to(h[None], tf.concat([[num_samples], tf.shape(h)], 0))
+  # [S, B, H, W, Cin] -> [B, H, W, S * Cin]
+  b, height, width = tf.shape(h)[1], tf.shape(h)[2], tf.shape(h)[3]
+  stacked = tf.reshape(tf.transpose(h, [1, 2, 3, 0, 4]),
+                       [b, height, width, num_samples * cin])
+  # [S, k, k, Cin, Cout] -> [k, k, Cin, S * Cout] grouped by sample.
+  grouped_kernel = tf.reshape(tf.transpose(kernel, [1, 2, 3, 0, 4]),
+                              [k, k, cin, num_samples * cout])
+  out = tf.nn.conv2d(stacked, grouped_kernel, strides=1, padding='SAME')
+  out = tf.reshape(out, [b, height, width, num_samples, cout])
+  return tf.transpose(out, [3, 0, 1, 2, 4])
