@@ -396,7 +396,8 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
 
 def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
         checkpoint_dir: Optional[str] = None, log_dir: Optional[str] = None,
-        stop_after_phases: Optional[int] = None):
+        stop_after_phases: Optional[int] = None,
+        initial_state: Optional[Sequence] = None):
   """HMC over the weights of `architecture` on the full training set.
 
   Args:
@@ -407,6 +408,8 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
     checkpoint_dir: where to checkpoint and resume.
     log_dir: optional TensorBoard directory.
     stop_after_phases: see `sample`.
+    initial_state: weights with a leading chain axis to start from (e.g. SGD
+      solutions, one per chain); He-normal draws if None.
 
   Returns:
     `(ensemble, result)`: the kept samples as a `PosteriorEnsemble` (samples
@@ -416,9 +419,14 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.int32)
   target = network_log_joint(architecture, x, y, config.prior_scale)
-  initial = initial_network_state(
-      architecture, config.num_chains,
-      _phase_seed(config.seed, 1 << 20))
+  if initial_state is None:
+    initial = initial_network_state(architecture, config.num_chains,
+                                    _phase_seed(config.seed, 1 << 20))
+  else:
+    initial = [tf.convert_to_tensor(s, tf.float32) for s in initial_state]
+    if int(initial[0].shape[0]) != config.num_chains:
+      raise ValueError(f'initial_state has {initial[0].shape[0]} chains, the '
+                       f'config {config.num_chains}.')
   identity = json.dumps({
       'architecture': json.loads(architecture.to_json()),
       'num_train': int(len(x)),
@@ -432,3 +440,45 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
   params = [np.reshape(s, (-1,) + s.shape[2:]) for s in result.samples]
   ensemble = ensemble_lib.PosteriorEnsemble(architecture, params, method='hmc')
   return ensemble, result
+
+
+def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
+                               num_chains: int, x) -> Dict[str, float]:
+  """ESS and R-hat of the predicted class probabilities at inputs `x`.
+
+  Weight-space R-hat of a neural network is dominated by its symmetries
+  (chains in permuted modes never agree on a weight even when they agree on
+  every prediction), so convergence is better judged on the function.
+
+  Args:
+    ensemble: an HMC ensemble as `fit` returns it (samples ordered step by
+      step with chains interleaved).
+    num_chains: the number of chains C.
+    x: inputs `[B, *input_shape]`.
+
+  Returns:
+    Median and worst ESS and R-hat over all (input, class) probabilities.
+  """
+  probs = tf.exp(ensemble.log_probs(x))
+  num_steps = ensemble.num_samples // num_chains
+  probs = tf.reshape(probs, [num_steps, num_chains, -1])
+  # Constant probabilities (saturated softmax) have no defined ESS or R-hat.
+  varying = tf.math.reduce_std(probs, axis=[0, 1]) > 1e-6
+  probs = tf.boolean_mask(probs, varying, axis=2)
+  result = {'fn_fraction_varying': float(tf.reduce_mean(
+      tf.cast(varying, tf.float32)))}
+  if probs.shape[-1] == 0 or num_steps < 4:
+    return result
+  cross_chain = 1 if num_chains > 1 else None
+  ess = tfp.mcmc.effective_sample_size(probs, cross_chain_dims=cross_chain)
+  if cross_chain is None:
+    ess = ess * num_chains
+  ess = ess.numpy()
+  result.update(fn_ess_median=float(np.median(ess)),
+                fn_ess_min=float(np.min(ess)))
+  if num_chains > 1:
+    rhat = tfp.mcmc.potential_scale_reduction(
+        probs, independent_chain_ndims=1).numpy()
+    result.update(fn_rhat_median=float(np.median(rhat)),
+                  fn_rhat_max=float(np.max(rhat)))
+  return result

@@ -1,0 +1,36 @@
+r"""Figures 2 and 3: expected loss gradients versus the number of samples.
+
+  python binaries/gradients.py --config=configs/gradients.py:cpu --workdir=workdir/gradients
+
+Reads the saved HMC and VI ensembles, computes E_{first n}[grad_x L] on the
+test images for each n, and writes heatmaps (Figure 2), strip plots
+(Figure 3) and a table of gradient magnitudes per n.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from tfp_robust import pipelines
+
+_CONFIG = config_flags.DEFINE_config_file('config', None,
+                                          'Experiment config (file:variant).')
+_WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
+_METHODS = flags.DEFINE_list('methods', None,
+                             'Methods to analyse (default: the config\'s).')
+flags.mark_flags_as_required(['config'])
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  table = pipelines.gradient_figures(config, _METHODS.value or
+                                     list(config.methods), _WORKDIR.value)
+  print(table.to_string(index=False, float_format=lambda v: f'{v:.3g}'))
+  print(f'\nFigures: {os.path.abspath(os.path.join(_WORKDIR.value, config.dataset))}')
+
+
+if __name__ == '__main__':
+  app.run(main)

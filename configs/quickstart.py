@@ -1,0 +1,37 @@
+"""Quickstart on half moons: a deterministic net, a VI BNN and an HMC BNN.
+
+`cpu` runs in a few minutes on 2 cores; `paper` is the largest cell of the
+paper's Figure 1 grid (hidden 512, 15k training points, 500 warm-up steps,
+250 posterior samples).
+"""
+
+import ml_collections
+
+
+def get_config(variant='cpu'):
+  if variant not in ('cpu', 'paper'):
+    raise ValueError(f"Unknown variant {variant!r}; use 'cpu' or 'paper'.")
+  paper = variant == 'paper'
+  config = ml_collections.ConfigDict()
+  config.variant = variant
+  config.seed = 0
+  config.methods = ['sgd', 'vi', 'hmc']
+  config.data = ml_collections.ConfigDict(dict(
+      num_train=15000 if paper else 2000, num_test=500, noise=0.1))
+  config.model = ml_collections.ConfigDict(dict(
+      hidden=[512, 512] if paper else [64, 64], activation='leaky_relu',
+      layers=[]))
+  config.sgd = ml_collections.ConfigDict(dict(
+      epochs=60, batch_size=64, learning_rate=3e-3))
+  config.ensemble = ml_collections.ConfigDict(dict(num_members=5))
+  config.vi = ml_collections.ConfigDict(dict(
+      epochs=100, batch_size=64, learning_rate=3e-3,
+      num_samples=250 if paper else 100))
+  config.hmc = ml_collections.ConfigDict(dict(
+      num_results=125 if paper else 50, num_chains=2,
+      num_burnin_steps=500 if paper else 200, num_leapfrog_steps=10,
+      step_size=0.01, thinning=1 if paper else 2, segment_size=50))
+  config.attack = ml_collections.ConfigDict(dict(
+      attacks=['fgsm', 'pgd'], losses=['expected', 'predictive'], eps=[0.1],
+      pgd_steps=15, pgd_restarts=1, strong_steps=50, strong_restarts=5))
+  return config

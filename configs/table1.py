@@ -1,0 +1,32 @@
+"""Table 1: random, FGSM and PGD attacks on HMC and VI BNNs (eps 0.1).
+
+`paper`: the starred settings of the paper's Tables 5 and 6 -- HMC on a
+784-512-10 ReLU net, 750 kept samples, step 0.005 (adapted during warm-up),
+10 leapfrog steps, on all 60k training images; VI on a 784-1024-10 ReLU net,
+batch 256, 5 epochs, learning rate 0.001. Attacks on 500 test images with
+250 posterior samples; PGD 15 steps, 1 restart.
+`cpu`: smaller in the HMC net (hidden 128 instead of 512) and the number of
+kept samples (250 instead of 750), with chains started from SGD solutions
+and a 100-step warm-up; VI and the attacks are as in the paper.
+Fashion-MNIST: --config.dataset=fashion_mnist.
+"""
+
+from tfp_robust import config_lib as common
+
+
+def get_config(variant='cpu'):
+  paper = common.check_variant(variant)
+  config = common.base(variant)
+  config.methods = ['hmc', 'vi']
+  config.hmc = common.dense(
+      [512] if paper else [128], 'relu',
+      num_results=375 if paper else 125, num_chains=2,
+      num_burnin_steps=200 if paper else 100, num_leapfrog_steps=10,
+      step_size=0.005, thinning=1, segment_size=25, prior_scale=1.0,
+      init='sgd')
+  config.hmc.init_sgd = dict(epochs=3, batch_size=256, learning_rate=1e-3)
+  config.vi = common.dense([1024], 'relu', epochs=5, batch_size=256,
+                           learning_rate=1e-3, num_samples=250)
+  config.sgd = common.dense([1024], 'relu', epochs=5, batch_size=256,
+                            learning_rate=1e-3)
+  return config

@@ -1,0 +1,57 @@
+"""Shared test setup: offline TFDS data, quiet TensorFlow, small fixtures.
+
+The environment is set before any test module imports TensorFlow. There is no
+pytest.ini: the `slow` marker is registered here (CI runs `-m "not slow"`).
+"""
+
+import os
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault(
+    'TFDS_DATA_DIR',
+    os.path.abspath(os.path.join(_REPO_ROOT, '..', 'shared',
+                                 'tensorflow_datasets')))
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      'markers', 'slow: a longer test, excluded in CI with -m "not slow".')
+  config.addinivalue_line(
+      'filterwarnings',
+      'ignore:`layer.add_variable` is deprecated:UserWarning')
+  config.addinivalue_line(
+      'filterwarnings', 'ignore:The initializer RandomNormal is unseeded')
+
+
+@pytest.fixture(scope='session')
+def moons():
+  """Half moons, noise 0.1: 1000 training and 500 test points in [0, 1]^2."""
+  from tfp_robust import data
+  return data.half_moons(1000, 500, noise=0.1, seed=0)
+
+
+@pytest.fixture(scope='session')
+def moons_arch():
+  from tfp_robust import networks
+  return networks.Architecture.mlp(2, [32, 32], 2)
+
+
+@pytest.fixture(scope='session')
+def trained_net(moons, moons_arch):
+  """A deterministic MLP trained to high accuracy on the half moons."""
+  from tfp_robust import models
+  config = models.TrainConfig(epochs=100, batch_size=64, learning_rate=1e-2,
+                              seed=0)
+  return models.train_deterministic(moons_arch, moons.x_train, moons.y_train,
+                                    config)
+
+
+def random_params(architecture, num_samples, seed=0, scale=0.5):
+  """Gaussian weights `[S, ...]` in `architecture.param_shapes()` order."""
+  rng = np.random.RandomState(seed)
+  return [(scale * rng.normal(size=(num_samples,) + shape)).astype(np.float32)
+          for _, shape in architecture.param_shapes()]
