@@ -25,6 +25,8 @@ def pytest_configure(config):
       'ignore:`layer.add_variable` is deprecated:UserWarning')
   config.addinivalue_line(
       'filterwarnings', 'ignore:The initializer RandomNormal is unseeded')
+  config.addinivalue_line(
+      'filterwarnings', 'ignore:distutils Version classes are deprecated')
 
 
 @pytest.fixture(scope='session')

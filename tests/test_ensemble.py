@@ -1,0 +1,204 @@
+"""PosteriorEnsemble: evaluation, chunking, sub-ensembles, persistence, input checks."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import random_params
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import networks
+from tfp_robust import PosteriorEnsemble
+
+MLP = networks.Architecture.mlp(2, [16, 8], 3)
+CONV = networks.Architecture(
+    (8, 8, 1), 3,
+    ({'kind': 'conv2d', 'filters': 4, 'kernel_size': 3},
+     {'kind': 'max_pool', 'size': 2},
+     {'kind': 'flatten'},
+     {'kind': 'dense', 'units': 5}),
+    'relu')
+
+
+@pytest.fixture(scope='module')
+def mlp_params():
+  return random_params(MLP, 7, seed=11, scale=1.0)
+
+
+@pytest.fixture(scope='module')
+def x2d():
+  return np.random.RandomState(12).uniform(size=(9, 2)).astype(np.float32)
+
+
+def test_shapes_properties_and_take(mlp_params, x2d):
+  ens = PosteriorEnsemble(MLP, mlp_params, method='hmc')
+  assert ens.num_samples == 7 and ens.num_classes == 3
+  assert ens.input_shape == (2,)
+  assert 'num_samples=7' in repr(ens)
+  full = ens.log_probs(x2d).numpy()
+  assert full.shape == (7, 9, 3)
+  # Rows are normalised log-probabilities.
+  np.testing.assert_allclose(np.exp(full).sum(-1), 1.0, rtol=1e-5)
+  sub = ens.take(3)
+  assert sub.num_samples == 3 and sub.method == 'hmc'
+  np.testing.assert_allclose(sub.log_probs(x2d).numpy(), full[:3], rtol=1e-6,
+                             atol=1e-6)
+  with pytest.raises(ValueError, match=r'n must lie in \[1, 7\]'):
+    ens.take(8)
+  with pytest.raises(ValueError, match=r'n must lie in \[1, 7\]'):
+    ens.take(0)
+
+
+def test_predictive_is_log_mean_softmax(mlp_params, x2d):
+  ens = PosteriorEnsemble(MLP, mlp_params)
+  probs = np.exp(ens.log_probs(x2d).numpy().astype(np.float64))
+  mean = probs.mean(0)
+  np.testing.assert_allclose(np.exp(ens.predictive_log_probs(x2d).numpy()),
+                             mean, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(ens.predict(x2d).numpy(), mean.argmax(-1))
+  labels = mean.argmax(-1).astype(np.int32)
+  labels[:3] = (labels[:3] + 1) % 3
+  assert ens.accuracy(x2d, labels) == pytest.approx(6 / 9)
+
+
+def test_stack_concatenates_samples(mlp_params, x2d):
+  a = PosteriorEnsemble(MLP, [p[:2] for p in mlp_params])
+  b = PosteriorEnsemble(MLP, [p[2:] for p in mlp_params])
+  both = ensemble_lib.stack([a, b], method='ensemble')
+  assert both.num_samples == 7 and both.method == 'ensemble'
+  np.testing.assert_allclose(
+      both.log_probs(x2d).numpy(),
+      PosteriorEnsemble(MLP, mlp_params).log_probs(x2d).numpy(), rtol=1e-6)
+  other = PosteriorEnsemble(networks.Architecture.mlp(2, [4], 3),
+                            random_params(networks.Architecture.mlp(2, [4], 3),
+                                          1))
+  with pytest.raises(ValueError, match='one architecture'):
+    ensemble_lib.stack([a, other])
+
+
+@pytest.mark.parametrize('arch', [MLP, CONV], ids=['mlp', 'conv'])
+def test_chunked_log_probs_equal_unchunked(arch):
+  params = random_params(arch, 7, seed=13)
+  x = np.random.RandomState(14).uniform(
+      size=(5,) + arch.input_shape).astype(np.float32)
+  big = PosteriorEnsemble(arch, params)
+  per_sample = 16 * 5 * arch.widest_activation()
+  for budget, starts in ((1, list(range(7))), (3 * per_sample, [0, 3, 6])):
+    small = PosteriorEnsemble(arch, params, memory_budget_bytes=budget)
+    assert [start for start, _ in small.chunks(5)] == starts
+    np.testing.assert_allclose(small.log_probs(x).numpy(),
+                               big.log_probs(x).numpy(), rtol=1e-5,
+                               atol=1e-6)
+  assert len(list(big.chunks(5))) == 1
+
+
+def test_constructor_checks_weights(mlp_params):
+  with pytest.raises(ValueError, match='Expected 6 weight tensors'):
+    PosteriorEnsemble(MLP, mlp_params[:-1])
+  bad = list(mlp_params)
+  bad[2] = bad[2][:, :, :5]
+  with pytest.raises(ValueError, match='dense_1/kernel must have shape'):
+    PosteriorEnsemble(MLP, bad)
+  with pytest.raises(ValueError, match='at least one sample'):
+    PosteriorEnsemble(MLP, [p[:0] for p in mlp_params])
+
+
+def test_bad_inputs_get_clear_errors(mlp_params, x2d):
+  ens = PosteriorEnsemble(MLP, mlp_params)
+  with pytest.raises(ValueError, match=r'Inputs must have shape \[B, 2\]'):
+    ens.log_probs(np.zeros((4, 3), np.float32))
+  with pytest.raises(ValueError, match=r'Inputs must have shape \[B, 2\]'):
+    ens.log_probs(np.zeros((2,), np.float32))
+  with pytest.raises(ValueError, match=r'must lie in \[0, 1\]'):
+    ens.log_probs(x2d * 255.0)
+  with pytest.raises(ValueError, match=r'must lie in \[0, 1\]'):
+    ens.log_probs(x2d - 0.5)
+  conv = PosteriorEnsemble(CONV, random_params(CONV, 1))
+  with pytest.raises(ValueError, match=r'\[B, 8, 8, 1\].*reshape'):
+    conv.log_probs(np.zeros((3, 64), np.float32))
+  with pytest.raises(ValueError, match=r'Labels must have shape \[9\]'):
+    ens.accuracy(x2d, np.zeros((9, 1), np.int32))
+  with pytest.raises(ValueError, match=r'Labels must have shape \[9\]'):
+    ens.accuracy(x2d, np.zeros((8,), np.int32))
+  with pytest.raises(ValueError, match='Labels must be integers'):
+    ens.accuracy(x2d, np.zeros((9,), np.float32))
+  with pytest.raises(ValueError, match=r'Labels must lie in \[0, 3\)'):
+    ens.accuracy(x2d, np.full((9,), 3, np.int32))
+
+
+def test_save_load_round_trip(tmp_path, mlp_params, x2d):
+  ens = PosteriorEnsemble(MLP, mlp_params, method='vi')
+  target = tmp_path / 'runs' / 'vi'
+  path = ens.save(str(target), extra={'epochs': 3})
+  assert path == str(target)
+  loaded = PosteriorEnsemble.load(path, architecture=MLP)
+  assert loaded.method == 'vi' and loaded.num_samples == 7
+  assert loaded.architecture == MLP
+  assert loaded.extra == {'epochs': 3}
+  for a, b in zip(ens.params, loaded.params):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  np.testing.assert_array_equal(loaded.log_probs(x2d).numpy(),
+                                ens.log_probs(x2d).numpy())
+  assert sorted(os.listdir(tmp_path / 'runs')) == ['vi']
+
+
+def test_save_replaces_existing_directory_and_leaves_no_temporaries(
+    tmp_path, mlp_params, x2d):
+  first = PosteriorEnsemble(MLP, [p[:2] for p in mlp_params])
+  second = PosteriorEnsemble(MLP, [p[2:5] for p in mlp_params])
+  path = str(tmp_path / 'ens')
+  first.save(path)
+  second.save(path)
+  assert os.listdir(tmp_path) == ['ens']
+  assert not any(name.startswith('.tmp') for name in os.listdir(path))
+  loaded = PosteriorEnsemble.load(path)
+  assert loaded.num_samples == 3
+  np.testing.assert_array_equal(loaded.log_probs(x2d).numpy(),
+                                second.log_probs(x2d).numpy())
+
+
+def test_load_keeps_constructor_options(tmp_path, mlp_params):
+  path = PosteriorEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
+  loaded = PosteriorEnsemble.load(path, memory_budget_bytes=1,
+                                  jit_compile=False)
+  assert loaded.memory_budget_bytes == 1 and not loaded.jit_compile
+  assert len(list(loaded.chunks(4))) == 7
+
+
+def test_load_from_empty_directory_raises_file_not_found(tmp_path):
+  with pytest.raises(FileNotFoundError, match='No posterior ensemble'):
+    PosteriorEnsemble.load(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match='No posterior ensemble'):
+    PosteriorEnsemble.load(str(tmp_path / 'missing'))
+
+
+def test_load_with_other_architecture_raises(tmp_path, mlp_params):
+  path = PosteriorEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
+  with pytest.raises(ValueError, match='not the expected'):
+    PosteriorEnsemble.load(path, architecture=networks.Architecture.mlp(
+        2, [16, 8], 3, 'tanh'))
+  with pytest.raises(ValueError, match='not the expected'):
+    PosteriorEnsemble.load(path, architecture=networks.Architecture.mlp(
+        2, [16], 3))
+
+
+def test_load_of_checkpoint_disagreeing_with_description_raises(
+    tmp_path, mlp_params):
+  path = PosteriorEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
+  description_path = os.path.join(path, 'ensemble.json')
+  with open(description_path) as f:
+    description = json.load(f)
+  description['num_samples'] = 8
+  with open(description_path, 'w') as f:
+    json.dump(description, f)
+  with pytest.raises(ValueError, match='does not match its description'):
+    PosteriorEnsemble.load(path)
+
+
+def test_predictive_from_log_probs_is_stable_for_tiny_probabilities():
+  log_probs = tf.constant([[[-1000.0, 0.0]], [[-1001.0, 0.0]]])
+  got = ensemble_lib.predictive_from_log_probs(log_probs).numpy()
+  want0 = np.logaddexp(-1000.0, -1001.0) - np.log(2.0)
+  np.testing.assert_allclose(got, [[want0, 0.0]], rtol=1e-6, atol=1e-6)

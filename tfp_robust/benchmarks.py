@@ -1,0 +1,212 @@
+"""Speed and memory measurements, each a ratio taken within one run.
+
+Absolute seconds depend on the machine and on what else runs on it; ratios
+of two measurements taken side by side in one process do much less, so the
+targets are stated as ratios (see `binaries/benchmark.py`).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Callable, Dict
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import gradients
+from tfp_robust import hmc
+from tfp_robust import losses
+from tfp_robust import networks
+
+
+def best_time(fn: Callable, repeats: int = 3) -> float:
+  """Best wall time of `fn()` over `repeats` runs, after one warm-up run."""
+  fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return min(times)
+
+
+def matmul_gflops(m: int = 4096, k: int = 1024, n: int = 1024,
+                  repeats: int = 5) -> float:
+  """GFLOP/s of one compiled float32 `tf.matmul` of `[m, k] x [k, n]`."""
+  a = tf.random.stateless_normal([m, k], [1, 2])
+  b = tf.random.stateless_normal([k, n], [3, 4])
+  fn = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)),
+                   jit_compile=True)
+  seconds = best_time(lambda: fn(a, b).numpy(), repeats)
+  return 2.0 * m * k * n / seconds / 1e9
+
+
+def random_ensemble(architecture, num_samples, seed=0, **kwargs):
+  params = []
+  for index, (_, shape) in enumerate(architecture.param_shapes()):
+    fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    params.append(tf.random.stateless_normal(
+        (num_samples,) + shape, [seed, index],
+        stddev=np.sqrt(2.0 / fan_in) if len(shape) > 1 else 0.01))
+  return ensemble_lib.PosteriorEnsemble(architecture, params, **kwargs)
+
+
+def dense_forward_flops(architecture, batch, num_samples) -> float:
+  return 2.0 * batch * num_samples * sum(
+      int(np.prod(shape)) for name, shape in architecture.param_shapes()
+      if name.endswith('kernel'))
+
+
+def looped_expected_gradient(ensemble, x, labels):
+  """The original code's structure: per image, per sample, a call and a tape."""
+  total = []
+  for b in range(x.shape[0]):
+    image, label = x[b:b + 1], labels[b:b + 1]
+    grad = tf.zeros_like(image)
+    for s in range(ensemble.num_samples):
+      params = [p[s:s + 1] for p in ensemble.params]
+      with tf.GradientTape() as tape:
+        tape.watch(image)
+        log_probs = tf.nn.log_softmax(
+            networks.forward(ensemble.architecture, params, image))
+        loss = losses.expected_cross_entropy(log_probs, label)
+      grad += tape.gradient(loss, image)
+    total.append(grad / ensemble.num_samples)
+  return tf.concat(total, 0)
+
+
+def looped_over_samples_gradient(ensemble, x, labels):
+  """A Python loop over samples, each a call and a tape on the whole batch."""
+  grad = tf.zeros_like(x)
+  for s in range(ensemble.num_samples):
+    params = [p[s:s + 1] for p in ensemble.params]
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      log_probs = tf.nn.log_softmax(
+          networks.forward(ensemble.architecture, params, x))
+      loss = losses.expected_cross_entropy(log_probs, labels)
+    grad += tape.gradient(loss, x)
+  return grad / ensemble.num_samples
+
+
+def expected_gradient_speed(hidden=(1024, 1024), num_samples=100, batch=500,
+                            loop_images=5, seed=0) -> Dict[str, float]:
+  """Vectorised expected gradient vs a per-image, per-sample loop (MNIST size).
+
+  The loop runs on `loop_images` images and is scaled linearly to `batch`
+  (its cost is exactly linear in images: each is a separate call).
+  """
+  architecture = networks.Architecture.mlp(784, list(hidden), 10)
+  ensemble = random_ensemble(architecture, num_samples, seed,
+                             memory_budget_bytes=4 << 30)
+  x = tf.random.stateless_uniform([batch, 784], [seed, 1])
+  labels = tf.random.stateless_uniform([batch], [seed, 2], 0, 10, tf.int32)
+  vectorised = best_time(lambda: gradients.loss_and_input_gradient(
+      ensemble, x, labels, 'expected')[1].numpy())
+  reference = gradients.loss_and_input_gradient(ensemble, x[:loop_images],
+                                                labels[:loop_images],
+                                                'expected')[1]
+  start = time.perf_counter()
+  looped = looped_expected_gradient(ensemble, x[:loop_images],
+                                    labels[:loop_images])
+  loop_seconds = (time.perf_counter() - start) * batch / loop_images
+  flops = 2.0 * dense_forward_flops(architecture, batch, num_samples)
+  peak = matmul_gflops()
+  achieved = flops / vectorised / 1e9
+  return {
+      'vectorised_seconds': vectorised,
+      'loop_seconds_extrapolated': loop_seconds,
+      'speedup_vs_loop': loop_seconds / vectorised,
+      'achieved_gflops': achieved,
+      'matmul_gflops': peak,
+      'fraction_of_matmul_peak': achieved / peak,
+      'max_abs_difference_vs_loop': float(tf.reduce_max(tf.abs(
+          looped - reference))),
+  }
+
+
+def halfmoons_gradient_speed(hidden=128, num_samples=250, batch=100,
+                             seed=0) -> Dict[str, float]:
+  """Vectorised expected gradient vs a loop over samples, half-moons nets."""
+  architecture = networks.Architecture.mlp(2, [hidden, hidden], 2,
+                                           'leaky_relu')
+  ensemble = random_ensemble(architecture, num_samples, seed)
+  x = tf.random.stateless_uniform([batch, 2], [seed, 1])
+  labels = tf.random.stateless_uniform([batch], [seed, 2], 0, 2, tf.int32)
+  vectorised = best_time(lambda: gradients.loss_and_input_gradient(
+      ensemble, x, labels, 'expected')[1].numpy())
+  looped = best_time(lambda: looped_over_samples_gradient(
+      ensemble, x, labels).numpy(), repeats=1)
+  return {'vectorised_seconds': vectorised, 'loop_seconds': looped,
+          'speedup_vs_loop': looped / vectorised}
+
+
+def hmc_leapfrog_cost(x, y, hidden=(512,), num_chains=1, num_leapfrog_steps=10,
+                      seed=0) -> Dict[str, float]:
+  """Seconds per HMC leapfrog step vs one forward+backward pass, full batch."""
+  architecture = networks.Architecture.mlp(x.shape[1], list(hidden), 10)
+  target = hmc.network_log_joint(architecture, x, y)
+  state = hmc.initial_network_state(architecture, num_chains,
+                                    tf.constant([seed, 0]))
+
+  @tf.function(jit_compile=True)
+  def value_and_gradient(state):
+    with tf.GradientTape() as tape:
+      tape.watch(state)
+      value = target(*state)
+    return value, tape.gradient(value, state)
+
+  import tensorflow_probability as tfp
+  kernel = tfp.mcmc.HamiltonianMonteCarlo(target, 1e-4, num_leapfrog_steps)
+
+  @tf.function(jit_compile=True)
+  def one_step(state, results, seed):
+    return kernel.one_step(state, results, seed=seed)
+
+  results = kernel.bootstrap_results(state)
+  gradient_seconds = best_time(
+      lambda: [t.numpy() for t in value_and_gradient(state)[1]])
+  step_seconds = best_time(lambda: one_step(state, results,
+                                            tf.constant([seed, 1]))[0][0].numpy())
+  per_leapfrog = step_seconds / num_leapfrog_steps
+  return {'forward_backward_seconds': gradient_seconds,
+          'hmc_step_seconds': step_seconds,
+          'leapfrog_seconds': per_leapfrog,
+          'leapfrog_over_forward_backward': per_leapfrog / gradient_seconds,
+          'num_train': int(x.shape[0]), 'num_chains': num_chains}
+
+
+def pgd_peak_memory(budget_bytes: int, hidden=(1024, 1024), num_samples=250,
+                    batch=500, num_steps=2) -> Dict[str, float]:
+  """Peak resident memory of PGD in a fresh process, weights excluded."""
+  script = f'''
+import resource, json, tensorflow as tf
+from tfp_robust import attacks, benchmarks, networks
+arch = networks.Architecture.mlp(784, {list(hidden)}, 10)
+e = benchmarks.random_ensemble(arch, {num_samples},
+                               memory_budget_bytes={int(budget_bytes)})
+x = tf.random.stateless_uniform([{batch}, 784], [0, 1])
+y = tf.random.stateless_uniform([{batch}], [0, 2], 0, 10, tf.int32)
+e.log_probs(x[:1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+attacks.pgd(e, x, y, 0.1, num_steps={num_steps}, loss='predictive')
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(before=before * 1024, after=after * 1024,
+                      chunk=e.sample_chunk_size({batch}))))
+'''
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  output = subprocess.run([sys.executable, '-c', script], env=env, check=True,
+                          capture_output=True, text=True).stdout
+  values = json.loads(output.strip().splitlines()[-1])
+  weights = 4 * num_samples * networks.Architecture.mlp(
+      784, list(hidden), 10).num_params()
+  return {'budget_bytes': int(budget_bytes),
+          'samples_per_chunk': values['chunk'],
+          'weights_bytes': weights,
+          'peak_rss_bytes': values['after'],
+          'attack_increase_bytes': values['after'] - values['before'],
+          'within_budget': values['after'] - values['before'] <= budget_bytes}
+
