@@ -4,7 +4,10 @@ r"""Attacks saved posterior ensembles: Tables 1 and 2 of the paper.
 
 Every ensemble is attacked and evaluated with the same samples (the first
 `attack.num_samples`) on the first `attack.num_points` test images. Writes
-<workdir>/<dataset>/attacks.{csv,md} (all rows) and summary.{csv,md}.
+<workdir>/<dataset>/attacks.{csv,md} (all rows) and summary.{csv,md}, and
+checks.md: the evaluation sanity checks of `tfp_robust.checks` (gradient
+masking, a gradient attack weaker than noise, the paper's attack against the
+strong protocol).
 """
 
 import os
@@ -20,6 +23,9 @@ _CONFIG = config_flags.DEFINE_config_file('config', None,
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
 _METHODS = flags.DEFINE_list('methods', None,
                              'Methods to attack (default: the config\'s).')
+_CHECK_POINTS = flags.DEFINE_integer(
+    'check_points', 100, 'Test points for the gradient-masking checks '
+    '(checks.md); 0 skips them.')
 flags.mark_flags_as_required(['config'])
 
 
@@ -32,6 +38,12 @@ def main(argv):
   pipelines.write_table(frame, os.path.join(out, 'attacks'))
   pipelines.write_table(summary, os.path.join(out, 'summary'))
   print(summary.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+  if _CHECK_POINTS.value:
+    report = pipelines.check_saved(config, _METHODS.value or
+                                   list(config.methods), _WORKDIR.value,
+                                   _CHECK_POINTS.value)
+    pipelines.write_text(os.path.join(out, 'checks.md'), report)
+    print(report)
   print(f'\nTables: {os.path.abspath(out)}')
 
 

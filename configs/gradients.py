@@ -6,9 +6,10 @@ as the start of step-size adaptation, all 60k training images; VI on a conv
 net (two 5x5 conv + 2x2 max-pool blocks of 32 and 64 filters, then a dense
 layer of 512 (MNIST) / 1024 (Fashion) leaky-ReLU units), 5 / 10 epochs,
 learning rate 0.01 / 0.001.
-`cpu`: smaller in the HMC net (2 x 256 instead of 2 x 1024) and its kept
-samples (200 instead of 500) with chains started from SGD solutions, and in
-the conv net (16 and 32 filters, dense 128) with 2 epochs.
+`cpu`: smaller in the HMC net (2 x 128 instead of 2 x 1024), its training
+set (the first 20k images, full-batch) and its kept samples (200 instead of
+500), with chains started from SGD solutions; and in the conv net (16 and 32
+filters, dense 128, 2 epochs, 100 samples).
 Gradients on 1000 test images for n in `num_samples`; Figure 2 shows
 `num_images` heatmaps for n in `heatmap_samples`.
 Fashion-MNIST: --config.dataset=fashion_mnist (then also set the step size
@@ -25,11 +26,11 @@ def get_config(variant='cpu'):
   config = common.base(variant, 'fashion_mnist' if fashion else 'mnist')
   config.methods = ['hmc', 'vi']
   config.hmc = common.dense(
-      [1024, 1024] if paper else [256, 256], 'relu',
+      [1024, 1024] if paper else [128, 128], 'relu',
       num_results=250 if paper else 100, num_chains=2,
       num_burnin_steps=200 if paper else 100, num_leapfrog_steps=10,
       step_size=0.001 if fashion else 0.002, thinning=1, segment_size=25,
-      prior_scale=1.0, init='sgd')
+      prior_scale=1.0, init='sgd', num_train=0 if paper else 20000)
   config.hmc.init_sgd = dict(epochs=3, batch_size=256, learning_rate=1e-3)
   if paper:
     config.vi = common.conv([32, 64], 1024 if fashion else 512, 'leaky_relu',

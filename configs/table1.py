@@ -5,9 +5,10 @@
 10 leapfrog steps, on all 60k training images; VI on a 784-1024-10 ReLU net,
 batch 256, 5 epochs, learning rate 0.001. Attacks on 500 test images with
 250 posterior samples; PGD 15 steps, 1 restart.
-`cpu`: smaller in the HMC net (hidden 128 instead of 512) and the number of
-kept samples (250 instead of 750), with chains started from SGD solutions
-and a 100-step warm-up; VI and the attacks are as in the paper.
+`cpu`: smaller in the HMC net (hidden 128 instead of 512), its training set
+(the first 20k images, still full-batch: every leapfrog step sees all 20k)
+and its kept samples (250 instead of 750), with chains started from SGD
+solutions and a 100-step warm-up; VI and the attacks are as in the paper.
 Fashion-MNIST: --config.dataset=fashion_mnist.
 """
 
@@ -23,7 +24,7 @@ def get_config(variant='cpu'):
       num_results=375 if paper else 125, num_chains=2,
       num_burnin_steps=200 if paper else 100, num_leapfrog_steps=10,
       step_size=0.005, thinning=1, segment_size=25, prior_scale=1.0,
-      init='sgd')
+      init='sgd', num_train=0 if paper else 20000)
   config.hmc.init_sgd = dict(epochs=3, batch_size=256, learning_rate=1e-3)
   config.vi = common.dense([1024], 'relu', epochs=5, batch_size=256,
                            learning_rate=1e-3, num_samples=250)

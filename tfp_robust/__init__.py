@@ -1,6 +1,7 @@
 """tfp_robust: Bayesian neural networks under gradient-based attacks."""
 
 from tfp_robust import attacks
+from tfp_robust import checks
 from tfp_robust import data
 from tfp_robust import ensemble
 from tfp_robust import gradients

@@ -51,7 +51,7 @@ def predictive_margin(log_probs, labels):
   predictive = _predictive(log_probs)
   num_classes = predictive.shape[-1]
   true = _log_prob_of_label(predictive, labels)
-  wrong = tf.where(tf.one_hot(labels, num_classes, dtype=tf.bool),
+  wrong = tf.where(tf.one_hot(labels, num_classes) > 0,
                    tf.constant(-float('inf'), predictive.dtype), predictive)
   return tf.reduce_max(wrong, axis=-1) - true
 

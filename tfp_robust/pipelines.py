@@ -304,9 +304,10 @@ def load_dataset_for(config, method: str):
   from tfp_robust import data as data_lib
   section = method_section(config, method)
   is_conv = bool(section.get('layers', None))
+  # A method may train on a subset (e.g. CPU-scale HMC); 0 means all.
+  num_train = section.get('num_train', 0) or config.get('num_train') or None
   return data_lib.load_tfds(config.dataset, data_dir=config.get('data_dir') or
-                            None, flat=not is_conv,
-                            num_train=config.get('num_train') or None,
+                            None, flat=not is_conv, num_train=num_train,
                             num_test=config.get('num_test') or None)
 
 
@@ -435,3 +436,32 @@ def gradient_figures(config, methods, workdir: str):
   table = pd.DataFrame(rows)
   write_table(table, os.path.join(out, 'gradient_magnitudes'))
   return table
+
+
+def check_saved(config, methods, workdir: str, num_points: int = 100) -> str:
+  """Runs `checks.run_checks` on each saved ensemble; returns a report."""
+  from tfp_robust import checks
+  sections = []
+  for method in methods:
+    ensemble, _ = load_trained(config, method, workdir)
+    ensemble = ensemble.take(min(int(config.attack.num_samples),
+                                 ensemble.num_samples))
+    dataset = load_dataset_for(config, method)
+    findings = checks.run_checks(
+        ensemble, dataset.x_test[:num_points], dataset.y_test[:num_points],
+        float(config.attack.eps[0]), seed=int(config.seed),
+        pgd_steps=int(config.attack.pgd_steps))
+    sections.append(f'## {config.dataset} / {method} ({ensemble.num_samples} '
+                    f'samples, {num_points} test points)\n\n```\n'
+                    f'{checks.format_findings(findings)}\n```\n')
+  return '\n'.join(sections)
+
+
+def write_text(path: str, text: str) -> None:
+  """Writes text atomically."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
+                                   prefix='.tmp-') as f:
+    f.write(text)
+  os.replace(f.name, path)
