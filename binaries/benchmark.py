@@ -21,6 +21,8 @@ from tfp_robust import benchmarks
 from tfp_robust import data
 from tfp_robust import pipelines
 
+_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        'configs')
 _OUTPUT = flags.DEFINE_string('output', 'workdir/benchmark.json',
                               'Where the JSON results go.')
 _BUDGET_GIB = flags.DEFINE_float('memory_budget_gib', 4.0,
@@ -28,13 +30,17 @@ _BUDGET_GIB = flags.DEFINE_float('memory_budget_gib', 4.0,
 _LOOP_IMAGES = flags.DEFINE_integer(
     'loop_images', 5, 'Images the per-image loop runs on (scaled to 500).')
 _ONLY = flags.DEFINE_list('only', None, 'Run only these benchmarks.')
+_PAPER_CONFIGS = flags.DEFINE_list(
+    'paper_configs', ['table1', 'table2', 'gradients'],
+    'Experiments whose paper-scale cost is measured and projected '
+    '(benchmark "paper_costs").')
 
 
 def main(argv):
   del argv
   results = {}
   wanted = set(_ONLY.value or ['mnist_gradient', 'halfmoons_gradient',
-                               'hmc_leapfrog', 'pgd_memory'])
+                               'hmc_leapfrog', 'pgd_memory', 'paper_costs'])
   if 'mnist_gradient' in wanted:
     results['mnist_gradient'] = benchmarks.expected_gradient_speed(
         loop_images=_LOOP_IMAGES.value)
@@ -51,6 +57,14 @@ def main(argv):
     results['pgd_memory'] = benchmarks.pgd_peak_memory(
         int(_BUDGET_GIB.value * (1 << 30)))
     logging.info('%s', results['pgd_memory'])
+  if 'paper_costs' in wanted:
+    mnist = data.load_tfds('mnist', num_test=1)
+    for name in _PAPER_CONFIGS.value:
+      config = pipelines.load_config_file(
+          os.path.join(_CONFIGS, name + '.py'), 'paper')
+      results[f'paper_costs_{name}'] = benchmarks.projected_costs(config,
+                                                                  mnist)
+      logging.info('%s: %s', name, results[f'paper_costs_{name}'])
   pipelines.write_json(_OUTPUT.value, results)
   print(json.dumps(results, indent=2))
   print(f'\nWritten to {os.path.abspath(_OUTPUT.value)}')

@@ -24,27 +24,27 @@ def get_config(variant='cpu'):
   variant = variant.replace('_fashion', '')
   paper = common.check_variant(variant)
   config = common.base(variant, 'fashion_mnist' if fashion else 'mnist')
-  config.methods = ['hmc', 'vi']
+  config.methods = ('hmc', 'vi')
   config.hmc = common.dense(
-      [1024, 1024] if paper else [128, 128], 'relu',
+      (1024, 1024) if paper else (128, 128), 'relu',
       num_results=250 if paper else 100, num_chains=2,
       num_burnin_steps=200 if paper else 100, num_leapfrog_steps=10,
       step_size=0.001 if fashion else 0.002, thinning=1, segment_size=25,
       prior_scale=1.0, init='sgd', num_train=0 if paper else 20000)
   config.hmc.init_sgd = dict(epochs=3, batch_size=256, learning_rate=1e-3)
   if paper:
-    config.vi = common.conv([32, 64], 1024 if fashion else 512, 'leaky_relu',
+    config.vi = common.conv((32, 64), 1024 if fashion else 512, 'leaky_relu',
                             epochs=10 if fashion else 5, batch_size=256,
                             learning_rate=0.001 if fashion else 0.01,
                             num_samples=500)
   else:
-    config.vi = common.conv([16, 32], 128, 'leaky_relu', epochs=2,
+    config.vi = common.conv((16, 32), 128, 'leaky_relu', epochs=2,
                             batch_size=128, learning_rate=0.001,
                             num_samples=100)
-  config.sgd = common.dense([1024], 'relu', epochs=5, batch_size=256,
+  config.sgd = common.dense((1024,), 'relu', epochs=5, batch_size=256,
                             learning_rate=1e-3)
-  config.gradients = dict(num_points=1000, num_samples=[1, 10, 50, 100],
-                          heatmap_samples=[1, 10, 100], num_images=3)
+  config.gradients = dict(num_points=1000, num_samples=(1, 10, 50, 100),
+                          heatmap_samples=(1, 10, 100), num_images=3)
   if paper:
-    config.gradients.num_samples = [1, 10, 50, 100, 250, 500]
+    config.gradients.num_samples = (1, 10, 50, 100, 250, 500)
   return config

@@ -15,12 +15,12 @@ def get_config(variant='cpu'):
   config = ml_collections.ConfigDict()
   config.variant = variant
   config.seed = 0
-  config.methods = ['sgd', 'vi', 'hmc']
+  config.methods = ('sgd', 'vi', 'hmc')
   config.data = ml_collections.ConfigDict(dict(
       num_train=15000 if paper else 2000, num_test=500, noise=0.1))
   config.model = ml_collections.ConfigDict(dict(
-      hidden=[512, 512] if paper else [64, 64], activation='leaky_relu',
-      layers=[]))
+      hidden=(512, 512) if paper else (64, 64), activation='leaky_relu',
+      layers=()))
   config.sgd = ml_collections.ConfigDict(dict(
       epochs=60, batch_size=64, learning_rate=3e-3))
   config.ensemble = ml_collections.ConfigDict(dict(num_members=5))
@@ -32,6 +32,6 @@ def get_config(variant='cpu'):
       num_burnin_steps=500 if paper else 200, num_leapfrog_steps=10,
       step_size=0.01, thinning=1 if paper else 2, segment_size=50))
   config.attack = ml_collections.ConfigDict(dict(
-      attacks=['fgsm', 'pgd'], losses=['expected', 'predictive'], eps=[0.1],
+      attacks=('fgsm', 'pgd'), losses=('expected', 'predictive'), eps=(0.1,),
       pgd_steps=15, pgd_restarts=1, strong_steps=50, strong_restarts=5))
   return config

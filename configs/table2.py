@@ -14,12 +14,12 @@ from tfp_robust import config_lib as common
 def get_config(variant='cpu'):
   paper = common.check_variant(variant)
   config = common.base(variant)
-  config.methods = ['sgd', 'ensemble', 'vi']
-  config.attack.attacks = ['fgsm', 'pgd']
+  config.methods = ('sgd', 'ensemble', 'vi')
+  config.attack.attacks = ('fgsm', 'pgd')
   config.attack.num_points = 1000
-  config.sgd = common.dense([1024], 'relu', epochs=5, batch_size=256,
+  config.sgd = common.dense((1024,), 'relu', epochs=5, batch_size=256,
                             learning_rate=1e-3)
   config.ensemble = dict(num_members=100 if paper else 10)
-  config.vi = common.dense([1024], 'relu', epochs=5, batch_size=256,
+  config.vi = common.dense((1024,), 'relu', epochs=5, batch_size=256,
                            learning_rate=1e-3, num_samples=250)
   return config

@@ -210,3 +210,57 @@ print(json.dumps(dict(before=before * 1024, after=after * 1024,
           'attack_increase_bytes': values['after'] - values['before'],
           'within_budget': values['after'] - values['before'] <= budget_bytes}
 
+
+
+def projected_costs(config, dataset, fraction_for_epochs: float = 0.1):
+  """Measured unit costs of a config's fits, and projected wall times.
+
+  HMC: seconds per leapfrog step on the full training set with the config's
+  net and chains, times the leapfrog steps of warm-up and sampling.
+  VI / SGD: seconds for one epoch on `fraction_for_epochs` of the training
+  set, scaled to the full set, times epochs (and members for ensembles).
+
+  Args:
+    config: an experiment config (e.g. `configs/table1.py:paper`).
+    dataset: the full `Dataset` (flat); conv nets get the image layout.
+    fraction_for_epochs: share of the training set one timed epoch uses.
+
+  Returns:
+    A dict per method with the unit cost and the projected hours.
+  """
+  from tfp_robust import models
+  from tfp_robust import pipelines
+  from tfp_robust import vi
+  results = {}
+  for method in config.methods:
+    section = pipelines.method_section(config, method)
+    is_conv = bool(section.get('layers', None))
+    x = dataset.x_train.reshape((-1, 28, 28, 1)) if is_conv else dataset.x_train
+    architecture = pipelines.architecture_from_config(section, x.shape[1:], 10)
+    if method == 'hmc':
+      settings = pipelines.hmc_config(section, 0)
+      cost = hmc_leapfrog_cost(x, dataset.y_train, hidden=tuple(section.hidden),
+                               num_chains=settings.num_chains,
+                               num_leapfrog_steps=settings.num_leapfrog_steps)
+      steps = settings.num_leapfrog_steps * (
+          settings.num_burnin_steps + settings.num_results * settings.thinning)
+      results[method] = dict(cost, leapfrog_steps=steps,
+                             projected_hours=cost['leapfrog_seconds'] * steps /
+                             3600)
+      continue
+    count = max(1, int(len(x) * fraction_for_epochs))
+    train = pipelines._train_config(section, 0)
+    train.epochs = 1
+    start = time.perf_counter()
+    if method == 'vi':
+      vi.train(architecture, x[:count], dataset.y_train[:count], train)
+    else:
+      models.train_deterministic(architecture, x[:count],
+                                 dataset.y_train[:count], train)
+    epoch_seconds = (time.perf_counter() - start) * len(x) / count
+    fits = int(config.ensemble.num_members) if method == 'ensemble' else 1
+    results[method] = dict(
+        epoch_seconds=epoch_seconds, epochs=int(section.epochs),
+        members=fits,
+        projected_hours=epoch_seconds * int(section.epochs) * fits / 3600)
+  return results

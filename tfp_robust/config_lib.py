@@ -22,14 +22,14 @@ def base(variant, dataset='mnist'):
   config.seed = 0
   config.memory_budget_bytes = 1 << 30
   config.attack = ml_collections.ConfigDict(dict(
-      attacks=['random', 'fgsm', 'pgd'], losses=['expected', 'predictive'],
-      eps=[0.1], num_points=500, num_samples=250, pgd_steps=15,
+      attacks=('random', 'fgsm', 'pgd'), losses=('expected', 'predictive'),
+      eps=(0.1,), num_points=500, num_samples=250, pgd_steps=15,
       pgd_restarts=1, strong_steps=50, strong_restarts=3))
   return config
 
 
 def dense(hidden, activation, **training):
-  section = dict(hidden=list(hidden), activation=activation, layers=[])
+  section = dict(hidden=tuple(hidden), activation=activation, layers=())
   section.update(training)
   return ml_collections.ConfigDict(section)
 
@@ -41,6 +41,6 @@ def conv(filters, hidden, activation, **training):
     layers += [dict(kind='conv2d', filters=f, kernel_size=5),
                dict(kind='max_pool', size=2)]
   layers += [dict(kind='flatten'), dict(kind='dense', units=hidden)]
-  section = dict(hidden=[], activation=activation, layers=layers)
+  section = dict(hidden=(), activation=activation, layers=layers)
   section.update(training)
   return ml_collections.ConfigDict(section)

@@ -465,3 +465,13 @@ def write_text(path: str, text: str) -> None:
                                    prefix='.tmp-') as f:
     f.write(text)
   os.replace(f.name, path)
+
+
+def load_config_file(path: str, variant: str):
+  """`get_config(variant)` of a config file, as `config_flags` would load it."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      'config_' + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)

@@ -1,0 +1,76 @@
+"""The absl binaries run end to end on tiny settings and write their outputs."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(args, workdir):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  result = subprocess.run([sys.executable] + args + [f'--workdir={workdir}'],
+                          cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
+def test_quickstart_prints_table_and_writes_outputs(tmp_path):
+  out = _run(['binaries/quickstart.py', '--config=configs/quickstart.py:cpu',
+              '--config.data.num_train=300', '--config.data.num_test=100',
+              '--config.model.hidden=(8,8)', '--config.sgd.epochs=5',
+              '--config.vi.epochs=5', '--config.vi.num_samples=10',
+              '--config.hmc.num_results=10', '--config.hmc.num_burnin_steps=10'],
+             tmp_path)
+  assert 'fgsm_expected_acc' in out and 'pgd_predictive_acc' in out
+  for method in ('sgd', 'vi', 'hmc'):
+    assert method in out
+    assert os.path.exists(tmp_path / 'ensembles' / method / 'ensemble.json')
+  summary = pd.read_csv(tmp_path / 'summary.csv')
+  assert list(summary['method']) == ['sgd', 'vi', 'hmc']
+  assert summary['clean_acc'].between(0, 1).all()
+  assert (tmp_path / 'decision_regions.png').stat().st_size > 1000
+  assert os.listdir(tmp_path / 'tensorboard')
+  assert not [n for n in os.listdir(tmp_path) if n.startswith('.tmp')]
+
+
+def test_train_attack_gradients_on_mnist_subset(tmp_path):
+  common = ['--config.num_train=500', '--config.num_test=100']
+  hmc = ['--config.hmc.num_results=6', '--config.hmc.num_burnin_steps=4',
+         '--config.hmc.segment_size=3', '--config.hmc.num_train=0',
+         '--config.hmc.hidden=(16,)', '--config.hmc.init_sgd.epochs=1']
+  vi = ['--config.vi.epochs=1', '--config.vi.num_samples=8',
+        '--config.vi.hidden=(16,)']
+  out = _run(['binaries/train.py', '--config=configs/table1.py:cpu',
+              '--method=hmc'] + common + hmc, tmp_path)
+  assert 'hmc on mnist: test accuracy' in out
+  _run(['binaries/train.py', '--config=configs/table1.py:cpu',
+        '--method=vi'] + common + vi, tmp_path)
+  out = _run(['binaries/attack.py', '--config=configs/table1.py:cpu',
+              '--config.attack.num_points=20', '--config.attack.num_samples=5',
+              '--check_points=10'] + common + hmc + vi, tmp_path)
+  rows = pd.read_csv(tmp_path / 'mnist' / 'attacks.csv')
+  assert set(rows['method']) == {'hmc', 'vi'}
+  assert set(rows['attack']) == {'random', 'fgsm', 'pgd'}
+  assert set(rows['loss']) == {'none', 'expected', 'predictive'}
+  assert (rows['num_samples'] == 5).all()
+  assert (rows['max_perturbation'] <= 0.1 + 1e-6).all()
+  assert 'gradient_attack_beats_random' in out
+
+
+@pytest.mark.slow
+def test_gradients_binary_conv_vi(tmp_path):
+  common = ['--config.num_train=300', '--config.num_test=50',
+            '--config.gradients.num_points=20', '--methods=vi']
+  _run(['binaries/train.py', '--config=configs/gradients.py:cpu',
+        '--method=vi', '--config.vi.epochs=1', '--config.vi.num_samples=10',
+        '--config.num_train=300', '--config.num_test=50'], tmp_path)
+  _run(['binaries/gradients.py', '--config=configs/gradients.py:cpu'] +
+       common, tmp_path)
+  table = pd.read_csv(tmp_path / 'mnist' / 'gradient_magnitudes.csv')
+  assert list(table['num_samples']) == [1, 10]
+  assert (tmp_path / 'mnist' / 'figure3_vi.png').exists()
