@@ -22,6 +22,8 @@ def random_case():
   log_probs = _np_log_softmax(3.0 * rng.normal(
       size=(num_samples, batch, num_classes)))
   labels = rng.randint(0, num_classes, size=batch).astype(np.int32)
+  # Half the examples are classified correctly by the predictive mean.
+  labels[:5] = np.exp(log_probs).mean(0).argmax(-1)[:5]
   return log_probs, labels
 
 
@@ -48,31 +50,43 @@ def test_losses_match_numpy(random_case):
                              expected, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(losses.predictive_cross_entropy(lp, labels),
                              predictive, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(losses.predictive_margin(lp, labels), margin,
-                             rtol=1e-5, atol=1e-5)
   # The case is not degenerate: the two cross-entropies differ clearly.
   assert np.abs(expected - predictive).max() > 0.5
+
+
+def test_margin_matches_numpy(random_case):
+  log_probs, labels = random_case
+  margin = _hand(log_probs, labels)[3]
+  lp = tf.constant(log_probs, tf.float32)
+  np.testing.assert_allclose(losses.predictive_margin(lp, labels), margin,
+                             rtol=1e-5, atol=1e-5)
 
 
 def test_registry_and_unknown_name(random_case):
   log_probs, labels = random_case
   lp = tf.constant(log_probs, tf.float32)
+  assert losses.get('margin') is losses.predictive_margin
   for name, fn in (('expected', losses.expected_cross_entropy),
-                   ('predictive', losses.predictive_cross_entropy),
-                   ('margin', losses.predictive_margin)):
+                   ('predictive', losses.predictive_cross_entropy)):
     assert losses.get(name) is fn
     assert losses.get(name)(lp, labels).shape == (10,)
   with pytest.raises(ValueError, match="Unknown loss 'hinge'"):
     losses.get('hinge')
 
 
-def test_jensen_and_margin_sign(random_case):
+def test_predictive_never_exceeds_expected(random_case):
   log_probs, labels = random_case
   lp = tf.constant(log_probs, tf.float32)
   expected = losses.expected_cross_entropy(lp, labels).numpy()
   predictive = losses.predictive_cross_entropy(lp, labels).numpy()
   # -log is convex: the predictive cross-entropy never exceeds the expected.
   assert np.all(predictive <= expected + 1e-5)
+  assert np.any(predictive < expected - 0.1)
+
+
+def test_margin_is_positive_exactly_when_misclassified(random_case):
+  log_probs, labels = random_case
+  lp = tf.constant(log_probs, tf.float32)
   margin = losses.predictive_margin(lp, labels).numpy()
   misclassified = np.exp(log_probs).mean(0).argmax(-1) != labels
   assert 0 < misclassified.sum() < len(labels)
@@ -122,8 +136,9 @@ def test_huge_logits_give_huge_cross_entropy():
   got_predictive = losses.predictive_cross_entropy(log_probs, labels).numpy()
   np.testing.assert_allclose(got_predictive, predictive, rtol=1e-5)
   assert got_predictive[1] == pytest.approx(400 + np.log(2.0), rel=1e-5)
-  np.testing.assert_allclose(losses.predictive_margin(log_probs, labels),
-                             margin, rtol=1e-5)
+  got_margin = losses.predictive_margin(log_probs, labels).numpy()
+  np.testing.assert_allclose(got_margin, margin, rtol=1e-5)
+  assert np.all(got_margin > 10)
   # The attack path reports the same loss values.
   values, _ = gradients.loss_and_input_gradient(ens, x, labels, 'expected')
   np.testing.assert_allclose(values.numpy(), expected, rtol=1e-5)

@@ -102,12 +102,6 @@ def test_invalid_architectures_are_refused(kwargs, match):
     networks.Architecture(**kwargs)
 
 
-@pytest.mark.xfail(
-    reason='Architecture.param_shapes calls _layer_param_shapes (which indexes '
-           'shape[2]) before _layer_output_shape checks the rank, and max_pool '
-           'has no rank check at all: a conv2d or max_pool on a flat input '
-           'raises IndexError, not a clear ValueError',
-    strict=True, raises=IndexError)
 @pytest.mark.parametrize('layer', [
     {'kind': 'conv2d', 'filters': 4, 'kernel_size': 3},
     {'kind': 'max_pool', 'size': 2},

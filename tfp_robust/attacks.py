@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import gradients
 from tfp_robust import losses
+from tfp_robust import seeds
 
 
 def _check_eps(eps):
@@ -22,12 +23,6 @@ def _check_eps(eps):
   if not eps >= 0.0:
     raise ValueError(f'eps must be >= 0, got {eps}.')
   return eps
-
-
-def _seed(seed):
-  if isinstance(seed, int):
-    return tf.constant([seed, 0], tf.int32)
-  return tf.convert_to_tensor(seed, tf.int32)
 
 
 def project(x_adv, x, eps):
@@ -49,7 +44,7 @@ def random_sign(x, eps, seed=0):
   eps = _check_eps(eps)
   x = tf.convert_to_tensor(x, tf.float32)
   ensemble_lib.check_inputs(x, x.shape[1:])
-  signs = tf.where(tf.random.stateless_uniform(tf.shape(x), _seed(seed)) < 0.5,
+  signs = tf.where(tf.random.stateless_uniform(tf.shape(x), seeds.stateless_seed(seed)) < 0.5,
                    -1.0, 1.0)
   return project(x + eps * signs, x, eps)
 
@@ -117,7 +112,7 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
   losses.get(loss)
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
-  seed = _seed(seed)
+  seed = seeds.stateless_seed(seed)
   best_x, best_loss, best_wrong = None, None, None
   for restart in range(restarts):
     if random_start:

@@ -30,6 +30,7 @@ import tensorflow_probability as tfp
 
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import networks
+from tfp_robust import seeds
 
 
 @dataclasses.dataclass
@@ -128,8 +129,8 @@ def initial_network_state(architecture: networks.Architecture,
 
 
 def _phase_seed(seed, phase):
-  return tf.random.experimental.stateless_fold_in(
-      tf.constant([seed, 0], tf.int32), phase)
+  return tf.random.experimental.stateless_fold_in(seeds.stateless_seed(seed),
+                                                  phase)
 
 
 class _Checkpoints:
@@ -160,12 +161,19 @@ class _Checkpoints:
     staging = tempfile.mkdtemp(prefix=f'.tmp-{name}-', dir=self.directory)
     variables = {f't{i}': tf.Variable(t) for i, t in enumerate(tensors)}
     tf.train.Checkpoint(**variables).write(os.path.join(staging, 'ckpt'))
+    # The previous version stays readable (as .old) until the new one is in.
+    old = final + '.old'
     if os.path.exists(final):
-      shutil.rmtree(final)
+      shutil.rmtree(old, ignore_errors=True)
+      os.rename(final, old)
     os.rename(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
 
   def _read(self, name, templates):
     path = os.path.join(self.directory or '', name)
+    if self.directory and not os.path.isdir(path) and os.path.isdir(
+        path + '.old'):
+      path += '.old'  # Killed between the two renames of `_write`.
     if not self.directory or not os.path.isdir(path):
       return None
     variables = {f't{i}': tf.Variable(tf.zeros_like(t))
@@ -230,6 +238,8 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
     state, step_size, phases_done = restored
     logging.info('HMC: resuming from %s after %d of %d phases.',
                  checkpoint_dir, phases_done, num_segments + 1)
+  if stop_after_phases is not None and phases_done >= stop_after_phases:
+    return None
   writer = tf.summary.create_file_writer(log_dir) if log_dir else None
   leapfrogs_per_result = config.num_leapfrog_steps * config.thinning
 

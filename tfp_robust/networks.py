@@ -91,8 +91,9 @@ class Architecture:
     shapes = []
     shape = self.input_shape
     for index, layer in enumerate(self.hidden):
+      output_shape = _layer_output_shape(layer, shape)  # Validates first.
       shapes += _layer_param_shapes(index, layer, shape)
-      shape = _layer_output_shape(layer, shape)
+      shape = output_shape
     if len(shape) > 1:
       shape = (_prod(shape),)
     shapes += _layer_param_shapes(len(self.hidden),
@@ -120,19 +121,31 @@ def _prod(shape):
   return result
 
 
+def _require(layer, *keys):
+  missing = [k for k in keys if k not in layer]
+  if missing:
+    raise ValueError(f'Layer {layer!r} lacks {missing}; e.g. '
+                     "{'kind': 'conv2d', 'filters': 32, 'kernel_size': 5}.")
+
+
 def _layer_output_shape(layer, shape):
   kind = layer['kind']
+  if kind in ('conv2d', 'max_pool') and len(shape) != 3:
+    raise ValueError(f'{kind} needs an [H, W, C] input, got shape {shape}; '
+                     'load images with flat=False or put it before flatten.')
   if kind == 'dense':
     if len(shape) != 1:
       raise ValueError(f'A dense layer needs a flat input, got shape {shape}; '
                        "add {'kind': 'flatten'} before it.")
     return (int(layer['units']),)
   if kind == 'conv2d':
-    if len(shape) != 3:
-      raise ValueError(f'conv2d needs an [H, W, C] input, got shape {shape}.')
+    _require(layer, 'filters', 'kernel_size')
     return (shape[0], shape[1], int(layer['filters']))
   if kind == 'max_pool':
     size = int(layer.get('size', 2))
+    if not 1 <= size <= min(shape[0], shape[1]):
+      raise ValueError(f'max_pool size {size} does not fit an input of shape '
+                       f'{shape}.')
     return (shape[0] // size, shape[1] // size, shape[2])
   return (_prod(shape),)  # flatten
 

@@ -19,6 +19,7 @@ import tf_keras
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import models
 from tfp_robust import networks
+from tfp_robust import seeds
 
 
 @dataclasses.dataclass
@@ -87,7 +88,7 @@ def posterior_ensemble(result_or_model, architecture: networks.Architecture,
     A `PosteriorEnsemble` with S samples.
   """
   model = getattr(result_or_model, 'model', result_or_model)
-  seed = tf.constant([seed, 0], tf.int32) if isinstance(seed, int) else seed
+  seed = seeds.stateless_seed(seed)
   params = []
   for index, layer in enumerate(models.weighted_layers(model)):
     layer_seed = tf.random.experimental.stateless_fold_in(seed, index)

@@ -1,0 +1,373 @@
+"""HMC: correctness on known posteriors, full-data log-joint, checkpoints, seeds."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_robust import data
+from tfp_robust import hmc
+from tfp_robust import networks
+
+TINY = networks.Architecture.mlp(2, [4], 2)
+
+
+# -- a conjugate Bayesian linear regression --------------------------------
+
+class LinearRegression:
+  """y = X w + N(0, sigma^2), w ~ N(0, tau^2 I): the posterior is Gaussian."""
+
+  def __init__(self, num_points=40, sigma=0.5, tau=1.0, seed=0):
+    rng = np.random.RandomState(seed)
+    self.x = rng.normal(size=(num_points, 3)).astype(np.float32)
+    w = np.array([1.0, -0.5, 0.3])
+    self.y = (self.x @ w + sigma * rng.normal(size=num_points)).astype(
+        np.float32)
+    self.sigma, self.tau = sigma, tau
+    x64 = self.x.astype(np.float64)
+    precision = x64.T @ x64 / sigma**2 + np.eye(3) / tau**2
+    self.cov = np.linalg.inv(precision)
+    self.mean = self.cov @ x64.T @ self.y.astype(np.float64) / sigma**2
+    self.std = np.sqrt(np.diag(self.cov))
+
+  def log_prob(self, w):
+    """Unnormalised log posterior of weights `[C, 3]`, one value per chain."""
+    residual = self.y[None] - tf.einsum('nd,cd->cn', self.x, w)
+    return (-0.5 * tf.reduce_sum(w**2, -1) / self.tau**2 -
+            0.5 * tf.reduce_sum(residual**2, -1) / self.sigma**2)
+
+
+@pytest.fixture(scope='module')
+def regression():
+  return LinearRegression()
+
+
+def _assert_same_result(a, b):
+  assert len(a.samples) == len(b.samples)
+  for sa, sb in zip(a.samples, b.samples):
+    np.testing.assert_array_equal(sa, sb)
+  np.testing.assert_array_equal(a.log_prob, b.log_prob)
+  np.testing.assert_array_equal(a.is_accepted, b.is_accepted)
+  assert a.step_size == b.step_size
+
+
+def test_recovers_conjugate_linear_regression_posterior(regression):
+  config = hmc.HMCConfig(num_results=3000, num_burnin_steps=300,
+                         num_leapfrog_steps=7, step_size=0.05, num_chains=2,
+                         seed=0, segment_size=3000)
+  result = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], config)
+  assert result.samples[0].shape == (3000, 2, 3)
+  assert result.log_prob.shape == (3000, 2)
+  assert result.is_accepted.dtype == np.bool_
+  draws = result.samples[0].reshape(-1, 3).astype(np.float64)
+  # Tolerances: means within 0.1 posterior standard deviations, standard
+  # deviations within 15%, the correlation matrix within 0.1.
+  np.testing.assert_array_less(
+      np.abs(draws.mean(0) - regression.mean), 0.1 * regression.std)
+  np.testing.assert_allclose(draws.std(0), regression.std, rtol=0.15)
+  want_corr = regression.cov / np.outer(regression.std, regression.std)
+  np.testing.assert_allclose(np.corrcoef(draws.T), want_corr, atol=0.1)
+  # Both chains agree, and the adapted sampler mixes well.
+  for chain in range(2):
+    np.testing.assert_array_less(
+        np.abs(result.samples[0][:, chain].mean(0) - regression.mean),
+        0.15 * regression.std)
+  report = result.diagnostics
+  assert 0.6 < report['acceptance_rate'] < 0.95
+  assert report['rhat_max'] < 1.05
+  assert report['ess_min'] > 300
+  assert report['num_kept_samples'] == 6000
+  # The trace is the target at the kept states.
+  np.testing.assert_allclose(
+      result.log_prob[-5:],
+      regression.log_prob(tf.constant(result.samples[0][-5:].reshape(-1, 3))
+                         ).numpy().reshape(5, 2), rtol=1e-4)
+
+
+def test_recovers_correlated_gaussian():
+  mean = np.array([1.0, -2.0])
+  cov = np.array([[1.0, 1.8], [1.8, 4.0]])  # Correlation 0.9.
+  target = tfp.distributions.MultivariateNormalTriL(
+      mean.astype(np.float32), tf.linalg.cholesky(cov.astype(np.float32)))
+  config = hmc.HMCConfig(num_results=2000, num_burnin_steps=300,
+                         num_leapfrog_steps=8, step_size=0.1, num_chains=2,
+                         seed=1, segment_size=2000)
+  result = hmc.sample(target.log_prob, [tf.zeros((2, 2))], config)
+  draws = result.samples[0].reshape(-1, 2).astype(np.float64)
+  std = np.sqrt(np.diag(cov))
+  np.testing.assert_array_less(np.abs(draws.mean(0) - mean), 0.1 * std)
+  np.testing.assert_allclose(draws.std(0), std, rtol=0.15)
+  assert np.corrcoef(draws.T)[0, 1] == pytest.approx(0.9, abs=0.05)
+
+
+# -- the network log-joint -------------------------------------------------
+
+def _np_log_softmax(z):
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_network_log_joint_uses_the_full_training_set():
+  moons = data.half_moons(300, 10, seed=4)
+  arch = networks.Architecture.mlp(2, [8], 2, 'tanh')
+  prior_scale = 0.7
+  rng = np.random.RandomState(5)
+  params = [rng.normal(size=(3,) + shape).astype(np.float32)
+            for _, shape in arch.param_shapes()]
+  log_joint = hmc.network_log_joint(arch, moons.x_train, moons.y_train,
+                                    prior_scale)
+  got = log_joint(*[tf.constant(p) for p in params]).numpy()
+  assert got.shape == (3,)
+  # Independently: a Gaussian prior plus the sum over mini-batches of 64.
+  p64 = [p.astype(np.float64) for p in params]
+  want = []
+  for c in range(3):
+    prior = sum(np.sum(-0.5 * (p[c] / prior_scale)**2 -
+                       np.log(prior_scale * np.sqrt(2 * np.pi))) for p in p64)
+    likelihood = 0.0
+    for start in range(0, 300, 64):
+      xb = moons.x_train[start:start + 64].astype(np.float64)
+      yb = moons.y_train[start:start + 64]
+      h = np.tanh(xb @ p64[0][c] + p64[1][c])
+      log_probs = _np_log_softmax(h @ p64[2][c] + p64[3][c])
+      likelihood += log_probs[np.arange(len(yb)), yb].sum()
+    want.append(prior + likelihood)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  # A log-likelihood on a subset would be clearly off.
+  subset = hmc.network_log_joint(arch, moons.x_train[:64],
+                                 moons.y_train[:64], prior_scale)
+  assert np.all(np.abs(subset(*params).numpy() - got) > 10)
+
+
+def test_network_log_joint_checks_data():
+  moons = data.half_moons(20, 10, seed=4)
+  with pytest.raises(ValueError, match=r'Labels must have shape \[20\]'):
+    hmc.network_log_joint(TINY, moons.x_train, moons.y_train[:5])
+  with pytest.raises(ValueError, match=r'Inputs must have shape \[B, 2\]'):
+    hmc.network_log_joint(TINY, moons.x_train[:, :1], moons.y_train)
+
+
+def test_initial_state_is_he_normal_with_zero_biases():
+  state = hmc.initial_network_state(networks.Architecture.mlp(8, [4], 2),
+                                    4000, tf.constant([3, 0]))
+  assert [tuple(s.shape) for s in state] == [(4000, 8, 4), (4000, 4),
+                                             (4000, 4, 2), (4000, 2)]
+  np.testing.assert_array_equal(state[1].numpy(), 0.0)
+  np.testing.assert_array_equal(state[3].numpy(), 0.0)
+  assert np.std(state[0].numpy()) == pytest.approx(np.sqrt(2 / 8), rel=0.03)
+  assert np.std(state[2].numpy()) == pytest.approx(np.sqrt(2 / 4), rel=0.03)
+  again = hmc.initial_network_state(networks.Architecture.mlp(8, [4], 2),
+                                    4000, tf.constant([3, 0]))
+  np.testing.assert_array_equal(state[0].numpy(), again[0].numpy())
+
+
+# -- checkpoints and resumption --------------------------------------------
+
+SMALL_RUN = hmc.HMCConfig(num_results=30, num_burnin_steps=20,
+                          num_leapfrog_steps=3, step_size=0.05, num_chains=2,
+                          seed=7, segment_size=10)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(regression, tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp('hmc_full'))
+  result = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                      checkpoint_dir=directory, target_identity='regression')
+  return directory, result
+
+
+def test_checkpointed_run_equals_run_without_checkpoints(regression,
+                                                         uninterrupted):
+  directory, result = uninterrupted
+  assert sorted(os.listdir(directory)) == [
+      'run.json', 'segment_00000', 'segment_00001', 'segment_00002', 'state']
+  plain = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN)
+  _assert_same_result(plain, result)
+  assert result.samples[0].shape == (30, 2, 3)
+  # The kept states move: this is not a trivially equal comparison.
+  assert np.mean(result.is_accepted) > 0.5
+  assert np.abs(np.diff(result.samples[0], axis=0)).max() > 1e-2
+
+
+@pytest.mark.parametrize('stop_after_phases', [1, 2, 3])
+def test_resume_after_interruption_gives_identical_samples(
+    regression, uninterrupted, tmp_path, stop_after_phases):
+  directory = str(tmp_path / 'hmc')
+  stopped = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                       checkpoint_dir=directory, target_identity='regression',
+                       stop_after_phases=stop_after_phases)
+  assert stopped is None
+  segments = sorted(n for n in os.listdir(directory) if n.startswith('seg'))
+  assert len(segments) == stop_after_phases - 1
+  assert not any(n.startswith('.tmp') for n in os.listdir(directory))
+  resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                       checkpoint_dir=directory, target_identity='regression')
+  _assert_same_result(resumed, uninterrupted[1])
+  assert not any(n.startswith('.tmp') for n in os.listdir(directory))
+
+
+def test_stop_after_phases_counts_phases_already_done(regression, tmp_path):
+  directory = str(tmp_path / 'hmc')
+  for _ in range(2):
+    assert hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                      checkpoint_dir=directory, target_identity='regression',
+                      stop_after_phases=2) is None
+  # Two phases are done in total: warm-up and the first segment only.
+  assert sorted(n for n in os.listdir(directory)
+                if n.startswith('segment')) == ['segment_00000']
+
+
+def test_finished_run_is_read_back(regression, uninterrupted):
+  directory, result = uninterrupted
+  again = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                     checkpoint_dir=directory, target_identity='regression')
+  _assert_same_result(again, result)
+
+
+def test_other_configuration_or_target_on_existing_checkpoint_is_refused(
+    regression, uninterrupted):
+  directory, _ = uninterrupted
+  other = dataclasses.replace(SMALL_RUN, seed=8)
+  with pytest.raises(ValueError, match='different configuration or target'):
+    hmc.sample(regression.log_prob, [tf.zeros((2, 3))], other,
+               checkpoint_dir=directory, target_identity='regression')
+  with pytest.raises(ValueError, match='different configuration or target'):
+    hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+               checkpoint_dir=directory, target_identity='other data')
+
+
+@pytest.mark.parametrize('field, value', [
+    ('num_results', 0), ('num_leapfrog_steps', 0), ('thinning', 0),
+    ('num_chains', 0), ('segment_size', 0)])
+def test_config_validation(field, value):
+  with pytest.raises(ValueError, match=f'HMCConfig.{field} must be >= 1'):
+    dataclasses.replace(SMALL_RUN, **{field: value}).validate()
+
+
+def test_config_validation_of_burnin_and_step_size():
+  for bad in (dict(num_burnin_steps=-1), dict(step_size=0.0)):
+    with pytest.raises(ValueError, match='step_size > 0'):
+      dataclasses.replace(SMALL_RUN, **bad).validate()
+
+
+# -- HMC over network weights ----------------------------------------------
+
+TINY_RUN = hmc.HMCConfig(num_results=20, num_burnin_steps=20,
+                         num_leapfrog_steps=5, step_size=0.01, num_chains=2,
+                         seed=11, segment_size=10, jit_compile=False)
+
+
+@pytest.fixture(scope='module')
+def tiny_data():
+  return data.half_moons(100, 100, seed=12)
+
+
+@pytest.fixture(scope='module')
+def tiny_fit(tiny_data):
+  return hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, TINY_RUN)
+
+
+def test_fit_returns_chains_interleaved_as_an_ensemble(tiny_fit):
+  ensemble, result = tiny_fit
+  assert ensemble.method == 'hmc' and ensemble.num_samples == 40
+  assert ensemble.architecture == TINY
+  for params, samples in zip(ensemble.params, result.samples):
+    assert samples.shape[:2] == (20, 2)
+    np.testing.assert_array_equal(params.numpy()[0], samples[0, 0])
+    np.testing.assert_array_equal(params.numpy()[1], samples[0, 1])
+    np.testing.assert_array_equal(params.numpy()[2], samples[1, 0])
+  assert result.step_size > 0
+  assert np.mean(result.is_accepted) > 0.3
+
+
+def test_fit_is_reproducible(tiny_data, tiny_fit):
+  _, again = hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, TINY_RUN)
+  _assert_same_result(again, tiny_fit[1])
+  _, other = hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train,
+                     dataclasses.replace(TINY_RUN, seed=12))
+  assert np.abs(other.samples[0] - tiny_fit[1].samples[0]).max() > 1e-2
+
+
+def test_fit_resumes_and_refuses_other_data(tiny_data, tiny_fit, tmp_path):
+  directory = str(tmp_path / 'fit')
+  assert hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, TINY_RUN,
+                 checkpoint_dir=directory, stop_after_phases=2) is None
+  ensemble, resumed = hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train,
+                              TINY_RUN, checkpoint_dir=directory)
+  _assert_same_result(resumed, tiny_fit[1])
+  for a, b in zip(ensemble.params, tiny_fit[0].params):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  with pytest.raises(ValueError, match='different configuration or target'):
+    hmc.fit(TINY, tiny_data.x_test, tiny_data.y_test, TINY_RUN,
+            checkpoint_dir=directory)
+
+
+def test_fit_starts_from_a_given_initial_state(tiny_data, tiny_fit):
+  default = hmc.initial_network_state(TINY, 2,
+                                      hmc._phase_seed(TINY_RUN.seed, 1 << 20))
+  _, same = hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, TINY_RUN,
+                    initial_state=default)
+  _assert_same_result(same, tiny_fit[1])
+  shifted = [s + 0.5 for s in default]
+  _, moved = hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, TINY_RUN,
+                     initial_state=shifted)
+  assert np.abs(moved.samples[0] - same.samples[0]).max() > 1e-2
+  with pytest.raises(ValueError, match='initial_state has 3 chains'):
+    hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, TINY_RUN,
+            initial_state=hmc.initial_network_state(TINY, 3,
+                                                    tf.constant([0, 0])))
+
+
+def test_function_space_diagnostics():
+  from conftest import random_params
+  from tfp_robust import PosteriorEnsemble
+  x = data.half_moons(20, 10, seed=15).x_train
+  # 200 steps x 2 chains of independent draws: R-hat 1, ESS about 400.
+  iid = PosteriorEnsemble(TINY, random_params(TINY, 400, seed=16, scale=1.0))
+  report = hmc.function_space_diagnostics(iid, 2, x)
+  assert report['fn_fraction_varying'] == 1.0
+  assert report['fn_rhat_max'] < 1.1
+  assert 250 < report['fn_ess_median'] < 600
+  # Chains stuck in two different functions: R-hat far above 1.
+  one = random_params(TINY, 1, seed=17, scale=2.0)
+  two = random_params(TINY, 1, seed=18, scale=2.0)
+  noise = random_params(TINY, 400, seed=19, scale=0.01)
+  first_chain = np.arange(400) % 2 == 0  # Chains are interleaved.
+  stuck = [np.where(first_chain.reshape((400,) + (1,) * (a.ndim - 1)), a, b)
+           + n for a, b, n in zip(one, two, noise)]
+  report = hmc.function_space_diagnostics(PosteriorEnsemble(TINY, stuck), 2, x)
+  assert report['fn_rhat_median'] > 2.0
+  # Identical samples: no probability varies, nothing else is reported.
+  constant = PosteriorEnsemble(TINY, [np.repeat(a, 40, 0) for a in one])
+  assert hmc.function_space_diagnostics(constant, 2, x) == {
+      'fn_fraction_varying': 0.0}
+
+
+def test_diagnostics_of_known_chains():
+  rng = np.random.RandomState(13)
+  iid = [rng.normal(size=(500, 2, 3)).astype(np.float32)]
+  log_prob = rng.normal(size=(500, 2)).astype(np.float32)
+  accepted = rng.uniform(size=(500, 2)) < 0.7
+  report = hmc.diagnostics(iid, log_prob, accepted)
+  assert report['acceptance_rate'] == pytest.approx(np.mean(accepted))
+  assert report['num_kept_samples'] == 1000
+  assert 700 < report['ess_median'] < 1300
+  assert report['rhat_max'] < 1.02
+  stuck = [iid[0] + np.array([0.0, 5.0])[None, :, None]]  # Chains disagree.
+  assert hmc.diagnostics(stuck, log_prob, accepted)['rhat_median'] > 2.0
+
+
+@pytest.mark.slow
+def test_hmc_on_a_network_classifies_half_moons():
+  moons = data.half_moons(300, 300, noise=0.1, seed=14)
+  arch = networks.Architecture.mlp(2, [16], 2)
+  config = hmc.HMCConfig(num_results=100, num_burnin_steps=300,
+                         num_leapfrog_steps=20, step_size=0.01, num_chains=2,
+                         prior_scale=3.0, seed=0, segment_size=50)
+  ensemble, result = hmc.fit(arch, moons.x_train, moons.y_train, config)
+  assert ensemble.num_samples == 200
+  assert result.diagnostics['acceptance_rate'] > 0.5
+  assert ensemble.accuracy(moons.x_test, moons.y_test) > 0.9
