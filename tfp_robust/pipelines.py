@@ -475,3 +475,22 @@ def load_config_file(path: str, variant: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(variant)
+
+
+def ablation_saved(config, methods, workdir: str):
+  """`ablations.ablation_rows` for each saved ensemble, as a DataFrame."""
+  import pandas as pd
+  from tfp_robust import ablations
+  rows = []
+  for method in methods:
+    ensemble, _ = load_trained(config, method, workdir)
+    ensemble = ensemble.take(min(int(config.attack.num_samples),
+                                 ensemble.num_samples))
+    dataset = load_dataset_for(config, method)
+    points = int(config.attack.num_points)
+    for row in ablations.ablation_rows(
+        ensemble, dataset.x_test[:points], dataset.y_test[:points],
+        float(config.attack.eps[0]), int(config.attack.pgd_steps)):
+      rows.append(dict(dataset=config.dataset, method=method, **row))
+      logging.info('%s', rows[-1])
+  return pd.DataFrame(rows)
