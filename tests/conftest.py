@@ -52,6 +52,21 @@ def trained_net(moons, moons_arch):
                                     config)
 
 
+def _small_conv():
+  from tfp_robust import networks
+  return networks.Architecture(
+      (8, 8, 1), 3,
+      ({'kind': 'conv2d', 'filters': 4, 'kernel_size': 3},
+       {'kind': 'max_pool', 'size': 2},
+       {'kind': 'flatten'},
+       {'kind': 'dense', 'units': 5}),
+      'relu')
+
+
+# A conv net on 8x8 images: conv, pool, flatten, dense, logits.
+SMALL_CONV = _small_conv()
+
+
 def random_params(architecture, num_samples, seed=0, scale=0.5):
   """Gaussian weights `[S, ...]` in `architecture.param_shapes()` order."""
   rng = np.random.RandomState(seed)

@@ -4,18 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import SMALL_CONV as CONV
 from conftest import random_params
 from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import PosteriorEnsemble
 
-CONV = networks.Architecture(
-    (8, 8, 1), 3,
-    ({'kind': 'conv2d', 'filters': 4, 'kernel_size': 3},
-     {'kind': 'max_pool', 'size': 2},
-     {'kind': 'flatten'},
-     {'kind': 'dense', 'units': 5}),
-    'relu')
 
 TWO_CONV = networks.Architecture(
     (6, 6, 2), 4,

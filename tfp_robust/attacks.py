@@ -113,7 +113,7 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
   seed = seeds.stateless_seed(seed)
-  best_x, best_loss, best_wrong = None, None, None
+  best = None
   for restart in range(restarts):
     if random_start:
       noise = tf.random.stateless_uniform(
@@ -126,19 +126,22 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
       _, gradient = gradients._loss_and_gradient_unchecked(ensemble, x_adv,
                                                            labels, loss)
       x_adv = project(x_adv + step_size * tf.sign(gradient), x, eps)
-    final_loss, wrong = _score(ensemble, x_adv, labels, loss)
-    if best_x is None:
-      best_x, best_loss, best_wrong = x_adv, final_loss, wrong
-    else:
-      better = (wrong & ~best_wrong) | ((wrong == best_wrong) &
-                                        (final_loss > best_loss))
-      mask = tf.reshape(better, [-1] + [1] * (len(x.shape) - 1))
-      best_x = tf.where(mask, x_adv, best_x)
-      best_loss = tf.where(better, final_loss, best_loss)
-      best_wrong = best_wrong | wrong
-  if return_details:
-    return PGDResult(best_x, best_loss, best_wrong)
-  return best_x
+    best = _keep_better(best, PGDResult(x_adv, *_score(ensemble, x_adv,
+                                                       labels, loss)))
+  return best if return_details else best.x_adv
+
+
+def _keep_better(best, candidate):
+  """Per example, the misclassifying result, else the higher loss."""
+  if best is None:
+    return candidate
+  better = ((candidate.misclassified & ~best.misclassified) |
+            ((candidate.misclassified == best.misclassified) &
+             (candidate.loss > best.loss)))
+  mask = tf.reshape(better, [-1] + [1] * (len(best.x_adv.shape) - 1))
+  return PGDResult(tf.where(mask, candidate.x_adv, best.x_adv),
+                   tf.where(better, candidate.loss, best.loss),
+                   best.misclassified | candidate.misclassified)
 
 
 def _score(ensemble, x_adv, labels, loss):
@@ -162,18 +165,11 @@ def strongest(ensemble, x, labels, candidates):
     For each example the first candidate the predictive misclassifies, else
     the one with the highest predictive cross-entropy.
   """
-  best_x, best_loss, best_wrong = x, None, None
+  best = None
   for candidate in candidates:
-    value, wrong = _score(ensemble, candidate, labels, 'predictive')
-    if best_loss is None:
-      best_x, best_loss, best_wrong = candidate, value, wrong
-      continue
-    better = (wrong & ~best_wrong) | ((wrong == best_wrong) & (value > best_loss))
-    mask = tf.reshape(better, [-1] + [1] * (len(x.shape) - 1))
-    best_x = tf.where(mask, candidate, best_x)
-    best_loss = tf.where(better, value, best_loss)
-    best_wrong = best_wrong | wrong
-  return best_x
+    best = _keep_better(best, PGDResult(
+        candidate, *_score(ensemble, candidate, labels, 'predictive')))
+  return best.x_adv
 
 
 def strong_attack(ensemble, x, labels, eps, num_steps=50, restarts=5,

@@ -377,19 +377,25 @@ def expected_gradient_table(ensemble, x, y, num_samples, batch_size=250):
   return {n: np.concatenate(parts[n], 0) for n in num_samples}
 
 
+def _attack_inputs(config, method, workdir, num_points):
+  """A saved ensemble cut to the attack's samples, and its test points."""
+  ensemble, extra = load_trained(config, method, workdir)
+  ensemble = ensemble.take(min(int(config.attack.num_samples),
+                               ensemble.num_samples))
+  dataset = load_dataset_for(config, method)
+  return (ensemble, extra, dataset.x_test[:num_points],
+          dataset.y_test[:num_points])
+
+
 def attack_saved(config, methods, workdir: str):
   """Attacks each saved ensemble; returns (all rows, summary) DataFrames."""
   import pandas as pd
   rows = []
   for method in methods:
-    ensemble, extra = load_trained(config, method, workdir)
-    ensemble = ensemble.take(min(int(config.attack.num_samples),
-                                 ensemble.num_samples))
-    dataset = load_dataset_for(config, method)
-    points = int(config.attack.num_points)
+    ensemble, extra, x, y = _attack_inputs(config, method, workdir,
+                                           int(config.attack.num_points))
     rows += attack_rows(
-        ensemble, dataset.x_test[:points], dataset.y_test[:points],
-        config.attack, seed=int(config.seed),
+        ensemble, x, y, config.attack, seed=int(config.seed),
         labels={'dataset': config.dataset, 'method': method,
                 'full_test_accuracy': extra.get('test_accuracy', float('nan'))})
   return pd.DataFrame(rows), summary_table(rows)
@@ -443,13 +449,9 @@ def check_saved(config, methods, workdir: str, num_points: int = 100) -> str:
   from tfp_robust import checks
   sections = []
   for method in methods:
-    ensemble, _ = load_trained(config, method, workdir)
-    ensemble = ensemble.take(min(int(config.attack.num_samples),
-                                 ensemble.num_samples))
-    dataset = load_dataset_for(config, method)
+    ensemble, _, x, y = _attack_inputs(config, method, workdir, num_points)
     findings = checks.run_checks(
-        ensemble, dataset.x_test[:num_points], dataset.y_test[:num_points],
-        float(config.attack.eps[0]), seed=int(config.seed),
+        ensemble, x, y, float(config.attack.eps[0]), seed=int(config.seed),
         pgd_steps=int(config.attack.pgd_steps))
     sections.append(f'## {config.dataset} / {method} ({ensemble.num_samples} '
                     f'samples, {num_points} test points)\n\n```\n'
@@ -483,14 +485,11 @@ def ablation_saved(config, methods, workdir: str):
   from tfp_robust import ablations
   rows = []
   for method in methods:
-    ensemble, _ = load_trained(config, method, workdir)
-    ensemble = ensemble.take(min(int(config.attack.num_samples),
-                                 ensemble.num_samples))
-    dataset = load_dataset_for(config, method)
-    points = int(config.attack.num_points)
+    ensemble, _, x, y = _attack_inputs(config, method, workdir,
+                                       int(config.attack.num_points))
     for row in ablations.ablation_rows(
-        ensemble, dataset.x_test[:points], dataset.y_test[:points],
-        float(config.attack.eps[0]), int(config.attack.pgd_steps)):
+        ensemble, x, y, float(config.attack.eps[0]),
+        int(config.attack.pgd_steps)):
       rows.append(dict(dataset=config.dataset, method=method, **row))
       logging.info('%s', rows[-1])
   return pd.DataFrame(rows)
