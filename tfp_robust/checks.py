@@ -25,7 +25,8 @@ class Finding:
 
 
 def run_checks(ensemble, x, labels, eps: float, seed: int = 0,
-               pgd_steps: int = 15) -> List[Finding]:
+               pgd_steps: int = 15, strong_steps: int = 30,
+               strong_restarts: int = 2) -> List[Finding]:
   """Runs every check on one ensemble and one batch.
 
   Args:
@@ -35,6 +36,8 @@ def run_checks(ensemble, x, labels, eps: float, seed: int = 0,
     eps: the L-infinity radius of the evaluation.
     seed: seed of the random attack and PGD starts.
     pgd_steps: steps of the paper-style PGD that the checks compare against.
+    strong_steps: PGD steps per restart of the strong protocol.
+    strong_restarts: restarts per objective of the strong protocol.
 
   Returns:
     A list of `Finding`s.
@@ -76,7 +79,8 @@ def run_checks(ensemble, x, labels, eps: float, seed: int = 0,
       'suggests masked or uninformative gradients'))
 
   strong = metrics.robustness(ensemble, x, labels, attacks.strong_attack(
-      ensemble, x, labels, eps, seed=seed))['adversarial_accuracy']
+      ensemble, x, labels, eps, num_steps=strong_steps,
+      restarts=strong_restarts, seed=seed))['adversarial_accuracy']
   findings.append(Finding(
       'paper_attack_near_strongest', scores['pgd_expected'] - strong <= 0.05,
       f'PGD on the expected loss ({pgd_steps} steps, 1 restart) leaves '

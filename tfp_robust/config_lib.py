@@ -24,7 +24,7 @@ def base(variant, dataset='mnist'):
   config.attack = ml_collections.ConfigDict(dict(
       attacks=('random', 'fgsm', 'pgd'), losses=('expected', 'predictive'),
       eps=(0.1,), num_points=500, num_samples=250, pgd_steps=15,
-      pgd_restarts=1, strong_steps=50, strong_restarts=3))
+      pgd_restarts=1, strong_steps=30, strong_restarts=2))
   return config
 
 

@@ -452,7 +452,9 @@ def check_saved(config, methods, workdir: str, num_points: int = 100) -> str:
     ensemble, _, x, y = _attack_inputs(config, method, workdir, num_points)
     findings = checks.run_checks(
         ensemble, x, y, float(config.attack.eps[0]), seed=int(config.seed),
-        pgd_steps=int(config.attack.pgd_steps))
+        pgd_steps=int(config.attack.pgd_steps),
+        strong_steps=int(config.attack.strong_steps),
+        strong_restarts=int(config.attack.strong_restarts))
     sections.append(f'## {config.dataset} / {method} ({ensemble.num_samples} '
                     f'samples, {num_points} test points)\n\n```\n'
                     f'{checks.format_findings(findings)}\n```\n')
