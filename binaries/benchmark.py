@@ -40,7 +40,8 @@ def main(argv):
   del argv
   results = {}
   wanted = set(_ONLY.value or ['mnist_gradient', 'halfmoons_gradient',
-                               'hmc_leapfrog', 'pgd_memory', 'paper_costs'])
+                               'hmc_leapfrog', 'pgd_memory', 'paper_costs',
+                               'halfmoons_paper_grid'])
   if 'mnist_gradient' in wanted:
     results['mnist_gradient'] = benchmarks.expected_gradient_speed(
         loop_images=_LOOP_IMAGES.value)
@@ -65,6 +66,11 @@ def main(argv):
       results[f'paper_costs_{name}'] = benchmarks.projected_costs(config,
                                                                   mnist)
       logging.info('%s: %s', name, results[f'paper_costs_{name}'])
+  if 'halfmoons_paper_grid' in wanted:
+    results['halfmoons_paper_grid'] = benchmarks.halfmoons_grid_projection(
+        pipelines.load_config_file(os.path.join(_CONFIGS, 'halfmoons_grid.py'),
+                                   'paper'))
+    logging.info('%s', results['halfmoons_paper_grid'])
   pipelines.write_json(_OUTPUT.value, results)
   print(json.dumps(results, indent=2))
   print(f'\nWritten to {os.path.abspath(_OUTPUT.value)}')

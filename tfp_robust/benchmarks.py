@@ -145,9 +145,11 @@ def halfmoons_gradient_speed(hidden=128, num_samples=250, batch=100,
 
 
 def hmc_leapfrog_cost(x, y, hidden=(512,), num_chains=1, num_leapfrog_steps=10,
-                      seed=0) -> Dict[str, float]:
+                      seed=0, num_classes=10,
+                      activation='relu') -> Dict[str, float]:
   """Seconds per HMC leapfrog step vs one forward+backward pass, full batch."""
-  architecture = networks.Architecture.mlp(x.shape[1], list(hidden), 10)
+  architecture = networks.Architecture.mlp(x.shape[1], list(hidden),
+                                           num_classes, activation)
   target = hmc.network_log_joint(architecture, x, y)
   state = hmc.initial_network_state(architecture, num_chains,
                                     tf.constant([seed, 0]))
@@ -264,3 +266,32 @@ def projected_costs(config, dataset, fraction_for_epochs: float = 0.1):
         members=fits,
         projected_hours=epoch_seconds * int(section.epochs) * fits / 3600)
   return results
+
+
+def halfmoons_grid_projection(config) -> Dict[str, float]:
+  """Projected wall time of a Figure 1 grid from measured leapfrog costs.
+
+  The leapfrog cost is measured once per width on the largest training set
+  and scaled linearly to the smaller ones (the log-joint is a sum over
+  points).
+  """
+  from tfp_robust import data
+  largest = max(config.num_train)
+  moons = data.half_moons(largest, 10, config.noise, seed=0)
+  chains = int(config.hmc.num_chains)
+  leapfrogs = int(config.hmc.num_leapfrog_steps)
+  per_width = {}
+  total_seconds = 0.0
+  for width in config.hidden:
+    cost = hmc_leapfrog_cost(moons.x_train, moons.y_train,
+                             hidden=(width,) * int(config.num_layers),
+                             num_chains=chains, num_leapfrog_steps=leapfrogs,
+                             num_classes=2, activation=config.activation)
+    per_width[f'leapfrog_seconds_hidden{width}_train{largest}'] = (
+        cost['leapfrog_seconds'])
+    for num_train in config.num_train:
+      for warmup in config.warmup:
+        steps = leapfrogs * (warmup + int(config.hmc.num_results) *
+                             int(config.hmc.thinning))
+        total_seconds += cost['leapfrog_seconds'] * steps * num_train / largest
+  return dict(per_width, projected_hours=total_seconds / 3600)
