@@ -1,0 +1,28 @@
+"""The benchmark's loop baselines compute what the vectorised code computes."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_robust import benchmarks
+from tfp_robust import gradients
+from tfp_robust import networks
+
+
+def test_loop_baselines_equal_vectorised_expected_gradient():
+  architecture = networks.Architecture.mlp(6, [5], 3)
+  ensemble = benchmarks.random_ensemble(architecture, 4, seed=1)
+  x = tf.random.stateless_uniform([3, 6], [0, 1])
+  labels = tf.constant([0, 2, 1])
+  _, vectorised = gradients.loss_and_input_gradient(ensemble, x, labels,
+                                                    'expected')
+  per_image = benchmarks.looped_expected_gradient(ensemble, x, labels)
+  per_sample = benchmarks.looped_over_samples_gradient(ensemble, x, labels)
+  np.testing.assert_allclose(per_image, vectorised, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(per_sample, vectorised, rtol=1e-5, atol=1e-7)
+  assert float(tf.reduce_max(tf.abs(vectorised))) > 0
+
+
+def test_flop_count_of_dense_forward():
+  architecture = networks.Architecture.mlp(4, [3], 2)
+  # 2 * batch * samples * (4*3 + 3*2) multiply-adds.
+  assert benchmarks.dense_forward_flops(architecture, 5, 7) == 2 * 5 * 7 * 18
