@@ -11,7 +11,6 @@ each cell's HMC checkpoints let a killed run resume mid-cell.
 """
 
 import itertools
-import json
 import os
 import time
 
@@ -40,23 +39,18 @@ def main(argv):
   rows = []
   start = time.time()
   for index, (hidden, num_train, warmup) in enumerate(cells):
-    name = f'hidden{hidden}_train{num_train}_warmup{warmup}'
-    path = os.path.join(workdir, 'cells', name + '.json')
-    if os.path.exists(path):
-      with open(path) as f:
-        rows.append(json.load(f))
-      logging.info('Cell %d/%d %s: done earlier.', index + 1, len(cells), name)
-      continue
-    row = pipelines.halfmoons_cell(config, hidden, num_train, warmup,
-                                   workdir=os.path.join(workdir, 'hmc', name))
-    pipelines.write_json(path, row)
+    row, cached = pipelines.halfmoons_cell_resumable(config, hidden,
+                                                     num_train, warmup, workdir)
     rows.append(row)
-    logging.info('Cell %d/%d %s: accuracy %.3f, mean |grad| %.4f, %.0fs '
-                 '(%.1f min elapsed)', index + 1, len(cells), name,
-                 row['test_accuracy'], row['grad_mean_abs'],
-                 row['fit_seconds'], (time.time() - start) / 60)
+    logging.info('Cell %d/%d hidden %d, %d points, warm-up %d: accuracy '
+                 '%.3f, mean |grad| %.4f, %.0fs%s (%.1f min elapsed)',
+                 index + 1, len(cells), hidden, num_train, warmup,
+                 row['test_accuracy'], row['grad_mean_abs'], row['fit_seconds'],
+                 ' (done earlier)' if cached else '',
+                 (time.time() - start) / 60)
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  frame = pd.DataFrame([{k: v for k, v in r.items() if k != 'components'}
+  frame = pd.DataFrame([{k: v for k, v in r.items()
+                         if k not in ('components', 'config')}
                         for r in rows])
   pipelines.write_table(frame, os.path.join(workdir, 'figure1_cells'))
   kept = [r for r in rows if r.get('kept')]

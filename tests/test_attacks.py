@@ -237,3 +237,14 @@ def test_project_clips_to_ball_and_box():
   far = tf.constant([[-1.0, 0.9, 2.0]])
   np.testing.assert_allclose(attacks.project(far, x, 0.2).numpy(),
                              [[0.0, 0.7, 1.0]], atol=1e-7)
+
+
+def test_pgd_keeping_the_best_iterate_is_at_least_as_strong(trained_net, moons):
+  x, y = moons.x_test[:200], moons.y_test[:200]
+  last = attacks.pgd(trained_net, x, y, 0.05, num_steps=10, seed=3)
+  best = attacks.pgd(trained_net, x, y, 0.05, num_steps=10, seed=3,
+                     keep_best_iterate=True)
+  last_acc = float(np.mean(trained_net.predict(last).numpy() == y))
+  best_acc = float(np.mean(trained_net.predict(best).numpy() == y))
+  assert best_acc <= last_acc
+  assert float(np.max(np.abs(best - x))) <= 0.05 + 1e-6

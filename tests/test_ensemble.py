@@ -196,3 +196,30 @@ def test_predictive_from_log_probs_is_stable_for_tiny_probabilities():
   got = ensemble_lib.predictive_from_log_probs(log_probs).numpy()
   want0 = np.logaddexp(-1000.0, -1001.0) - np.log(2.0)
   np.testing.assert_allclose(got, [[want0, 0.0]], rtol=1e-6, atol=1e-6)
+
+
+def test_nan_inputs_are_refused():
+  ensemble = PosteriorEnsemble(MLP, random_params(MLP, 2))
+  with pytest.raises(ValueError, match='NaN or infinite'):
+    ensemble.log_probs(np.array([[0.5, np.nan]], np.float32))
+
+
+def test_evenly_spaced_spreads_over_all_samples():
+  params = random_params(MLP, 10)
+  ensemble = PosteriorEnsemble(MLP, params)
+  chosen = ensemble.evenly_spaced(4)
+  assert chosen.num_samples == 4
+  np.testing.assert_array_equal(chosen.params[0].numpy(),
+                                params[0][[0, 2, 5, 7]])
+  with pytest.raises(ValueError, match='n must lie in'):
+    ensemble.evenly_spaced(11)
+
+
+def test_load_recovers_a_save_stopped_between_its_renames(tmp_path):
+  ensemble = PosteriorEnsemble(MLP, random_params(MLP, 2))
+  path = str(tmp_path / 'ens')
+  ensemble.save(path)
+  os.rename(path, path + '.old')  # As if killed after the first rename.
+  loaded = PosteriorEnsemble.load(path)
+  x = np.full((3, 2), 0.5, np.float32)
+  np.testing.assert_array_equal(loaded.log_probs(x), ensemble.log_probs(x))

@@ -371,3 +371,19 @@ def test_hmc_on_a_network_classifies_half_moons():
   assert ensemble.num_samples == 200
   assert result.diagnostics['acceptance_rate'] > 0.5
   assert ensemble.accuracy(moons.x_test, moons.y_test) > 0.9
+
+
+def test_diagnostics_of_chains_that_never_moved_are_nan_not_an_error():
+  samples = [np.stack([np.zeros((5, 3)), np.ones((5, 3))], axis=1)]
+  report = hmc.diagnostics(samples, np.zeros((5, 2)), np.zeros((5, 2), bool))
+  assert report['acceptance_rate'] == 0.0
+  assert np.isnan(report['rhat_max'])
+
+
+def test_diagnostics_subsample_weights_to_bound_memory():
+  rng = np.random.RandomState(0)
+  samples = [rng.normal(size=(20, 2, 50, 40)), rng.normal(size=(20, 2, 40))]
+  report = hmc.diagnostics(samples, rng.normal(size=(20, 2)),
+                           np.ones((20, 2), bool), max_coordinates=300)
+  assert report['ess_coordinates'] == 300
+  assert 10 < report['ess_median'] < 80  # Independent draws: ESS near 40.

@@ -2,7 +2,8 @@
 
 The paper's released code is known to contain each of these. They live here,
 named as mistakes, so that our tables can show how much each one inflates the
-robustness of a posterior; nothing else in the package calls them.
+robustness of a posterior; only the ablation experiment
+(`pipelines.ablation_saved`, `binaries/ablation.py`) calls them.
 
 - `double_softmax`: the loss takes probabilities where it expects logits
   (softmax applied twice). The gradient direction of the resulting loss is

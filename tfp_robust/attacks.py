@@ -79,7 +79,7 @@ class PGDResult:
 
 def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
         restarts=1, random_start=True, loss='expected', seed=0,
-        return_details=False):
+        return_details=False, keep_best_iterate=False):
   """Projected gradient descent (Madry et al.) in the L-infinity ball.
 
   Each step moves by `step_size` along the gradient's sign and projects onto
@@ -98,6 +98,9 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
     loss: objective name (see `losses.LOSSES`).
     seed: int or stateless seed `[2]` for the random starts.
     return_details: return a `PGDResult` instead of the inputs alone.
+    keep_best_iterate: score every iterate (one more forward pass per step)
+      and keep, per example, one that misclassifies if any did; otherwise
+      only each restart's last iterate is scored (Madry et al.'s PGD).
 
   Returns:
     Adversarial inputs `[B, *input_shape]`, or a `PGDResult`.
@@ -126,8 +129,12 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
       _, gradient = gradients._loss_and_gradient_unchecked(ensemble, x_adv,
                                                            labels, loss)
       x_adv = project(x_adv + step_size * tf.sign(gradient), x, eps)
-    best = _keep_better(best, PGDResult(x_adv, *_score(ensemble, x_adv,
-                                                       labels, loss)))
+      if keep_best_iterate:
+        best = _keep_better(best, PGDResult(x_adv, *_score(ensemble, x_adv,
+                                                           labels, loss)))
+    if not keep_best_iterate:
+      best = _keep_better(best, PGDResult(x_adv, *_score(ensemble, x_adv,
+                                                         labels, loss)))
   return best if return_details else best.x_adv
 
 
@@ -162,8 +169,9 @@ def strongest(ensemble, x, labels, candidates):
     candidates: adversarial inputs from several attacks, each `[B, ...]`.
 
   Returns:
-    For each example the first candidate the predictive misclassifies, else
-    the one with the highest predictive cross-entropy.
+    For each example, among the candidates the predictive misclassifies (or
+    among all if none does), the one with the highest predictive
+    cross-entropy.
   """
   best = None
   for candidate in candidates:
@@ -177,8 +185,8 @@ def strong_attack(ensemble, x, labels, eps, num_steps=50, restarts=5,
   """A strong protocol for BNNs: the worst case over several attacks.
 
   Runs FGSM and PGD on the `expected`, `predictive` and `margin` objectives
-  (PGD with random restarts) and keeps, per example, an input that fools the
-  predictive mean if any attack found one.
+  (PGD with random restarts, every iterate scored) and keeps, per example,
+  an input that fools the predictive mean if any attack found one.
 
   Args:
     ensemble: a `PosteriorEnsemble`.
@@ -198,5 +206,5 @@ def strong_attack(ensemble, x, labels, eps, num_steps=50, restarts=5,
     candidates.append(fgsm(ensemble, x, labels, eps, loss=loss))
     candidates.append(pgd(ensemble, x, labels, eps, num_steps=num_steps,
                           step_size=step_size, restarts=restarts, loss=loss,
-                          seed=[seed, index + 1]))
+                          seed=[seed, index + 1], keep_best_iterate=True))
   return strongest(ensemble, x, labels, candidates)

@@ -49,7 +49,8 @@ def run_checks(ensemble, x, labels, eps: float, seed: int = 0,
       'log_probs_normalised', float(normaliser) < 1e-3,
       f'max |logsumexp(log_probs)| = {float(normaliser):.2e} (log-softmax '
       'outputs must sum to one in probability; anything else means a softmax '
-      'was applied to probabilities)'))
+      'was applied to probabilities; a guard for ensembles built outside '
+      'this package, as PosteriorEnsemble itself always normalises)'))
 
   for loss in ('expected', 'predictive'):
     _, grad = gradients.loss_and_input_gradient(ensemble, x, labels, loss)

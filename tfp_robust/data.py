@@ -43,7 +43,8 @@ def half_moons(num_train: int, num_test: int = 1000, noise: float = 0.1,
     num_train: number of training points.
     num_test: number of test points, drawn independently of the training set.
     noise: standard deviation of the Gaussian noise added to the points.
-    seed: seed of the draw; test points use a different stream.
+    seed: seed of the draw; the test points come from their own stream, so
+      they are the same for every num_train.
 
   Returns:
     A `Dataset` with inputs `[N, 2]` mapped into [0, 1]^2.
@@ -54,14 +55,16 @@ def half_moons(num_train: int, num_test: int = 1000, noise: float = 0.1,
                      f'{num_train} and {num_test}.')
   if noise < 0:
     raise ValueError(f'noise must be >= 0, got {noise}.')
-  rng = np.random.RandomState(seed)
-  x, y = sk_datasets.make_moons(num_train + num_test, noise=noise,
-                                random_state=rng)
-  x = (x.astype(np.float32) - _MOONS_LOW) / (_MOONS_HIGH - _MOONS_LOW)
-  x = np.clip(x, 0.0, 1.0)
-  y = y.astype(np.int32)
-  return Dataset('half_moons', x[:num_train], y[:num_train], x[num_train:],
-                 y[num_train:], num_classes=2)
+  def draw(count, stream):
+    # Separate streams: the test points do not depend on num_train.
+    x, y = sk_datasets.make_moons(count, noise=noise,
+                                  random_state=np.random.RandomState(
+                                      [seed, stream]))
+    x = (x.astype(np.float32) - _MOONS_LOW) / (_MOONS_HIGH - _MOONS_LOW)
+    return np.clip(x, 0.0, 1.0), y.astype(np.int32)
+
+  return Dataset('half_moons', *draw(num_train, 0), *draw(num_test, 1),
+                 num_classes=2)
 
 
 def default_data_dir() -> Optional[str]:

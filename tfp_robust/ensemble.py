@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from typing import Dict, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfp_robust import networks
@@ -44,6 +45,8 @@ def check_inputs(x, input_shape, labels=None, num_classes=None):
     raise ValueError(f'Inputs must have shape [B, {", ".join(map(str, expected))}]'
                      f', got {tuple(x.shape)}; reshape them (flat vs image '
                      'layout is chosen when loading the data).')
+  if x.shape.num_elements() and not bool(tf.reduce_all(tf.math.is_finite(x))):
+    raise ValueError('Inputs contain NaN or infinite values.')
   x_min, x_max = float(tf.reduce_min(x)), float(tf.reduce_max(x))
   if x_min < 0.0 or x_max > 1.0:
     raise ValueError(f'Inputs must lie in [0, 1], got values in [{x_min:.3g}, '
@@ -126,6 +129,13 @@ class PosteriorEnsemble:
     if not 1 <= n <= self.num_samples:
       raise ValueError(f'n must lie in [1, {self.num_samples}], got {n}.')
     return self._subset(lambda p: p[:n])
+
+  def evenly_spaced(self, n: int) -> 'PosteriorEnsemble':
+    """`n` samples spread evenly over all of them (e.g. along HMC chains)."""
+    if not 1 <= n <= self.num_samples:
+      raise ValueError(f'n must lie in [1, {self.num_samples}], got {n}.')
+    indices = np.floor(np.arange(n) * self.num_samples / n).astype(np.int64)
+    return self._subset(lambda p: tf.gather(p, indices))
 
   def _subset(self, fn):
     return PosteriorEnsemble(self.architecture, [fn(p) for p in self.params],
@@ -241,6 +251,8 @@ class PosteriorEnsemble:
       ValueError: when the checkpoint does not match its description or the
         expected architecture.
     """
+    if not os.path.isdir(directory) and os.path.isdir(directory + '.old'):
+      directory += '.old'  # `save` was stopped between its two renames.
     description_path = os.path.join(directory, _DESCRIPTION_FILE)
     if not os.path.exists(description_path):
       raise FileNotFoundError(

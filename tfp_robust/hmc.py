@@ -294,6 +294,7 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
 
   parts = []
   for segment in range(num_segments):
+    # Move each segment out of `segments` so that one copy is alive.
     if segment not in segments:
       size = min(config.segment_size,
                  config.num_results - segment * config.segment_size)
@@ -301,7 +302,11 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
           tf.zeros((size, config.num_chains)),
           tf.zeros((size, config.num_chains), tf.bool)]
       segments[segment] = checkpoints.load_segment(segment, templates)
-    parts.append([t.numpy() for t in segments[segment]])
+      if segments[segment] is None:
+        raise ValueError(f'Segment {segment} is missing from the HMC '
+                         f'checkpoint in {checkpoint_dir!r}; delete the '
+                         'directory to start afresh.')
+    parts.append([t.numpy() for t in segments.pop(segment)])
   columns = [np.concatenate(column, axis=0) for column in zip(*parts)]
   samples, log_prob, accepted = columns[:-2], columns[-2], columns[-1]
   report = diagnostics(samples, log_prob, accepted)
@@ -369,17 +374,30 @@ def _fixed_step_chain(target_log_prob_fn, config):
 
 
 def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
-                is_accepted: np.ndarray) -> Dict[str, float]:
+                is_accepted: np.ndarray,
+                max_coordinates: int = 10000) -> Dict[str, float]:
   """Acceptance, effective sample size and R-hat of kept samples `[K, C, ...]`.
 
-  ESS is `tfp.mcmc.effective_sample_size` summed over chains (cross-chain when
-  there are several) and summarised over all weights; R-hat is
-  `tfp.mcmc.potential_scale_reduction` over chains, reported only for C > 1.
+  ESS is `tfp.mcmc.effective_sample_size` (cross-chain when there are several
+  chains); R-hat is `tfp.mcmc.potential_scale_reduction` over chains, for
+  C > 1. Weight-space figures use a fixed random subset of at most
+  `max_coordinates` weights: FFT-based ESS over every weight of a paper-scale
+  net would need tens of GB.
   """
   num_chains = log_prob.shape[1]
   cross_chain = 1 if num_chains > 1 else None
-  flat = tf.concat([tf.reshape(s, [s.shape[0], s.shape[1], -1])
-                    for s in samples], axis=-1)
+  sizes = [int(np.prod(s.shape[2:])) for s in samples]
+  total = sum(sizes)
+  chosen = np.sort(np.random.RandomState(0).choice(
+      total, min(total, max_coordinates), replace=False))
+  offsets = np.cumsum([0] + sizes)
+  columns = []
+  for index, s in enumerate(samples):
+    inside = chosen[(chosen >= offsets[index]) & (chosen < offsets[index + 1])]
+    if inside.size:
+      columns.append(np.reshape(s, s.shape[:2] + (-1,))[:, :, inside -
+                                                           offsets[index]])
+  flat = tf.convert_to_tensor(np.concatenate(columns, axis=-1), tf.float32)
   ess = tfp.mcmc.effective_sample_size(flat, cross_chain_dims=cross_chain)
   if cross_chain is None:
     ess = ess * num_chains
@@ -388,6 +406,7 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
   result = {
       'acceptance_rate': float(np.mean(is_accepted)),
       'num_kept_samples': int(log_prob.shape[0] * num_chains),
+      'ess_coordinates': int(flat.shape[-1]),
       'ess_min': float(tf.reduce_min(ess)),
       'ess_median': float(np.median(ess.numpy())),
       'ess_log_joint': float(tf.reduce_sum(ess_log_prob)) if cross_chain is None
@@ -397,17 +416,25 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
     rhat = tfp.mcmc.potential_scale_reduction(flat, independent_chain_ndims=1)
     rhat = rhat.numpy()
     rhat = rhat[np.isfinite(rhat)]
-    result['rhat_median'] = float(np.median(rhat))
-    result['rhat_max'] = float(np.max(rhat))
+    # Chains that never moved have no finite R-hat at all.
+    result['rhat_median'] = float(np.median(rhat)) if rhat.size else np.nan
+    result['rhat_max'] = float(np.max(rhat)) if rhat.size else np.nan
     result['rhat_log_joint'] = float(tfp.mcmc.potential_scale_reduction(
         tf.convert_to_tensor(log_prob), independent_chain_ndims=1))
   return result
 
 
+def has_checkpoint(checkpoint_dir: Optional[str]) -> bool:
+  """Whether `checkpoint_dir` holds a started run (so no start state needed)."""
+  return bool(checkpoint_dir) and (
+      os.path.isdir(os.path.join(checkpoint_dir, 'state')) or
+      os.path.isdir(os.path.join(checkpoint_dir, 'state.old')))
+
+
 def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
         checkpoint_dir: Optional[str] = None, log_dir: Optional[str] = None,
         stop_after_phases: Optional[int] = None,
-        initial_state: Optional[Sequence] = None):
+        initial_state: Optional[Sequence] = None, init_description: str = ''):
   """HMC over the weights of `architecture` on the full training set.
 
   Args:
@@ -419,7 +446,10 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
     log_dir: optional TensorBoard directory.
     stop_after_phases: see `sample`.
     initial_state: weights with a leading chain axis to start from (e.g. SGD
-      solutions, one per chain); He-normal draws if None.
+      solutions, one per chain); He-normal draws if None. Not needed when
+      resuming (see `has_checkpoint`).
+    init_description: how `initial_state` was made, kept with the checkpoint
+      so that resuming with another start is refused.
 
   Returns:
     `(ensemble, result)`: the kept samples as a `PosteriorEnsemble` (samples
@@ -430,6 +460,7 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
   y = np.asarray(y, np.int32)
   target = network_log_joint(architecture, x, y, config.prior_scale)
   if initial_state is None:
+    # Also the shape template when resuming a run started from elsewhere.
     initial = initial_network_state(architecture, config.num_chains,
                                     _phase_seed(config.seed, 1 << 20))
   else:
@@ -442,6 +473,8 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
       'num_train': int(len(x)),
       'data_sum': round(float(np.sum(x, dtype=np.float64)), 3),
       'label_sum': int(np.sum(y, dtype=np.int64)),
+      'init': init_description or ('given' if initial_state is not None
+                                   else 'he_normal'),
   }, sort_keys=True)
   result = sample(target, initial, config, checkpoint_dir, identity, log_dir,
                   stop_after_phases)

@@ -45,8 +45,19 @@ def _train_config(section, seed):
                             seed=int(seed))
 
 
+# Keys of a method's config section that describe the model or the start,
+# not the sampler.
+_MODEL_KEYS = frozenset(('hidden', 'activation', 'layers', 'init', 'init_sgd',
+                         'num_train'))
+
+
 def hmc_config(section, seed) -> hmc.HMCConfig:
+  """An `HMCConfig` from a config section; unknown keys are refused."""
   fields = {f.name for f in dataclasses.fields(hmc.HMCConfig)}
+  unknown = set(section.keys()) - fields - _MODEL_KEYS
+  if unknown:
+    raise ValueError(f'Unknown HMC settings {sorted(unknown)}; known: '
+                     f'{sorted(fields)}.')
   values = {k: v for k, v in section.items() if k in fields}
   values['seed'] = int(seed)
   return hmc.HMCConfig(**values)
@@ -92,17 +103,20 @@ def fit(method: str, architecture, x, y, config, seed: int = 0,
     settings = hmc_config(config.hmc, seed)
     checkpoint_dir = (os.path.join(workdir, 'hmc_checkpoint')
                       if workdir else None)
-    initial_state = None
+    initial_state, init_description = None, 'he_normal'
     if config.hmc.get('init', 'prior') == 'sgd':
-      # Chains start from independent SGD solutions, which shortens the
-      # warm-up that a He-normal start needs to reach the typical set.
-      starts = models.train_deep_ensemble(
-          architecture, x, y, _train_config(config.hmc.init_sgd, seed),
-          settings.num_chains)
-      initial_state = starts.params
+      init_description = json.dumps({'sgd': config.hmc.init_sgd.to_dict()},
+                                    sort_keys=True)
+      if not hmc.has_checkpoint(checkpoint_dir):
+        # Chains start from independent SGD solutions, which shortens the
+        # warm-up that a He-normal start needs to reach the typical set.
+        initial_state = models.train_deep_ensemble(
+            architecture, x, y, _train_config(config.hmc.init_sgd, seed),
+            settings.num_chains).params
     ensemble, result = hmc.fit(architecture, x, y, settings,
                                checkpoint_dir=checkpoint_dir, log_dir=log_dir,
-                               initial_state=initial_state)
+                               initial_state=initial_state,
+                               init_description=init_description)
     info.update(result.diagnostics)
   info['fit_seconds'] = time.time() - start
   logging.info('Fitted %s: %s in %.1fs', method, ensemble, info['fit_seconds'])
@@ -248,6 +262,33 @@ def summary_table(rows: List[Dict], fit_info: Optional[Dict[str, Dict]] = None):
   return pd.DataFrame(table)
 
 
+def halfmoons_cell_resumable(config, hidden: int, num_train: int,
+                             warmup: int, workdir: str):
+  """`halfmoons_cell`, reusing a finished cell written by the same config.
+
+  Returns:
+    `(row, cached)`, where `cached` says the row was read back from disk.
+  """
+  name = f'hidden{hidden}_train{num_train}_warmup{warmup}'
+  path = os.path.join(workdir, 'cells', name + '.json')
+  fingerprint = config.to_json(sort_keys=True)
+  if os.path.exists(path):
+    with open(path) as f:
+      row = json.load(f)
+    if row.get('config') == fingerprint:
+      return row, True
+    logging.warning('Cell %s was computed with another config; recomputing.',
+                    name)
+  checkpoint_dir = os.path.join(workdir, 'hmc', name)
+  if os.path.exists(checkpoint_dir):
+    import shutil
+    shutil.rmtree(checkpoint_dir)  # Its run.json would refuse the new config.
+  row = halfmoons_cell(config, hidden, num_train, warmup, workdir=checkpoint_dir)
+  row['config'] = fingerprint
+  write_json(path, row)
+  return row, False
+
+
 def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
                    workdir: Optional[str] = None) -> Dict:
   """One cell of the Figure 1 grid: fit HMC, filter by accuracy, gradients.
@@ -350,7 +391,7 @@ def accuracy_in_batches(ensemble, x, y, batch_size: int = 1000) -> float:
 def load_trained(config, method: str, workdir: str):
   """The saved posterior ensemble of `method`, with its fit facts."""
   path = ensemble_dir(workdir, config.dataset, method)
-  if not os.path.exists(path):
+  if not (os.path.exists(path) or os.path.exists(path + '.old')):
     raise FileNotFoundError(
         f'No trained {method} ensemble for {config.dataset} in {path!r}; run '
         f'binaries/train.py --method={method} with the same --config and '
@@ -380,8 +421,8 @@ def expected_gradient_table(ensemble, x, y, num_samples, batch_size=250):
 def _attack_inputs(config, method, workdir, num_points):
   """A saved ensemble cut to the attack's samples, and its test points."""
   ensemble, extra = load_trained(config, method, workdir)
-  ensemble = ensemble.take(min(int(config.attack.num_samples),
-                               ensemble.num_samples))
+  ensemble = ensemble.evenly_spaced(min(int(config.attack.num_samples),
+                                        ensemble.num_samples))
   dataset = load_dataset_for(config, method)
   return (ensemble, extra, dataset.x_test[:num_points],
           dataset.y_test[:num_points])
