@@ -183,7 +183,8 @@ def test_checkpointed_run_equals_run_without_checkpoints(regression,
                                                          uninterrupted):
   directory, result = uninterrupted
   assert sorted(os.listdir(directory)) == [
-      'run.json', 'segment_00000', 'segment_00001', 'segment_00002', 'state']
+      'run.json', 'segment_00000', 'segment_00001', 'segment_00002', 'state',
+      'warm_up']
   plain = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN)
   _assert_same_result(plain, result)
   assert result.samples[0].shape == (30, 2, 3)
@@ -387,3 +388,19 @@ def test_diagnostics_subsample_weights_to_bound_memory():
                            np.ones((20, 2), bool), max_coordinates=300)
   assert report['ess_coordinates'] == 300
   assert 10 < report['ess_median'] < 80  # Independent draws: ESS near 40.
+
+
+def test_resume_inside_warm_up_gives_identical_samples(regression,
+                                                       uninterrupted,
+                                                       tmp_path):
+  _, full = uninterrupted
+  assert SMALL_RUN.num_burnin_steps >= 2 * SMALL_RUN.segment_size
+  directory = str(tmp_path / 'stopped_in_warm_up')
+  stopped = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                       checkpoint_dir=directory, target_identity='regression',
+                       stop_after_warm_up_steps=SMALL_RUN.segment_size)
+  assert stopped is None
+  assert sorted(os.listdir(directory)) == ['run.json', 'warm_up']
+  resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                       checkpoint_dir=directory, target_identity='regression')
+  _assert_same_result(resumed, full)

@@ -8,8 +8,8 @@ evaluates all chains.
 
 Sampling runs in two phases. Warm-up adapts the step size with
 `DualAveragingStepSizeAdaptation`; the kept samples then come in segments
-with the adapted step size held fixed. After warm-up and after each segment
-the state is checkpointed (written to a temporary directory and renamed), and
+with the adapted step size held fixed. After every warm-up chunk and every
+segment the state is checkpointed (written to a temporary directory and renamed), and
 each phase has a seed derived from the run's seed and the phase's index, so a
 run killed at any point resumes where it stopped and ends with the same
 samples as an uninterrupted run.
@@ -193,6 +193,25 @@ class _Checkpoints:
       return None
     return values[:-2], float(values[-2]), int(values[-1])
 
+  def save_warm_up(self, state, results, seed, accepted, steps_done):
+    self._write('warm_up', list(state) + [
+        tf.convert_to_tensor(t) for t in tf.nest.flatten(results)] + [
+            seed, tf.constant(accepted, tf.float32),
+            tf.constant(steps_done, tf.int64)])
+
+  def load_warm_up(self, template_state, template_results, template_seed):
+    flat_results = [tf.convert_to_tensor(t)
+                    for t in tf.nest.flatten(template_results)]
+    values = self._read('warm_up', list(template_state) + flat_results + [
+        template_seed, tf.constant(0.0), tf.constant(0, tf.int64)])
+    if values is None:
+      return None
+    count = len(template_state)
+    results = tf.nest.pack_sequence_as(template_results,
+                                       values[count:count + len(flat_results)])
+    return (values[:count], results, values[-3], float(values[-2]),
+            int(values[-1]))
+
   def save_segment(self, index, samples, log_prob, is_accepted):
     self._write(f'segment_{index:05d}', list(samples) + [log_prob, is_accepted])
 
@@ -211,7 +230,9 @@ def _atomic_write_text(path, text):
 def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
            config: HMCConfig, checkpoint_dir: Optional[str] = None,
            target_identity: str = '', log_dir: Optional[str] = None,
-           stop_after_phases: Optional[int] = None) -> Optional[HMCResult]:
+           stop_after_phases: Optional[int] = None,
+           stop_after_warm_up_steps: Optional[int] = None
+           ) -> Optional[HMCResult]:
   """Runs adaptive warm-up, then kept segments, with checkpoints.
 
   Args:
@@ -224,6 +245,8 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
     log_dir: optional TensorBoard directory.
     stop_after_phases: stop (returning None) once this many phases (warm-up
       counts as one) are done in total; used to test resumption.
+    stop_after_warm_up_steps: likewise, stop inside warm-up once this many
+      warm-up steps (a multiple of `segment_size`) are done.
 
   Returns:
     An `HMCResult`, or None when stopped early.
@@ -245,15 +268,14 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
 
   if phases_done == 0:
     start = time.time()
-    state, step_size, accept = _warm_up(target_log_prob_fn, state, step_size,
-                                        config)
+    warmed_up = _warm_up(target_log_prob_fn, state, step_size, config,
+                         checkpoints, stop_after_warm_up_steps)
+    if warmed_up is None:
+      return None
+    state, step_size, accept = warmed_up
     elapsed = time.time() - start
-    logging.info('HMC warm-up: %d steps in %.1fs (%.1f ms per leapfrog step '
-                 'incl. compilation), acceptance %.3f, step size %.3g',
-                 config.num_burnin_steps, elapsed,
-                 1e3 * elapsed / max(1, config.num_burnin_steps *
-                                     config.num_leapfrog_steps),
-                 accept, step_size)
+    logging.info('HMC warm-up done in %.1fs: acceptance %.3f, step size '
+                 '%.3g', elapsed, accept, step_size)
     phases_done = 1
     checkpoints.save_state(state, step_size, phases_done)
     if stop_after_phases is not None and phases_done >= stop_after_phases:
@@ -319,8 +341,16 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
   return HMCResult(samples, log_prob, accepted, step_size, report)
 
 
-def _warm_up(target_log_prob_fn, state, step_size, config):
-  """Adapts the step size; returns the last state, step size and acceptance."""
+def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
+             stop_after_steps=None):
+  """Adapts the step size; returns the last state, step size and acceptance.
+
+  Runs in chunks of `segment_size` steps, each a compiled loop over
+  `one_step` (warm-up states are not posterior samples, so none is stored),
+  and checkpoints the state and the kernel's results after every chunk, so
+  a long warm-up also resumes where it stopped. Returns None when stopped
+  after `stop_after_steps` steps (to test resumption).
+  """
   if config.num_burnin_steps == 0:
     return state, step_size, float('nan')
   kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
@@ -328,26 +358,58 @@ def _warm_up(target_log_prob_fn, state, step_size, config):
                                      config.num_leapfrog_steps),
       num_adaptation_steps=config.num_burnin_steps,
       target_accept_prob=config.target_accept_prob)
+  results = None
+  # One seed stream through all chunks: chunking changes nothing.
+  seed = _phase_seed(config.seed, 0)
+  accepted, done = 0.0, 0
+  restored = checkpoints.load_warm_up(state, kernel.bootstrap_results(state),
+                                      seed) if checkpoints.directory else None
+  if restored is not None:
+    state, results, seed, accepted, done = restored
+    logging.info('HMC warm-up: resuming after %d of %d steps.', done,
+                 config.num_burnin_steps)
+  compiled = {}
 
-  @tf.function(jit_compile=config.jit_compile)
-  def run(state, seed):
-    # A loop over one_step rather than sample_chain: warm-up states are not
-    # posterior samples, and tracing them all would cost memory.
-    def body(step, state, results, accepted, seed):
-      seed, step_seed = tfp.random.split_seed(seed)
-      state, results = kernel.one_step(state, results, seed=step_seed)
-      accepted += tf.reduce_mean(
-          tf.cast(results.inner_results.is_accepted, tf.float32))
-      return step + 1, state, results, accepted, seed
+  def run(state, results, seed, num_steps):
+    # The first chunk bootstraps the kernel inside the compiled call, as an
+    # unchunked warm-up would; `results` is None then.
+    key = (num_steps, results is None)
+    if key not in compiled:
+      @tf.function(jit_compile=config.jit_compile)
+      def chunk(state, results, seed):
+        if results is None:
+          results = kernel.bootstrap_results(state)
+        def body(step, state, results, accepted, seed):
+          seed, step_seed = tfp.random.split_seed(seed)
+          state, results = kernel.one_step(state, results, seed=step_seed)
+          accepted += tf.reduce_mean(
+              tf.cast(results.inner_results.is_accepted, tf.float32))
+          return step + 1, state, results, accepted, seed
 
-    _, state, results, accepted, _ = tf.while_loop(
-        lambda step, *_: step < config.num_burnin_steps, body,
-        (0, state, kernel.bootstrap_results(state), 0.0, seed))
-    return (state, accepted / config.num_burnin_steps,
-            results.new_step_size)
+        _, state, results, accepted, seed = tf.while_loop(
+            lambda step, *_: step < num_steps, body,
+            (0, state, results, 0.0, seed))
+        return state, results, accepted, seed
+      compiled[key] = chunk
+    return compiled[key](state, results, seed)
 
-  last, accept, new_step_size = run(state, _phase_seed(config.seed, 0))
-  return last, float(new_step_size), float(accept)
+  while done < config.num_burnin_steps:
+    num_steps = min(config.segment_size, config.num_burnin_steps - done)
+    start = time.time()
+    state, results, chunk_accepted, seed = run(state, results, seed,
+                                               num_steps)
+    elapsed = time.time() - start
+    accepted += float(chunk_accepted)
+    done += num_steps
+    checkpoints.save_warm_up(state, results, seed, accepted, done)
+    logging.info('HMC warm-up %d/%d: %.1f ms per leapfrog step, acceptance '
+                 '%.3f, step size %.3g', done, config.num_burnin_steps,
+                 1e3 * elapsed / (num_steps * config.num_leapfrog_steps),
+                 float(chunk_accepted) / num_steps,
+                 float(results.new_step_size))
+    if stop_after_steps is not None and done >= stop_after_steps:
+      return None
+  return state, float(results.new_step_size), accepted / done
 
 
 def _fixed_step_chain(target_log_prob_fn, config):
