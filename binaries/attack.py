@@ -1,6 +1,9 @@
-r"""Attacks saved posterior ensembles: Tables 1 and 2 of the paper.
+r"""Tables 1 and 2 of the paper: attacks on posterior ensembles.
 
   python binaries/attack.py --config=configs/table1.py:cpu --workdir=workdir/table1
+
+One command: methods without a saved ensemble in --workdir are trained first
+(as binaries/train.py would), then all are attacked.
 
 Every ensemble is attacked and evaluated with the same samples (the first
 `attack.num_samples`) on the first `attack.num_points` test images. Writes
@@ -26,21 +29,25 @@ _METHODS = flags.DEFINE_list('methods', None,
 _CHECK_POINTS = flags.DEFINE_integer(
     'check_points', 100, 'Test points for the gradient-masking checks '
     '(checks.md); 0 skips them.')
+_TRAIN_MISSING = flags.DEFINE_bool(
+    'train_missing', True, 'Train (with the same config) any method that has '
+    'no saved ensemble in --workdir yet, so one command gives the result.')
 flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
   del argv
   config = _CONFIG.value
-  frame, summary = pipelines.attack_saved(config, _METHODS.value or
-                                          list(config.methods), _WORKDIR.value)
+  methods = _METHODS.value or list(config.methods)
+  if _TRAIN_MISSING.value:
+    pipelines.ensure_trained(config, methods, _WORKDIR.value)
+  frame, summary = pipelines.attack_saved(config, methods, _WORKDIR.value)
   out = os.path.join(_WORKDIR.value, config.dataset)
   pipelines.write_table(frame, os.path.join(out, 'attacks'))
   pipelines.write_table(summary, os.path.join(out, 'summary'))
   print(summary.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
   if _CHECK_POINTS.value:
-    report = pipelines.check_saved(config, _METHODS.value or
-                                   list(config.methods), _WORKDIR.value,
+    report = pipelines.check_saved(config, methods, _WORKDIR.value,
                                    _CHECK_POINTS.value)
     pipelines.write_text(os.path.join(out, 'checks.md'), report)
     print(report)

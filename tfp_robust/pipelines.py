@@ -536,3 +536,12 @@ def ablation_saved(config, methods, workdir: str):
       rows.append(dict(dataset=config.dataset, method=method, **row))
       logging.info('%s', rows[-1])
   return pd.DataFrame(rows)
+
+
+def ensure_trained(config, methods, workdir: str) -> None:
+  """Trains (and saves) each method that has no saved ensemble yet."""
+  for method in methods:
+    path = ensemble_dir(workdir, config.dataset, method)
+    if not (os.path.exists(path) or os.path.exists(path + '.old')):
+      logging.info('No saved %s ensemble in %s: training it.', method, path)
+      train_and_save(config, method, workdir)
