@@ -30,7 +30,8 @@ def get_config(variant='cpu'):
       num_results=250 if paper else 100, num_chains=2,
       num_burnin_steps=200 if paper else 100, num_leapfrog_steps=10,
       step_size=0.001 if fashion else 0.002, thinning=1, segment_size=25,
-      prior_scale=1.0, init='sgd', num_train=0 if paper else 20000)
+      prior_scale=1.0, init='sgd', num_train=0 if paper else 20000,
+      warm_up_checkpoint_every=25 if paper else 0)
   config.hmc.init_sgd = dict(epochs=3, batch_size=256, learning_rate=1e-3)
   if paper:
     config.vi = common.conv((32, 64), 1024 if fashion else 512, 'leaky_relu',

@@ -30,5 +30,6 @@ def get_config(variant='cpu'):
   config.hmc = ml_collections.ConfigDict(dict(
       num_results=125, num_chains=2, num_leapfrog_steps=10, step_size=0.01,
       thinning=1, segment_size=125, target_accept_prob=0.75,
+      warm_up_checkpoint_every=100 if paper else 0,
       prior_scale=1.0))
   return config

@@ -24,7 +24,8 @@ def get_config(variant='cpu'):
       num_results=375 if paper else 125, num_chains=2,
       num_burnin_steps=200 if paper else 100, num_leapfrog_steps=10,
       step_size=0.005, thinning=1, segment_size=25, prior_scale=1.0,
-      init='sgd', num_train=0 if paper else 20000)
+      init='sgd', num_train=0 if paper else 20000,
+      warm_up_checkpoint_every=25 if paper else 0)
   config.hmc.init_sgd = dict(epochs=3, batch_size=256, learning_rate=1e-3)
   config.vi = common.dense((1024,), 'relu', epochs=5, batch_size=256,
                            learning_rate=1e-3, num_samples=250)

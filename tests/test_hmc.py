@@ -168,7 +168,7 @@ def test_initial_state_is_he_normal_with_zero_biases():
 
 SMALL_RUN = hmc.HMCConfig(num_results=30, num_burnin_steps=20,
                           num_leapfrog_steps=3, step_size=0.05, num_chains=2,
-                          seed=7, segment_size=10)
+                          seed=7, segment_size=10, warm_up_checkpoint_every=10)
 
 
 @pytest.fixture(scope='module')
@@ -404,3 +404,14 @@ def test_resume_inside_warm_up_gives_identical_samples(regression,
   resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
                        checkpoint_dir=directory, target_identity='regression')
   _assert_same_result(resumed, full)
+
+
+def test_chunked_warm_up_equals_one_loop_in_distribution_and_is_deterministic(
+    regression):
+  one_loop = dataclasses.replace(SMALL_RUN, warm_up_checkpoint_every=0)
+  a = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], one_loop)
+  b = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], one_loop)
+  _assert_same_result(a, b)
+  # Chunked and unchunked warm-ups adapt to similar step sizes.
+  chunked = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN)
+  assert 0.5 < chunked.step_size / a.step_size < 2.0

@@ -48,6 +48,8 @@ class HMCConfig:
     prior_scale: standard deviation of the Gaussian prior on every weight.
     seed: the run's seed; phases derive theirs from it.
     segment_size: kept samples per checkpointed segment.
+    warm_up_checkpoint_every: checkpoint (and log) warm-up every this many
+      steps; 0 runs warm-up as one compiled loop, checkpointed at its end.
     jit_compile: compile the chain with XLA.
   """
   num_results: int = 250
@@ -60,6 +62,7 @@ class HMCConfig:
   prior_scale: float = 1.0
   seed: int = 0
   segment_size: int = 50
+  warm_up_checkpoint_every: int = 0
   jit_compile: bool = True
 
   def validate(self):
@@ -68,6 +71,8 @@ class HMCConfig:
       if getattr(self, name) < 1:
         raise ValueError(f'HMCConfig.{name} must be >= 1, got '
                          f'{getattr(self, name)}.')
+    if self.warm_up_checkpoint_every < 0:
+      raise ValueError('warm_up_checkpoint_every must be >= 0.')
     if self.num_burnin_steps < 0 or not self.step_size > 0:
       raise ValueError('num_burnin_steps must be >= 0 and step_size > 0.')
 
@@ -246,7 +251,7 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
     stop_after_phases: stop (returning None) once this many phases (warm-up
       counts as one) are done in total; used to test resumption.
     stop_after_warm_up_steps: likewise, stop inside warm-up once this many
-      warm-up steps (a multiple of `segment_size`) are done.
+      warm-up steps (a multiple of `warm_up_checkpoint_every`) are done.
 
   Returns:
     An `HMCResult`, or None when stopped early.
@@ -341,15 +346,28 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
   return HMCResult(samples, log_prob, accepted, step_size, report)
 
 
+def _warm_up_body(kernel):
+  """One adaptive step as a `tf.while_loop` body that counts acceptances."""
+  def body(step, state, results, accepted, seed):
+    seed, step_seed = tfp.random.split_seed(seed)
+    state, results = kernel.one_step(state, results, seed=step_seed)
+    accepted += tf.reduce_mean(
+        tf.cast(results.inner_results.is_accepted, tf.float32))
+    return step + 1, state, results, accepted, seed
+  return body
+
+
 def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
              stop_after_steps=None):
   """Adapts the step size; returns the last state, step size and acceptance.
 
-  Runs in chunks of `segment_size` steps, each a compiled loop over
-  `one_step` (warm-up states are not posterior samples, so none is stored),
-  and checkpoints the state and the kernel's results after every chunk, so
-  a long warm-up also resumes where it stopped. Returns None when stopped
-  after `stop_after_steps` steps (to test resumption).
+  A compiled loop over `one_step` (warm-up states are not posterior samples,
+  so none is stored). With `config.warm_up_checkpoint_every` = k > 0 the loop
+  runs in chunks of k steps and the state, the kernel's results and the seed
+  are checkpointed after each, so a long warm-up resumes where it stopped
+  and logs its progress; k = 0 runs one loop with no host round trips.
+  Returns None when stopped after `stop_after_steps` steps (to test
+  resumption).
   """
   if config.num_burnin_steps == 0:
     return state, step_size, float('nan')
@@ -358,9 +376,22 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
                                      config.num_leapfrog_steps),
       num_adaptation_steps=config.num_burnin_steps,
       target_accept_prob=config.target_accept_prob)
-  results = None
-  # One seed stream through all chunks: chunking changes nothing.
+  body = _warm_up_body(kernel)
   seed = _phase_seed(config.seed, 0)
+
+  if not config.warm_up_checkpoint_every:
+    @tf.function(jit_compile=config.jit_compile)
+    def run_all(state, seed):
+      _, state, results, accepted, _ = tf.while_loop(
+          lambda step, *_: step < config.num_burnin_steps, body,
+          (0, state, kernel.bootstrap_results(state), 0.0, seed))
+      return (state, accepted / config.num_burnin_steps,
+              results.new_step_size)
+
+    last, accept, new_step_size = run_all(state, seed)
+    return last, float(new_step_size), float(accept)
+
+  results = None
   accepted, done = 0.0, 0
   restored = checkpoints.load_warm_up(state, kernel.bootstrap_results(state),
                                       seed) if checkpoints.directory else None
@@ -370,22 +401,15 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
                  config.num_burnin_steps)
   compiled = {}
 
-  def run(state, results, seed, num_steps):
-    # The first chunk bootstraps the kernel inside the compiled call, as an
-    # unchunked warm-up would; `results` is None then.
+  def run_chunk(state, results, seed, num_steps):
+    # The first chunk bootstraps the kernel inside the compiled call; one
+    # seed stream runs through all chunks.
     key = (num_steps, results is None)
     if key not in compiled:
       @tf.function(jit_compile=config.jit_compile)
       def chunk(state, results, seed):
         if results is None:
           results = kernel.bootstrap_results(state)
-        def body(step, state, results, accepted, seed):
-          seed, step_seed = tfp.random.split_seed(seed)
-          state, results = kernel.one_step(state, results, seed=step_seed)
-          accepted += tf.reduce_mean(
-              tf.cast(results.inner_results.is_accepted, tf.float32))
-          return step + 1, state, results, accepted, seed
-
         _, state, results, accepted, seed = tf.while_loop(
             lambda step, *_: step < num_steps, body,
             (0, state, results, 0.0, seed))
@@ -394,10 +418,11 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
     return compiled[key](state, results, seed)
 
   while done < config.num_burnin_steps:
-    num_steps = min(config.segment_size, config.num_burnin_steps - done)
+    num_steps = min(config.warm_up_checkpoint_every,
+                    config.num_burnin_steps - done)
     start = time.time()
-    state, results, chunk_accepted, seed = run(state, results, seed,
-                                               num_steps)
+    state, results, chunk_accepted, seed = run_chunk(state, results, seed,
+                                                     num_steps)
     elapsed = time.time() - start
     accepted += float(chunk_accepted)
     done += num_steps
