@@ -10,11 +10,11 @@ under 20 minutes on 2 cores; 250 samples are kept as in the paper.
 
 import ml_collections
 
+from tfp_robust import config_lib
+
 
 def get_config(variant='cpu'):
-  if variant not in ('cpu', 'paper'):
-    raise ValueError(f"Unknown variant {variant!r}; use 'cpu' or 'paper'.")
-  paper = variant == 'paper'
+  paper = config_lib.check_variant(variant)
   config = ml_collections.ConfigDict()
   config.variant = variant
   config.seed = 0

@@ -7,11 +7,11 @@ paper's Figure 1 grid (hidden 512, 15k training points, 500 warm-up steps,
 
 import ml_collections
 
+from tfp_robust import config_lib
+
 
 def get_config(variant='cpu'):
-  if variant not in ('cpu', 'paper'):
-    raise ValueError(f"Unknown variant {variant!r}; use 'cpu' or 'paper'.")
-  paper = variant == 'paper'
+  paper = config_lib.check_variant(variant)
   config = ml_collections.ConfigDict()
   config.variant = variant
   config.seed = 0
