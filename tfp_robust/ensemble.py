@@ -153,8 +153,15 @@ class PosteriorEnsemble:
                       self.memory_budget_bytes // per_sample))
 
   def chunks(self, batch_size: int):
-    """Yields `(start, params_chunk)` covering the samples in order."""
+    """Yields `(start, params_chunk)` covering the samples in order.
+
+    Slicing copies weights, so a single chunk is the weights themselves; the
+    copy of one chunk's weights is not counted in the memory budget.
+    """
     size = self.sample_chunk_size(batch_size)
+    if size >= self.num_samples:
+      yield 0, self.params
+      return
     for start in range(0, self.num_samples, size):
       yield start, [p[start:start + size] for p in self.params]
 
