@@ -53,3 +53,20 @@ def test_summary_table_has_one_row_per_method():
   assert list(table['method']) == ['sgd', 'hmc']
   assert list(table.columns) == ['method', 'samples', 'clean_acc',
                                  'random_acc', 'fgsm_expected_acc']
+
+
+def test_ensure_trained_trains_only_what_is_missing(tmp_path):
+  config = pipelines.load_config_file(
+      os.path.join(REPO, 'configs', 'table1.py'), 'cpu')
+  config.num_train, config.num_test = 200, 50
+  config.vi.hidden, config.vi.epochs, config.vi.num_samples = (8,), 1, 2
+  pipelines.ensure_trained(config, ['vi'], str(tmp_path))
+  saved = os.path.join(pipelines.ensemble_dir(str(tmp_path), 'mnist', 'vi'),
+                       'ensemble.json')
+  first = os.stat(saved).st_mtime_ns
+  ensemble, extra = pipelines.load_trained(config, 'vi', str(tmp_path))
+  assert ensemble.num_samples == 2 and extra['num_train'] == 200
+  pipelines.ensure_trained(config, ['vi'], str(tmp_path))
+  assert os.stat(saved).st_mtime_ns == first
+  with pytest.raises(FileNotFoundError, match='binaries/train.py'):
+    pipelines.load_trained(config, 'hmc', str(tmp_path))
