@@ -7,7 +7,6 @@ in the config. Results are plain dict rows that pandas turns into tables.
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from typing import Dict, List, Optional
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from tfp_robust import attacks
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import files
 from tfp_robust import gradients
 from tfp_robust import hmc
 from tfp_robust import metrics
@@ -192,24 +192,15 @@ def gradient_statistics(ensemble, x, y) -> Dict[str, float]:
 
 def write_json(path: str, value) -> None:
   """Writes JSON atomically (temporary file, then rename)."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
-                                   prefix='.tmp-', suffix='.json') as f:
-    json.dump(value, f, indent=2, sort_keys=True, default=float)
-  os.replace(f.name, path)
+  files.write_text_atomically(
+      path, json.dumps(value, indent=2, sort_keys=True, default=float))
 
 
 def write_table(frame, path_without_suffix: str) -> None:
   """Writes a pandas frame as CSV and Markdown, atomically."""
-  directory = os.path.dirname(os.path.abspath(path_without_suffix))
-  os.makedirs(directory, exist_ok=True)
-  for suffix, text in (('.csv', frame.to_csv(index=False)),
-                       ('.md', _markdown(frame))):
-    with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
-                                     prefix='.tmp-') as f:
-      f.write(text)
-    os.replace(f.name, path_without_suffix + suffix)
+  files.write_text_atomically(path_without_suffix + '.csv',
+                              frame.to_csv(index=False))
+  files.write_text_atomically(path_without_suffix + '.md', _markdown(frame))
 
 
 def _markdown(frame) -> str:
@@ -502,14 +493,7 @@ def check_saved(config, methods, workdir: str, num_points: int = 100) -> str:
   return '\n'.join(sections)
 
 
-def write_text(path: str, text: str) -> None:
-  """Writes text atomically."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
-                                   prefix='.tmp-') as f:
-    f.write(text)
-  os.replace(f.name, path)
+write_text = files.write_text_atomically
 
 
 def load_config_file(path: str, variant: str):
