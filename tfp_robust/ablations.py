@@ -21,7 +21,6 @@ from typing import Dict, List
 import tensorflow as tf
 
 from tfp_robust import attacks
-from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import metrics
 
 
@@ -61,11 +60,7 @@ def split_ensemble(ensemble):
   half = ensemble.num_samples // 2
   if half < 1:
     raise ValueError('Mismatched samples need an ensemble of at least two.')
-  first = ensemble.take(half)
-  second = ensemble_lib.PosteriorEnsemble(
-      ensemble.architecture, [p[half:2 * half] for p in ensemble.params],
-      ensemble.method, ensemble.memory_budget_bytes, ensemble.jit_compile)
-  return first, second
+  return ensemble.samples(0, half), ensemble.samples(half, 2 * half)
 
 
 def ablation_rows(ensemble, x, labels, eps: float,

@@ -70,8 +70,7 @@ def looped_expected_gradient(ensemble, x, labels):
       params = [p[s:s + 1] for p in ensemble.params]
       with tf.GradientTape() as tape:
         tape.watch(image)
-        log_probs = tf.nn.log_softmax(
-            networks.forward(ensemble.architecture, params, image))
+        log_probs = networks.log_probs(ensemble.architecture, params, image)
         loss = losses.expected_cross_entropy(log_probs, label)
       grad += tape.gradient(loss, image)
     total.append(grad / ensemble.num_samples)
@@ -85,8 +84,7 @@ def looped_over_samples_gradient(ensemble, x, labels):
     params = [p[s:s + 1] for p in ensemble.params]
     with tf.GradientTape() as tape:
       tape.watch(x)
-      log_probs = tf.nn.log_softmax(
-          networks.forward(ensemble.architecture, params, x))
+      log_probs = networks.log_probs(ensemble.architecture, params, x)
       loss = losses.expected_cross_entropy(log_probs, labels)
     grad += tape.gradient(loss, x)
   return grad / ensemble.num_samples

@@ -128,7 +128,14 @@ class PosteriorEnsemble:
     """The first `n` samples as an ensemble of their own."""
     if not 1 <= n <= self.num_samples:
       raise ValueError(f'n must lie in [1, {self.num_samples}], got {n}.')
-    return self._subset(lambda p: p[:n])
+    return self.samples(0, n)
+
+  def samples(self, start: int, stop: int) -> 'PosteriorEnsemble':
+    """Samples `start` to `stop` (exclusive) as an ensemble of their own."""
+    if not 0 <= start < stop <= self.num_samples:
+      raise ValueError(f'Need 0 <= start < stop <= {self.num_samples}, got '
+                       f'{start} and {stop}.')
+    return self._subset(lambda p: p[start:stop])
 
   def evenly_spaced(self, n: int) -> 'PosteriorEnsemble':
     """`n` samples spread evenly over all of them (e.g. along HMC chains)."""
@@ -173,12 +180,9 @@ class PosteriorEnsemble:
 
   def _log_probs_fn(self):
     architecture = self.architecture
-
-    def log_probs(params, x):
-      return tf.nn.log_softmax(networks.forward(architecture, params, x))
-
     return self.compiled('log_probs', lambda: tf.function(
-        log_probs, jit_compile=self.jit_compile))
+        lambda params, x: networks.log_probs(architecture, params, x),
+        jit_compile=self.jit_compile))
 
   def log_probs(self, x) -> tf.Tensor:
     """Per-sample log-softmax `[S, B, C]` of inputs `x` `[B, *input_shape]`."""

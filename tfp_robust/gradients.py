@@ -21,17 +21,13 @@ from tfp_robust import losses
 from tfp_robust import networks
 
 
-def _log_probs(architecture, params, x):
-  return tf.nn.log_softmax(networks.forward(architecture, params, x))
-
-
 def _direct_fn(ensemble, loss_name):
   architecture, loss_fn = ensemble.architecture, losses.get(loss_name)
 
   def loss_and_gradient(params, x, labels):
     with tf.GradientTape() as tape:
       tape.watch(x)
-      loss = loss_fn(_log_probs(architecture, params, x), labels)
+      loss = loss_fn(networks.log_probs(architecture, params, x), labels)
     return loss, tape.gradient(loss, x)  # Sums over the batch.
 
   return tf.function(loss_and_gradient, jit_compile=ensemble.jit_compile)
@@ -44,7 +40,7 @@ def _linearised_fn(ensemble):
     with tf.GradientTape() as tape:
       tape.watch(x)
       objective = tf.reduce_sum(
-          coefficients * _log_probs(architecture, params, x))
+          coefficients * networks.log_probs(architecture, params, x))
     return tape.gradient(objective, x)
 
   return tf.function(gradient, jit_compile=ensemble.jit_compile)
@@ -100,7 +96,7 @@ def _per_sample_gradient_fn(ensemble):
     with tf.GradientTape() as tape:
       tape.watch(tiled)
       cross_entropy = losses.per_sample_cross_entropy(
-          _log_probs(architecture, params, tiled), labels)
+          networks.log_probs(architecture, params, tiled), labels)
     return tape.gradient(cross_entropy, tiled)
 
   return tf.function(per_sample_gradients, jit_compile=ensemble.jit_compile)

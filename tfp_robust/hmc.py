@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import files
 from tfp_robust import networks
 from tfp_robust import seeds
 
@@ -106,9 +107,8 @@ def network_log_joint(architecture: networks.Architecture, x, y,
   prior = tfp.distributions.Normal(0.0, float(prior_scale))
 
   def log_joint(*params):
-    logits = networks.forward(architecture, params, x)
     log_likelihood = tf.reduce_sum(
-        tf.nn.log_softmax(logits) * one_hot, axis=[-2, -1])
+        networks.log_probs(architecture, params, x) * one_hot, axis=[-2, -1])
     log_prior = tf.add_n([
         tf.reduce_sum(prior.log_prob(p), axis=list(range(1, len(p.shape))))
         for p in params])
@@ -157,7 +157,7 @@ class _Checkpoints:
               f'configuration or target ({saved}); use another directory or '
               'delete it to start afresh.')
       else:
-        _atomic_write_text(path, json.dumps(description, indent=2))
+        files.write_text_atomically(path, json.dumps(description, indent=2))
 
   def _write(self, name, tensors):
     if not self.directory:
@@ -222,14 +222,6 @@ class _Checkpoints:
 
   def load_segment(self, index, templates):
     return self._read(f'segment_{index:05d}', templates)
-
-
-def _atomic_write_text(path, text):
-  directory = os.path.dirname(os.path.abspath(path))
-  with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
-                                   prefix='.tmp-') as f:
-    f.write(text)
-  os.replace(f.name, path)
 
 
 def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],

@@ -215,6 +215,12 @@ def forward(architecture: Architecture, params: Sequence[tf.Tensor],
   return h
 
 
+def log_probs(architecture: Architecture, params: Sequence[tf.Tensor],
+              x: tf.Tensor) -> tf.Tensor:
+  """Per-sample log-softmax `[S, B, C]`: `forward` followed by log_softmax."""
+  return tf.nn.log_softmax(forward(architecture, params, x))
+
+
 def _fold_samples(h, per_sample_inputs, fn):
   """Applies a per-image op to `[S, B, ...]` by folding S into the batch."""
   if not per_sample_inputs:
