@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tfp_robust import attacks
 from tfp_robust import losses
-from tfp_robust import PosteriorEnsemble
+from tfp_robust import ArchitectureEnsemble
 
 EPS = 0.5
 
@@ -40,7 +40,7 @@ def perturbed_ensemble(trained_net):
   rng = np.random.RandomState(41)
   params = [p.numpy() + 0.05 * rng.normal(size=(4,) + tuple(p.shape[1:]))
             for p in trained_net.params]
-  return PosteriorEnsemble(trained_net.architecture, params, method='test')
+  return ArchitectureEnsemble(trained_net.architecture, params, method='test')
 
 
 def test_pgd_with_large_eps_fools_a_deterministic_net(trained_net, test_set,

@@ -40,7 +40,7 @@ def test_saturated_model_is_flagged_for_zero_gradients(net_and_data):
   params = [p.numpy() for p in net.params]
   params[-2] = params[-2] * 1e4
   params[-1] = params[-1] * 1e4
-  saturated = ensemble_lib.PosteriorEnsemble(net.architecture, params)
+  saturated = ensemble_lib.ArchitectureEnsemble(net.architecture, params)
   correct = saturated.predict(x).numpy() == y
   findings = _by_name(checks.run_checks(saturated, x[correct], y[correct],
                                         eps=0.1, pgd_steps=5))

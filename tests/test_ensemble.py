@@ -11,6 +11,7 @@ from conftest import SMALL_CONV as CONV
 from conftest import random_params
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import networks
+from tfp_robust import ArchitectureEnsemble
 from tfp_robust import PosteriorEnsemble
 
 MLP = networks.Architecture.mlp(2, [16, 8], 3)
@@ -27,7 +28,7 @@ def x2d():
 
 
 def test_shapes_properties_and_take(mlp_params, x2d):
-  ens = PosteriorEnsemble(MLP, mlp_params, method='hmc')
+  ens = ArchitectureEnsemble(MLP, mlp_params, method='hmc')
   assert ens.num_samples == 7 and ens.num_classes == 3
   assert ens.input_shape == (2,)
   assert 'num_samples=7' in repr(ens)
@@ -46,7 +47,7 @@ def test_shapes_properties_and_take(mlp_params, x2d):
 
 
 def test_predictive_is_log_mean_softmax(mlp_params, x2d):
-  ens = PosteriorEnsemble(MLP, mlp_params)
+  ens = ArchitectureEnsemble(MLP, mlp_params)
   probs = np.exp(ens.log_probs(x2d).numpy().astype(np.float64))
   mean = probs.mean(0)
   np.testing.assert_allclose(np.exp(ens.predictive_log_probs(x2d).numpy()),
@@ -58,14 +59,14 @@ def test_predictive_is_log_mean_softmax(mlp_params, x2d):
 
 
 def test_stack_concatenates_samples(mlp_params, x2d):
-  a = PosteriorEnsemble(MLP, [p[:2] for p in mlp_params])
-  b = PosteriorEnsemble(MLP, [p[2:] for p in mlp_params])
+  a = ArchitectureEnsemble(MLP, [p[:2] for p in mlp_params])
+  b = ArchitectureEnsemble(MLP, [p[2:] for p in mlp_params])
   both = ensemble_lib.stack([a, b], method='ensemble')
   assert both.num_samples == 7 and both.method == 'ensemble'
   np.testing.assert_allclose(
       both.log_probs(x2d).numpy(),
-      PosteriorEnsemble(MLP, mlp_params).log_probs(x2d).numpy(), rtol=1e-6)
-  other = PosteriorEnsemble(networks.Architecture.mlp(2, [4], 3),
+      ArchitectureEnsemble(MLP, mlp_params).log_probs(x2d).numpy(), rtol=1e-6)
+  other = ArchitectureEnsemble(networks.Architecture.mlp(2, [4], 3),
                             random_params(networks.Architecture.mlp(2, [4], 3),
                                           1))
   with pytest.raises(ValueError, match='one architecture'):
@@ -77,10 +78,10 @@ def test_chunked_log_probs_equal_unchunked(arch):
   params = random_params(arch, 7, seed=13)
   x = np.random.RandomState(14).uniform(
       size=(5,) + arch.input_shape).astype(np.float32)
-  big = PosteriorEnsemble(arch, params)
+  big = ArchitectureEnsemble(arch, params)
   per_sample = 16 * 5 * arch.widest_activation()
   for budget, starts in ((1, list(range(7))), (3 * per_sample, [0, 3, 6])):
-    small = PosteriorEnsemble(arch, params, memory_budget_bytes=budget)
+    small = ArchitectureEnsemble(arch, params, memory_budget_bytes=budget)
     assert [start for start, _ in small.chunks(5)] == starts
     np.testing.assert_allclose(small.log_probs(x).numpy(),
                                big.log_probs(x).numpy(), rtol=1e-5,
@@ -90,17 +91,17 @@ def test_chunked_log_probs_equal_unchunked(arch):
 
 def test_constructor_checks_weights(mlp_params):
   with pytest.raises(ValueError, match='Expected 6 weight tensors'):
-    PosteriorEnsemble(MLP, mlp_params[:-1])
+    ArchitectureEnsemble(MLP, mlp_params[:-1])
   bad = list(mlp_params)
   bad[2] = bad[2][:, :, :5]
   with pytest.raises(ValueError, match='dense_1/kernel must have shape'):
-    PosteriorEnsemble(MLP, bad)
+    ArchitectureEnsemble(MLP, bad)
   with pytest.raises(ValueError, match='at least one sample'):
-    PosteriorEnsemble(MLP, [p[:0] for p in mlp_params])
+    ArchitectureEnsemble(MLP, [p[:0] for p in mlp_params])
 
 
 def test_bad_inputs_get_clear_errors(mlp_params, x2d):
-  ens = PosteriorEnsemble(MLP, mlp_params)
+  ens = ArchitectureEnsemble(MLP, mlp_params)
   with pytest.raises(ValueError, match=r'Inputs must have shape \[B, 2\]'):
     ens.log_probs(np.zeros((4, 3), np.float32))
   with pytest.raises(ValueError, match=r'Inputs must have shape \[B, 2\]'):
@@ -109,7 +110,7 @@ def test_bad_inputs_get_clear_errors(mlp_params, x2d):
     ens.log_probs(x2d * 255.0)
   with pytest.raises(ValueError, match=r'must lie in \[0, 1\]'):
     ens.log_probs(x2d - 0.5)
-  conv = PosteriorEnsemble(CONV, random_params(CONV, 1))
+  conv = ArchitectureEnsemble(CONV, random_params(CONV, 1))
   with pytest.raises(ValueError, match=r'\[B, 8, 8, 1\].*reshape'):
     conv.log_probs(np.zeros((3, 64), np.float32))
   with pytest.raises(ValueError, match=r'Labels must have shape \[9\]'):
@@ -123,7 +124,7 @@ def test_bad_inputs_get_clear_errors(mlp_params, x2d):
 
 
 def test_save_load_round_trip(tmp_path, mlp_params, x2d):
-  ens = PosteriorEnsemble(MLP, mlp_params, method='vi')
+  ens = ArchitectureEnsemble(MLP, mlp_params, method='vi')
   target = tmp_path / 'runs' / 'vi'
   path = ens.save(str(target), extra={'epochs': 3})
   assert path == str(target)
@@ -140,8 +141,8 @@ def test_save_load_round_trip(tmp_path, mlp_params, x2d):
 
 def test_save_replaces_existing_directory_and_leaves_no_temporaries(
     tmp_path, mlp_params, x2d):
-  first = PosteriorEnsemble(MLP, [p[:2] for p in mlp_params])
-  second = PosteriorEnsemble(MLP, [p[2:5] for p in mlp_params])
+  first = ArchitectureEnsemble(MLP, [p[:2] for p in mlp_params])
+  second = ArchitectureEnsemble(MLP, [p[2:5] for p in mlp_params])
   path = str(tmp_path / 'ens')
   first.save(path)
   second.save(path)
@@ -154,7 +155,7 @@ def test_save_replaces_existing_directory_and_leaves_no_temporaries(
 
 
 def test_load_keeps_constructor_options(tmp_path, mlp_params):
-  path = PosteriorEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
+  path = ArchitectureEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
   loaded = PosteriorEnsemble.load(path, memory_budget_bytes=1,
                                   jit_compile=False)
   assert loaded.memory_budget_bytes == 1 and not loaded.jit_compile
@@ -169,7 +170,7 @@ def test_load_from_empty_directory_raises_file_not_found(tmp_path):
 
 
 def test_load_with_other_architecture_raises(tmp_path, mlp_params):
-  path = PosteriorEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
+  path = ArchitectureEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
   with pytest.raises(ValueError, match='not the expected'):
     PosteriorEnsemble.load(path, architecture=networks.Architecture.mlp(
         2, [16, 8], 3, 'tanh'))
@@ -180,7 +181,7 @@ def test_load_with_other_architecture_raises(tmp_path, mlp_params):
 
 def test_load_of_checkpoint_disagreeing_with_description_raises(
     tmp_path, mlp_params):
-  path = PosteriorEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
+  path = ArchitectureEnsemble(MLP, mlp_params).save(str(tmp_path / 'e'))
   description_path = os.path.join(path, 'ensemble.json')
   with open(description_path) as f:
     description = json.load(f)
@@ -199,14 +200,14 @@ def test_predictive_from_log_probs_is_stable_for_tiny_probabilities():
 
 
 def test_nan_inputs_are_refused():
-  ensemble = PosteriorEnsemble(MLP, random_params(MLP, 2))
+  ensemble = ArchitectureEnsemble(MLP, random_params(MLP, 2))
   with pytest.raises(ValueError, match='NaN or infinite'):
     ensemble.log_probs(np.array([[0.5, np.nan]], np.float32))
 
 
 def test_evenly_spaced_spreads_over_all_samples():
   params = random_params(MLP, 10)
-  ensemble = PosteriorEnsemble(MLP, params)
+  ensemble = ArchitectureEnsemble(MLP, params)
   chosen = ensemble.evenly_spaced(4)
   assert chosen.num_samples == 4
   np.testing.assert_array_equal(chosen.params[0].numpy(),
@@ -216,7 +217,7 @@ def test_evenly_spaced_spreads_over_all_samples():
 
 
 def test_load_recovers_a_save_stopped_between_its_renames(tmp_path):
-  ensemble = PosteriorEnsemble(MLP, random_params(MLP, 2))
+  ensemble = ArchitectureEnsemble(MLP, random_params(MLP, 2))
   path = str(tmp_path / 'ens')
   ensemble.save(path)
   os.rename(path, path + '.old')  # As if killed after the first rename.

@@ -8,7 +8,7 @@ from conftest import SMALL_CONV as CONV
 from conftest import random_params
 from tfp_robust import gradients
 from tfp_robust import networks
-from tfp_robust import PosteriorEnsemble
+from tfp_robust import ArchitectureEnsemble
 
 MLP = networks.Architecture.mlp(2, [16, 8], 3, 'tanh')
 LINEAR = networks.Architecture((2,), 2, ())
@@ -35,7 +35,7 @@ def disagreeing():
   biases = np.zeros((2, 2), np.float32)
   x = np.array([[0.5, 0.5], [0.2, 0.9], [0.8, 0.1]], np.float32)
   labels = np.zeros(3, np.int32)
-  return PosteriorEnsemble(LINEAR, [kernels, biases]), x, labels
+  return ArchitectureEnsemble(LINEAR, [kernels, biases]), x, labels
 
 
 def _hand_linear_gradients(ens, x, labels):
@@ -85,8 +85,8 @@ def test_copies_of_one_weight_give_that_weights_gradient(arch):
   """E_w[grad L] over S copies of w is grad L at w; expected == predictive."""
   one = random_params(arch, 1, seed=31, scale=1.0)
   x, labels = _inputs(arch, 6, seed=32)
-  single = PosteriorEnsemble(arch, one)
-  copies = PosteriorEnsemble(arch, [np.repeat(p, 5, axis=0) for p in one])
+  single = ArchitectureEnsemble(arch, one)
+  copies = ArchitectureEnsemble(arch, [np.repeat(p, 5, axis=0) for p in one])
   loss_1, grad_1 = gradients.loss_and_input_gradient(single, x, labels,
                                                      'expected')
   assert np.abs(grad_1.numpy()).max() > 1e-3
@@ -100,7 +100,7 @@ def test_copies_of_one_weight_give_that_weights_gradient(arch):
 
 def test_expected_gradient_matches_finite_differences():
   params = random_params(MLP, 4, seed=33, scale=1.0)
-  ens = PosteriorEnsemble(MLP, params, jit_compile=False)
+  ens = ArchitectureEnsemble(MLP, params, jit_compile=False)
   x, labels = _inputs(MLP, 3, seed=34)
   _, grad = gradients.loss_and_input_gradient(ens, x, labels, 'expected')
   h = 1e-2
@@ -120,8 +120,8 @@ def test_expected_gradient_matches_finite_differences():
 def test_chunked_gradient_equals_unchunked(arch, loss):
   params = random_params(arch, 7, seed=35, scale=1.0)
   x, labels = _inputs(arch, 5, seed=36)
-  big = PosteriorEnsemble(arch, params)
-  small = PosteriorEnsemble(arch, params, memory_budget_bytes=1)
+  big = ArchitectureEnsemble(arch, params)
+  small = ArchitectureEnsemble(arch, params, memory_budget_bytes=1)
   assert len(list(small.chunks(5))) == 7 and len(list(big.chunks(5))) == 1
   loss_big, grad_big = gradients.loss_and_input_gradient(big, x, labels, loss)
   loss_small, grad_small = gradients.loss_and_input_gradient(small, x, labels,
@@ -137,7 +137,7 @@ def test_chunked_gradient_equals_unchunked(arch, loss):
                          ids=['one_chunk', 'many_chunks'])
 def test_expected_gradients_by_num_samples(budget):
   params = random_params(MLP, 6, seed=37, scale=1.0)
-  ens = PosteriorEnsemble(MLP, params, memory_budget_bytes=budget)
+  ens = ArchitectureEnsemble(MLP, params, memory_budget_bytes=budget)
   x, labels = _inputs(MLP, 5, seed=38)
   by_n = gradients.expected_gradients_by_num_samples(ens, x, labels,
                                                      [1, 4, 6, 4])
@@ -162,7 +162,7 @@ def test_expected_gradients_by_num_samples(budget):
 
 def test_gradient_errors():
   params = random_params(MLP, 3, seed=39)
-  ens = PosteriorEnsemble(MLP, params)
+  ens = ArchitectureEnsemble(MLP, params)
   x, labels = _inputs(MLP, 4, seed=40)
   with pytest.raises(ValueError, match="Unknown loss 'cw'"):
     gradients.loss_and_input_gradient(ens, x, labels, 'cw')

@@ -324,10 +324,10 @@ def test_fit_starts_from_a_given_initial_state(tiny_data, tiny_fit):
 
 def test_function_space_diagnostics():
   from conftest import random_params
-  from tfp_robust import PosteriorEnsemble
+  from tfp_robust import ArchitectureEnsemble
   x = data.half_moons(20, 10, seed=15).x_train
   # 200 steps x 2 chains of independent draws: R-hat 1, ESS about 400.
-  iid = PosteriorEnsemble(TINY, random_params(TINY, 400, seed=16, scale=1.0))
+  iid = ArchitectureEnsemble(TINY, random_params(TINY, 400, seed=16, scale=1.0))
   report = hmc.function_space_diagnostics(iid, 2, x)
   assert report['fn_fraction_varying'] == 1.0
   assert report['fn_rhat_max'] < 1.1
@@ -339,10 +339,10 @@ def test_function_space_diagnostics():
   first_chain = np.arange(400) % 2 == 0  # Chains are interleaved.
   stuck = [np.where(first_chain.reshape((400,) + (1,) * (a.ndim - 1)), a, b)
            + n for a, b, n in zip(one, two, noise)]
-  report = hmc.function_space_diagnostics(PosteriorEnsemble(TINY, stuck), 2, x)
+  report = hmc.function_space_diagnostics(ArchitectureEnsemble(TINY, stuck), 2, x)
   assert report['fn_rhat_median'] > 2.0
   # Identical samples: no probability varies, nothing else is reported.
-  constant = PosteriorEnsemble(TINY, [np.repeat(a, 40, 0) for a in one])
+  constant = ArchitectureEnsemble(TINY, [np.repeat(a, 40, 0) for a in one])
   assert hmc.function_space_diagnostics(constant, 2, x) == {
       'fn_fraction_varying': 0.0}
 

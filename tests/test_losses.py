@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfp_robust import gradients
 from tfp_robust import losses
 from tfp_robust import networks
-from tfp_robust import PosteriorEnsemble
+from tfp_robust import ArchitectureEnsemble
 
 
 def _np_log_softmax(z):
@@ -104,7 +104,7 @@ def test_single_sample_losses_coincide(random_case):
 def _linear_ensemble(kernels, biases):
   """A logit layer only: logits = x @ kernel + bias, per sample."""
   arch = networks.Architecture((2,), 2, ())
-  return PosteriorEnsemble(arch, [np.asarray(kernels, np.float32),
+  return ArchitectureEnsemble(arch, [np.asarray(kernels, np.float32),
                                   np.asarray(biases, np.float32)])
 
 

@@ -6,7 +6,7 @@ import pytest
 from tfp_robust import attacks
 from tfp_robust import metrics
 from tfp_robust import networks
-from tfp_robust import PosteriorEnsemble
+from tfp_robust import ArchitectureEnsemble
 
 ONE_D = networks.Architecture((1,), 2, ())
 
@@ -23,7 +23,7 @@ def _threshold_ensemble(slopes, offsets):
   """Samples with logit(p(class 0)) = slope * x + offset."""
   kernels = np.array([[[s, 0.0]] for s in slopes], np.float32)
   biases = np.array([[o, 0.0] for o in offsets], np.float32)
-  return PosteriorEnsemble(ONE_D, [kernels, biases])
+  return ArchitectureEnsemble(ONE_D, [kernels, biases])
 
 
 def test_unchanged_inputs_are_fully_robust(trained_net, moons):

@@ -8,7 +8,7 @@ from conftest import SMALL_CONV as CONV
 from conftest import random_params
 from tfp_robust import models
 from tfp_robust import networks
-from tfp_robust import PosteriorEnsemble
+from tfp_robust import ArchitectureEnsemble
 
 
 TWO_CONV = networks.Architecture(
@@ -115,7 +115,7 @@ def test_dense_log_probs_equal_per_sample_loop(activation, fn):
   arch = networks.Architecture.mlp(3, [8, 6], 4, activation)
   params = random_params(arch, 5, seed=1, scale=1.0)
   x = np.random.RandomState(2).uniform(size=(7, 3)).astype(np.float32)
-  got = PosteriorEnsemble(arch, params).log_probs(x).numpy()
+  got = ArchitectureEnsemble(arch, params).log_probs(x).numpy()
   assert got.shape == (5, 7, 4)
   np.testing.assert_allclose(got, _np_mlp_log_probs(params, x, fn),
                              rtol=1e-5, atol=1e-5)
@@ -127,7 +127,7 @@ def test_dense_log_probs_equal_per_sample_loop(activation, fn):
 def test_conv_log_probs_equal_per_sample_conv2d_loop(jit_compile):
   params = random_params(CONV, 4, seed=3)
   x = np.random.RandomState(4).uniform(size=(6, 8, 8, 1)).astype(np.float32)
-  got = PosteriorEnsemble(CONV, params,
+  got = ArchitectureEnsemble(CONV, params,
                           jit_compile=jit_compile).log_probs(x).numpy()
   want = _tf_conv_log_probs(params, tf.constant(x))
   assert got.shape == (4, 6, 3)
@@ -141,7 +141,7 @@ def test_forward_matches_keras_model_with_same_weights(arch):
   params = random_params(arch, 3, seed=5)
   rng = np.random.RandomState(6)
   x = rng.uniform(size=(5,) + arch.input_shape).astype(np.float32)
-  got = PosteriorEnsemble(arch, params).log_probs(x).numpy()
+  got = ArchitectureEnsemble(arch, params).log_probs(x).numpy()
   model = models.deterministic_model(arch)
   for s in range(3):
     model.set_weights([p[s] for p in params])

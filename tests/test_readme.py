@@ -5,6 +5,8 @@ import io
 import os
 import re
 
+import pytest
+
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                       'README.md')
 
@@ -15,14 +17,27 @@ def _python_blocks():
   return re.findall(r'```python\n(.*?)```', text, flags=re.S)
 
 
-def test_readme_python_example_runs():
+def test_readme_python_examples_run():
+  """The examples run in order in one namespace, as a reader pastes them."""
   blocks = _python_blocks()
-  assert len(blocks) == 1, 'the README should hold exactly one Python example'
+  assert len(blocks) == 2, 'the README holds the main example and the ways in'
   output = io.StringIO()
   namespace = {}
   with contextlib.redirect_stdout(output):
-    exec(compile(blocks[0], 'README.md', 'exec'), namespace)  # pylint: disable=exec-used
+    for block in blocks:
+      exec(compile(block, 'README.md', 'exec'), namespace)  # pylint: disable=exec-used
   printed = output.getvalue()
+  for name in ('function', 'keras', 'stochastic'):
+    found = re.search(name + r': (\d+) samples, clean ([0-9.]+), PGD ([0-9.]+)',
+                      printed)
+    assert found, printed
+    assert float(found.group(2)) > 0.85, (name, printed)
+    assert 0.0 <= float(found.group(3)) <= float(found.group(2))
+  # The function-backed ensemble is the HMC posterior, written by hand.
+  np_clean = re.search(r'function: 50 samples, clean ([0-9.]+)', printed)
+  assert np_clean and float(np_clean.group(1)) == pytest.approx(
+      namespace['posterior'].accuracy(namespace['x'], namespace['y']),
+      abs=1e-3)
   clean = float(re.search(r'clean ([0-9.]+)', printed).group(1))
   fgsm = float(re.search(r'FGSM ([0-9.]+)', printed).group(1))
   acceptance = float(re.search(r'HMC acceptance ([0-9.]+)', printed).group(1))

@@ -12,6 +12,7 @@ from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import seeds
 from tfp_robust import vi
+from tfp_robust.ensemble import ArchitectureEnsemble
 from tfp_robust.ensemble import PosteriorEnsemble
 from tfp_robust.networks import Architecture
 

@@ -51,7 +51,7 @@ def random_ensemble(architecture, num_samples, seed=0, **kwargs):
     params.append(tf.random.stateless_normal(
         (num_samples,) + shape, [seed, index],
         stddev=np.sqrt(2.0 / fan_in) if len(shape) > 1 else 0.01))
-  return ensemble_lib.PosteriorEnsemble(architecture, params, **kwargs)
+  return ensemble_lib.ArchitectureEnsemble(architecture, params, **kwargs)
 
 
 def dense_forward_flops(architecture, batch, num_samples) -> float:

@@ -1,5 +1,8 @@
 """Input gradients of attack losses on a posterior ensemble.
 
+Everything here reads an ensemble only through its public interface
+(`chunks`, `chunk_log_probs`, `compiled`), so it works for every backend.
+
 `loss_and_input_gradient` is what every gradient attack calls. When all
 samples fit one chunk of the memory budget it is a single compiled tape over
 all samples. Otherwise it is exact in two passes: a forward pass gives
@@ -18,32 +21,35 @@ import tensorflow as tf
 
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import losses
-from tfp_robust import networks
 
 
 def _direct_fn(ensemble, loss_name):
-  architecture, loss_fn = ensemble.architecture, losses.get(loss_name)
+  loss_fn = losses.get(loss_name)
 
-  def loss_and_gradient(params, x, labels):
+  def loss_and_gradient(chunk, x, labels):
     with tf.GradientTape() as tape:
       tape.watch(x)
-      loss = loss_fn(networks.log_probs(architecture, params, x), labels)
+      loss = loss_fn(ensemble.chunk_log_probs(chunk, x), labels)
     return loss, tape.gradient(loss, x)  # Sums over the batch.
 
   return tf.function(loss_and_gradient, jit_compile=ensemble.jit_compile)
 
 
 def _linearised_fn(ensemble):
-  architecture = ensemble.architecture
-
-  def gradient(params, x, coefficients):
+  def gradient(chunk, x, coefficients):
     with tf.GradientTape() as tape:
       tape.watch(x)
-      objective = tf.reduce_sum(
-          coefficients * networks.log_probs(architecture, params, x))
+      objective = tf.reduce_sum(coefficients *
+                                ensemble.chunk_log_probs(chunk, x))
     return tape.gradient(objective, x)
 
   return tf.function(gradient, jit_compile=ensemble.jit_compile)
+
+
+def _unconnected_as_zero(gradient, x):
+  # A model whose output does not depend on its input (e.g. a rounding
+  # layer) has no gradient: that is a zero gradient, for the checks to flag.
+  return tf.zeros_like(x) if gradient is None else gradient
 
 
 def loss_and_input_gradient(ensemble: ensemble_lib.PosteriorEnsemble, x,
@@ -58,7 +64,8 @@ def loss_and_input_gradient(ensemble: ensemble_lib.PosteriorEnsemble, x,
 
   Returns:
     `(loss [B], gradient [B, *input_shape])`. With `loss='expected'` the
-    gradient is the expected loss gradient E_w[grad_x L(x, w)].
+    gradient is the expected loss gradient E_w[grad_x L(x, w)]. A gradient
+    that is not connected to the input is returned as zeros.
   """
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
@@ -71,8 +78,9 @@ def _loss_and_gradient_unchecked(ensemble, x, labels, loss):
   if len(chunks) == 1:
     fn = ensemble.compiled(('loss_grad', loss),
                            lambda: _direct_fn(ensemble, loss))
-    return fn(chunks[0][1], x, labels)
-  log_probs_fn = ensemble._log_probs_fn()
+    value, gradient = fn(chunks[0][1], x, labels)
+    return value, _unconnected_as_zero(gradient, x)
+  log_probs_fn = ensemble._log_probs_fn()  # pylint: disable=protected-access
   log_probs = tf.concat([log_probs_fn(chunk, x) for _, chunk in chunks], 0)
   with tf.GradientTape() as tape:
     tape.watch(log_probs)
@@ -81,25 +89,22 @@ def _loss_and_gradient_unchecked(ensemble, x, labels, loss):
   gradient_fn = ensemble.compiled('linearised_grad',
                                   lambda: _linearised_fn(ensemble))
   gradient = tf.zeros_like(x)
-  for start, chunk in chunks:
-    size = chunk[0].shape[0]
-    gradient += gradient_fn(chunk, x, coefficients[start:start + size])
+  stops = [start for start, _ in chunks[1:]] + [ensemble.num_samples]
+  for (start, chunk), stop in zip(chunks, stops):
+    gradient += _unconnected_as_zero(
+        gradient_fn(chunk, x, coefficients[start:stop]), x)
   return loss_values, gradient
 
 
-def _per_sample_gradient_fn(ensemble):
-  architecture = ensemble.architecture
-
-  def per_sample_gradients(params, x, labels):
-    num_samples = tf.shape(params[0])[0]
-    tiled = tf.tile(x[None], tf.concat([[num_samples], tf.ones_like(tf.shape(x))], 0))
+def _summed_cross_entropy_fn(ensemble):
+  def summed_gradient(chunk, x, labels):
     with tf.GradientTape() as tape:
-      tape.watch(tiled)
-      cross_entropy = losses.per_sample_cross_entropy(
-          networks.log_probs(architecture, params, tiled), labels)
-    return tape.gradient(cross_entropy, tiled)
+      tape.watch(x)
+      cross_entropy = tf.reduce_sum(losses.per_sample_cross_entropy(
+          ensemble.chunk_log_probs(chunk, x), labels))
+    return tape.gradient(cross_entropy, x)
 
-  return tf.function(per_sample_gradients, jit_compile=ensemble.jit_compile)
+  return tf.function(summed_gradient, jit_compile=ensemble.jit_compile)
 
 
 def expected_gradients_by_num_samples(
@@ -107,9 +112,9 @@ def expected_gradients_by_num_samples(
     num_samples: Sequence[int]) -> Dict[int, np.ndarray]:
   """Expected cross-entropy gradients over the first n samples, for each n.
 
-  Each sample's own input gradient is taken in one call (the inputs are tiled
-  over the sample axis), and running sums give every prefix mean in a single
-  pass over the samples.
+  The samples are cut into chunks at every wanted n (and wherever the memory
+  budget asks); each chunk's summed gradient is one compiled call, and a
+  running sum gives every prefix mean in a single pass over the samples.
 
   Args:
     ensemble: the posterior ensemble.
@@ -126,17 +131,17 @@ def expected_gradients_by_num_samples(
   if not wanted or wanted[0] < 1 or wanted[-1] > ensemble.num_samples:
     raise ValueError(f'Each number of samples must lie in [1, '
                      f'{ensemble.num_samples}], got {list(num_samples)}.')
-  fn = ensemble.compiled('per_sample_grad',
-                         lambda: _per_sample_gradient_fn(ensemble))
+  fn = ensemble.compiled('summed_cross_entropy_grad',
+                         lambda: _summed_cross_entropy_fn(ensemble))
+  bounds = ensemble_lib.chunk_bounds(
+      ensemble.num_samples, ensemble.sample_chunk_size(x.shape[0]), wanted)
   results = {}
   running = tf.zeros_like(x)
-  # Tiling multiplies the input by the chunk size: budget for it.
-  for start, chunk in ensemble.chunks(x.shape[0]):
-    size = chunk[0].shape[0]
-    grads = fn(chunk, x, labels)
-    prefix = tf.cumsum(grads, axis=0) + running[None]
-    for n in wanted:
-      if start < n <= start + size:
-        results[n] = (prefix[n - start - 1] / n).numpy()
-    running = prefix[-1]
+  for start, stop in bounds:
+    if start >= wanted[-1]:
+      break
+    running += _unconnected_as_zero(fn(ensemble.chunk(start, stop), x,
+                                       labels), x)
+    if stop in wanted:
+      results[stop] = (running / stop).numpy()
   return results

@@ -560,7 +560,7 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
   if result is None:
     return None
   params = [np.reshape(s, (-1,) + s.shape[2:]) for s in result.samples]
-  ensemble = ensemble_lib.PosteriorEnsemble(architecture, params, method='hmc')
+  ensemble = ensemble_lib.ArchitectureEnsemble(architecture, params, method='hmc')
   return ensemble, result
 
 

@@ -112,7 +112,7 @@ def train_deterministic(architecture: networks.Architecture, x, y,
   params = []
   for layer in weighted_layers(model):
     params += [layer.kernel[None], layer.bias[None]]
-  return ensemble_lib.PosteriorEnsemble(architecture, params, method='sgd')
+  return ensemble_lib.ArchitectureEnsemble(architecture, params, method='sgd')
 
 
 def train_deep_ensemble(architecture: networks.Architecture, x, y,

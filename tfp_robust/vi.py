@@ -96,4 +96,4 @@ def posterior_ensemble(result_or_model, architecture: networks.Architecture,
         tf.random.experimental.stateless_split(layer_seed, 2))
     params.append(layer.kernel_posterior.sample(num_samples, seed=kernel_seed))
     params.append(layer.bias_posterior.sample(num_samples, seed=bias_seed))
-  return ensemble_lib.PosteriorEnsemble(architecture, params, method='vi')
+  return ensemble_lib.ArchitectureEnsemble(architecture, params, method='vi')
