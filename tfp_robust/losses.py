@@ -14,6 +14,10 @@ twice. Each returns one value per example, `[B]`, that an attacker maximises.
 - `margin`: max_{j != y} log p(j | x) - log p(y | x) on the predictive mean;
   positive exactly when the predictive misclassifies (a Carlini-Wagner-style
   objective that does not saturate the way cross-entropy does).
+- `dlr`: Croce and Hein's difference of logits ratio on the predictive
+  log-probabilities, -(z_y - max_{j != y} z_j) / (z_(1) - z_(3)), with z
+  sorted descending; invariant to shifts and scales of z, so a model that
+  scales its logits cannot hide behind it. Needs at least 3 classes.
 """
 
 import tensorflow as tf
@@ -56,10 +60,23 @@ def predictive_margin(log_probs, labels):
   return tf.reduce_max(wrong, axis=-1) - true
 
 
+def predictive_dlr(log_probs, labels):
+  """Difference of logits ratio on the predictive log-probabilities, `[B]`."""
+  predictive = _predictive(log_probs)
+  if predictive.shape[-1] is not None and predictive.shape[-1] < 3:
+    raise ValueError('The DLR loss needs at least 3 classes; use margin.')
+  top = tf.math.top_k(predictive, k=3).values
+  true = _log_prob_of_label(predictive, labels)
+  wrong = tf.where(tf.one_hot(labels, predictive.shape[-1]) > 0,
+                   tf.constant(-float('inf'), predictive.dtype), predictive)
+  return -(true - tf.reduce_max(wrong, -1)) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
 LOSSES = {
     'expected': expected_cross_entropy,
     'predictive': predictive_cross_entropy,
     'margin': predictive_margin,
+    'dlr': predictive_dlr,
 }
 
 

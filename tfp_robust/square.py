@@ -1,0 +1,163 @@
+"""The Square attack (Andriushchenko et al., 2020), L-infinity, gradient-free.
+
+A random search that needs only the predictive's outputs: it starts from
+vertical stripes of +-eps and, at each query, sets one random square window
+of each still-unbroken image to a random corner of the eps-box (per channel),
+keeping the change when it lowers the margin of the predictive (true class
+minus best other class, in log-probability). The window shrinks on the
+schedule of `autoattack/square.py` (fra31/auto-attack), rescaled to the
+query budget. Here the window and signs are drawn per image, not once per
+batch, and the whole query loop is one compiled `tf.while_loop` per image
+batch.
+
+Because it never looks at a gradient, Square is the reference that gradient
+masking cannot fool: if it beats the gradient attacks, their gradients lie.
+"""
+
+import math
+
+import tensorflow as tf
+
+from tfp_robust import attack_batches
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import losses
+from tfp_robust import seeds
+
+P_INIT = 0.8
+_THRESHOLDS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+
+
+def image_shape(input_shape):
+  """The `(H, W, C)` grid that windows are cut from.
+
+  Images keep their shape; a flat input of a square size (784) is read as a
+  square grey image; any other flat input as a 1 x d strip.
+  """
+  if len(input_shape) == 3:
+    return tuple(input_shape)
+  if len(input_shape) == 1:
+    side = math.isqrt(int(input_shape[0]))
+    if side * side == int(input_shape[0]):
+      return (side, side, 1)
+    return (1, int(input_shape[0]), 1)
+  raise ValueError(f'The Square attack needs [H, W, C] or flat inputs, got '
+                   f'input shape {input_shape}.')
+
+
+def _p_selection(step, num_queries):
+  """AutoAttack's schedule of the window's share of the image."""
+  rescaled = tf.cast(step, tf.float32) / float(num_queries) * 10000.0
+  halvings = tf.reduce_sum(tf.cast(
+      rescaled > tf.constant(_THRESHOLDS, tf.float32), tf.float32))
+  return P_INIT / tf.pow(2.0, halvings)
+
+
+def _margin(log_probs, labels):
+  """True class minus best other class, predictive; <= 0 means fooled."""
+  return -losses.predictive_margin(log_probs, labels)
+
+
+def _build_run(ensemble, num_queries):
+  height, width, channels = image_shape(ensemble.input_shape)
+  num_features = height * width * channels
+
+  def margin_of(chunk, images, labels):
+    flat = tf.reshape(images, [-1] + list(ensemble.input_shape))
+    return _margin(ensemble.chunk_log_probs(chunk, flat), labels)
+
+  def run(chunk, x, labels, eps, seed):
+    batch = tf.shape(x)[0]
+    images = tf.reshape(x, [batch, height, width, channels])
+    stripes = tf.sign(tf.random.stateless_uniform(
+        [batch, 1, width, channels], seed, -1.0, 1.0))
+    x_best = tf.clip_by_value(images + eps * stripes, 0.0, 1.0)
+    margin_min = margin_of(chunk, x_best, labels)
+    queries = tf.ones([batch])
+    rows = tf.range(height)[None, :, None, None]
+    cols = tf.range(width)[None, None, :, None]
+
+    def body(step, x_best, margin_min, queries):
+      step_seed = tf.random.experimental.stateless_fold_in(seed, step + 1)
+      seed_h, seed_w, seed_sign = tf.unstack(
+          tf.random.experimental.stateless_split(step_seed, 3))
+      p = _p_selection(step, num_queries)
+      side = tf.cast(tf.round(tf.sqrt(p * num_features / channels)),
+                     tf.int32)
+      side = tf.clip_by_value(side, 1, min(height, width))
+      top = tf.random.stateless_uniform([batch], seed_h, 0,
+                                        height - side + 1, tf.int32)
+      left = tf.random.stateless_uniform([batch], seed_w, 0,
+                                         width - side + 1, tf.int32)
+      top, left = top[:, None, None, None], left[:, None, None, None]
+      window = ((rows >= top) & (rows < top + side) &
+                (cols >= left) & (cols < left + side))
+      signs = tf.sign(tf.random.stateless_uniform(
+          [batch, 1, 1, channels], seed_sign, -1.0, 1.0))
+      candidate = x_best + 2.0 * eps * signs * tf.cast(window, tf.float32)
+      candidate = tf.clip_by_value(
+          tf.clip_by_value(candidate, images - eps, images + eps), 0.0, 1.0)
+      margin = margin_of(chunk, candidate, labels)
+      active = margin_min > 0.0
+      accept = active & ((margin < margin_min) | (margin <= 0.0))
+      x_best = tf.where(accept[:, None, None, None], candidate, x_best)
+      margin_min = tf.where(accept, margin, margin_min)
+      queries += tf.cast(active, tf.float32)
+      return step + 1, x_best, margin_min, queries
+
+    _, x_best, margin_min, queries = tf.while_loop(
+        lambda step, x_best, margin_min, queries: (
+            (step < num_queries) & tf.reduce_any(margin_min > 0.0)),
+        body, (tf.constant(0), x_best, margin_min, queries))
+    return tf.reshape(x_best, tf.shape(x)), margin_min, queries
+
+  return tf.function(run, jit_compile=ensemble.jit_compile)
+
+
+def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0):
+  """One Square run on every image of `x`.
+
+  Args:
+    ensemble: a `PosteriorEnsemble` (only its outputs are used).
+    x: inputs `[B, *input_shape]` in [0, 1].
+    labels: labels `[B]`.
+    eps: L-infinity radius (>= 0).
+    num_queries: the query budget per image (one query = one evaluation of
+      the predictive on the image).
+    seed: int or stateless seed `[2]`.
+
+  Returns:
+    `(x_adv, margin, queries)`: the best input per image, its predictive
+    margin (<= 0 when fooled) and the queries it used.
+  """
+  eps = float(eps)
+  if not (math.isfinite(eps) and eps >= 0.0):
+    raise ValueError(f'eps must be a finite number >= 0, got {eps}.')
+  if int(num_queries) != num_queries or num_queries < 1:
+    raise ValueError(f'num_queries must be an int >= 1, got {num_queries!r}.')
+  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
+                                        ensemble.num_classes)
+  seed = seeds.stateless_seed(seed)
+  run = ensemble.compiled(('square', int(num_queries)),
+                          lambda: _build_run(ensemble, int(num_queries)))
+  chunk = ensemble.chunk(0, ensemble.num_samples)
+  eps_t = tf.constant(eps, tf.float32)
+  return attack_batches.map_batches(
+      ensemble, x, labels,
+      lambda xb, yb, index: run(chunk, xb, yb, eps_t,
+                                tf.random.experimental.stateless_fold_in(
+                                    seed, index)))
+
+
+def square(ensemble, x, labels, eps, num_queries=1000, restarts=1, seed=0):
+  """Square with restarts, each on the images still classified correctly.
+
+  Returns:
+    Adversarial inputs `[B, *input_shape]`.
+  """
+  worst = attack_batches.WorstCase(ensemble, x, labels)
+  seed = seeds.stateless_seed(seed)
+  for restart in range(int(restarts)):
+    worst.run(lambda xs, ys, r=restart: square_run(
+        ensemble, xs, ys, eps, num_queries,
+        tf.random.experimental.stateless_fold_in(seed, r))[0])
+  return worst.x_adv
