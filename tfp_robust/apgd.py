@@ -51,9 +51,8 @@ def _build_run(ensemble, loss_name, num_steps, eot_iter):
     return attack_batches.loss_gradient_prediction(ensemble, chunk, x_adv,
                                                    labels, loss_fn, eot_iter)
 
-  def run(chunk, x, labels, eps, seed):
+  def run(chunk, x, labels, eps, noise):
     # A uniform direction scaled so its largest component is eps.
-    noise = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
     flat_max = tf.reduce_max(tf.abs(tf.reshape(noise, [tf.shape(x)[0], -1])),
                              axis=-1)
     start = x + eps * noise / _per_example(flat_max + 1e-12, x)
@@ -150,11 +149,11 @@ def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
                                              int(eot_iter)))
   chunk = ensemble.chunk(0, ensemble.num_samples)
   eps_t = tf.constant(eps, tf.float32)
+  noise = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
   return attack_batches.map_batches(
       ensemble, x, labels,
-      lambda xb, yb, index: run(chunk, xb, yb, eps_t,
-                                tf.random.experimental.stateless_fold_in(
-                                    seed, index)))
+      lambda xb, yb, positions: run(chunk, xb, yb, eps_t,
+                                    tf.gather(noise, positions)))
 
 
 def apgd(ensemble, x, labels, eps, num_steps=100, restarts=1,

@@ -45,7 +45,11 @@ def _bucket(count: int, largest: int) -> int:
 
 
 def map_batches(ensemble, x, labels, fn: Callable, size: Optional[int] = None):
-  """`fn(x_batch, labels_batch, batch_index)` over padded batches, trimmed.
+  """`fn(x_batch, labels_batch, positions)` over padded batches, trimmed.
+
+  `positions` `[b]` are the batch's indices into `x` (padding repeats the
+  last one): random draws indexed by them do not depend on how the images
+  were batched, so results do not depend on the memory budget.
 
   Args:
     ensemble: the ensemble the batches are sized for.
@@ -65,11 +69,12 @@ def map_batches(ensemble, x, labels, fn: Callable, size: Optional[int] = None):
         f'memory budget ({ensemble.memory_budget_bytes} bytes); raise '
         'memory_budget_bytes or use fewer samples.')
   outputs = []
-  for index, start in enumerate(range(0, count, size)):
+  for start in range(0, count, size):
     stop = min(start + size, count)
     padded = _bucket(stop - start, size)
     positions = tf.minimum(tf.range(start, start + padded), stop - 1)
-    result = fn(tf.gather(x, positions), tf.gather(labels, positions), index)
+    result = fn(tf.gather(x, positions), tf.gather(labels, positions),
+                positions)
     outputs.append([t[:stop - start] for t in result])
   return tuple(tf.concat(parts, 0) for parts in zip(*outputs))
 

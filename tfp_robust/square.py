@@ -65,11 +65,18 @@ def _build_run(ensemble, num_queries):
     flat = tf.reshape(images, [-1] + list(ensemble.input_shape))
     return _margin(ensemble.chunk_log_probs(chunk, flat), labels)
 
-  def run(chunk, x, labels, eps, seed):
+  def run(chunk, x, labels, eps, seed, positions, total):
+    # Draws are made for all `total` images and gathered at `positions`, so
+    # an image sees the same draws however the images were batched.
+    def draw(shape, step_seed, minval, maxval, dtype=tf.float32):
+      values = tf.random.stateless_uniform(
+          tf.concat([[total], tf.constant(shape, tf.int32)], 0), step_seed,
+          minval, maxval, dtype)
+      return tf.gather(values, positions)
+
     batch = tf.shape(x)[0]
     images = tf.reshape(x, [batch, height, width, channels])
-    stripes = tf.sign(tf.random.stateless_uniform(
-        [batch, 1, width, channels], seed, -1.0, 1.0))
+    stripes = tf.sign(draw([1, width, channels], seed, -1.0, 1.0))
     x_best = tf.clip_by_value(images + eps * stripes, 0.0, 1.0)
     margin_min = margin_of(chunk, x_best, labels)
     queries = tf.ones([batch])
@@ -84,15 +91,12 @@ def _build_run(ensemble, num_queries):
       side = tf.cast(tf.round(tf.sqrt(p * num_features / channels)),
                      tf.int32)
       side = tf.clip_by_value(side, 1, min(height, width))
-      top = tf.random.stateless_uniform([batch], seed_h, 0,
-                                        height - side + 1, tf.int32)
-      left = tf.random.stateless_uniform([batch], seed_w, 0,
-                                         width - side + 1, tf.int32)
+      top = draw([], seed_h, 0, height - side + 1, tf.int32)
+      left = draw([], seed_w, 0, width - side + 1, tf.int32)
       top, left = top[:, None, None, None], left[:, None, None, None]
       window = ((rows >= top) & (rows < top + side) &
                 (cols >= left) & (cols < left + side))
-      signs = tf.sign(tf.random.stateless_uniform(
-          [batch, 1, 1, channels], seed_sign, -1.0, 1.0))
+      signs = tf.sign(draw([1, 1, channels], seed_sign, -1.0, 1.0))
       candidate = x_best + 2.0 * eps * signs * tf.cast(window, tf.float32)
       candidate = tf.clip_by_value(
           tf.clip_by_value(candidate, images - eps, images + eps), 0.0, 1.0)
@@ -141,11 +145,11 @@ def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0):
                           lambda: _build_run(ensemble, int(num_queries)))
   chunk = ensemble.chunk(0, ensemble.num_samples)
   eps_t = tf.constant(eps, tf.float32)
+  total = tf.constant(int(x.shape[0]))
   return attack_batches.map_batches(
       ensemble, x, labels,
-      lambda xb, yb, index: run(chunk, xb, yb, eps_t,
-                                tf.random.experimental.stateless_fold_in(
-                                    seed, index)))
+      lambda xb, yb, positions: run(chunk, xb, yb, eps_t, seed, positions,
+                                    total))
 
 
 def square(ensemble, x, labels, eps, num_queries=1000, restarts=1, seed=0):

@@ -98,6 +98,9 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
   def chunk_log_probs(self, chunk, x):
     return networks.log_probs(self.architecture, chunk, x)
 
+  def chunk_logit_bounds(self, chunk, lower, upper):
+    return networks.interval_forward(self.architecture, chunk, lower, upper)
+
   # -- persistence ----------------------------------------------------------
 
   def save(self, directory: str, extra: Optional[dict] = None) -> str:

@@ -170,6 +170,17 @@ class PosteriorEnsemble(abc.ABC):
     """The handle of samples `start` to `stop` for `chunk_log_probs`."""
     return (start, stop)
 
+  def chunk_logit_bounds(self, chunk, lower, upper):
+    """Interval bounds `([n, B, C], [n, B, C])` on one chunk's logits.
+
+    Over the input box `[lower, upper]`; traceable. Certification needs the
+    layer structure, which only some backends know.
+    """
+    raise NotImplementedError(
+        f'{type(self).__name__} cannot bound its logits over an input box '
+        '(interval bound propagation needs its layers); certify an '
+        'architecture-backed ensemble (ArchitectureEnsemble) instead.')
+
   # -- chunking ---------------------------------------------------------------
 
   def sample_chunk_size(self, batch_size: int) -> int:

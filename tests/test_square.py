@@ -1,0 +1,51 @@
+"""The Square attack: gradient-free strength, constraints, seeds, geometry."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_robust import attacks
+from tfp_robust import square
+
+
+def test_image_geometry():
+  assert square.image_shape((784,)) == (28, 28, 1)
+  assert square.image_shape((2,)) == (1, 2, 1)
+  assert square.image_shape((8, 8, 3)) == (8, 8, 3)
+  with pytest.raises(ValueError, match='Square attack needs'):
+    square.image_shape((2, 3))
+
+
+def test_window_schedule_shrinks_with_queries():
+  values = [float(square._p_selection(tf.constant(i), 10000))  # pylint: disable=protected-access
+            for i in (0, 11, 51, 201, 8001)]
+  assert values == pytest.approx([0.8, 0.4, 0.2, 0.1, 0.8 / 512])
+
+
+def test_square_is_close_to_pgd_without_gradients(trained_net, moons):
+  x, y = moons.x_test, moons.y_test
+  eps = 0.1
+  pgd = float(np.mean(trained_net.predict(attacks.pgd(
+      trained_net, x, y, eps, num_steps=15, seed=0)).numpy() == y))
+  x_adv, margin, queries = square.square_run(trained_net, x, y, eps,
+                                             num_queries=300, seed=0)
+  x_adv = x_adv.numpy()
+  assert np.abs(x_adv - x).max() <= eps + 1e-6
+  assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+  accuracy = float(np.mean(trained_net.predict(x_adv).numpy() == y))
+  assert accuracy < trained_net.accuracy(x, y) - 0.3
+  assert accuracy <= pgd + 0.1
+  # A fooled image stops querying; the margin says which were fooled.
+  fooled = margin.numpy() <= 0
+  np.testing.assert_array_equal(fooled, trained_net.predict(x_adv).numpy()
+                                != y)
+  assert queries.numpy()[fooled].mean() < queries.numpy()[~fooled].mean()
+
+
+def test_square_same_seed_same_bits(trained_net, moons):
+  x, y = moons.x_test[:50], moons.y_test[:50]
+  first = square.square(trained_net, x, y, 0.1, num_queries=50, seed=1)
+  again = square.square(trained_net, x, y, 0.1, num_queries=50, seed=1)
+  np.testing.assert_array_equal(first.numpy(), again.numpy())
+  with pytest.raises(ValueError, match='num_queries must be an int'):
+    square.square_run(trained_net, x, y, 0.1, num_queries=0)
