@@ -14,7 +14,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import pipelines
+from tfp_robust import experiments
+from tfp_robust import reports
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Experiment config (file:variant).')
@@ -27,10 +28,10 @@ flags.mark_flags_as_required(['config'])
 def main(argv):
   del argv
   config = _CONFIG.value
-  frame = pipelines.ablation_saved(config, _METHODS.value or
+  frame = experiments.ablation_saved(config, _METHODS.value or
                                    list(config.methods), _WORKDIR.value)
   out = os.path.join(_WORKDIR.value, config.dataset)
-  pipelines.write_table(frame, os.path.join(out, 'ablation'))
+  reports.write_table(frame, os.path.join(out, 'ablation'))
   print(frame.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
 
 

@@ -19,7 +19,9 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import pipelines
+from tfp_robust import experiments
+from tfp_robust import fitting
+from tfp_robust import reports
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Experiment config (file:variant).')
@@ -40,16 +42,16 @@ def main(argv):
   config = _CONFIG.value
   methods = _METHODS.value or list(config.methods)
   if _TRAIN_MISSING.value:
-    pipelines.ensure_trained(config, methods, _WORKDIR.value)
-  frame, summary = pipelines.attack_saved(config, methods, _WORKDIR.value)
+    fitting.ensure_trained(config, methods, _WORKDIR.value)
+  frame, summary = experiments.attack_saved(config, methods, _WORKDIR.value)
   out = os.path.join(_WORKDIR.value, config.dataset)
-  pipelines.write_table(frame, os.path.join(out, 'attacks'))
-  pipelines.write_table(summary, os.path.join(out, 'summary'))
+  reports.write_table(frame, os.path.join(out, 'attacks'))
+  reports.write_table(summary, os.path.join(out, 'summary'))
   print(summary.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
   if _CHECK_POINTS.value:
-    report = pipelines.check_saved(config, methods, _WORKDIR.value,
+    report = experiments.check_saved(config, methods, _WORKDIR.value,
                                    _CHECK_POINTS.value)
-    pipelines.write_text(os.path.join(out, 'checks.md'), report)
+    reports.write_text(os.path.join(out, 'checks.md'), report)
     print(report)
   print(f'\nTables: {os.path.abspath(out)}')
 

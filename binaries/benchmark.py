@@ -19,7 +19,8 @@ from absl import logging
 
 from tfp_robust import benchmarks
 from tfp_robust import data
-from tfp_robust import pipelines
+from tfp_robust import config_lib
+from tfp_robust import reports
 
 _CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                         'configs')
@@ -62,17 +63,17 @@ def main(argv):
   if 'paper_costs' in wanted:
     mnist = data.load_tfds('mnist', num_test=1)
     for name in _PAPER_CONFIGS.value:
-      config = pipelines.load_config_file(
+      config = config_lib.load_config_file(
           os.path.join(_CONFIGS, name + '.py'), 'paper')
       results[f'paper_costs_{name}'] = benchmarks.projected_costs(config,
                                                                   mnist)
       logging.info('%s: %s', name, results[f'paper_costs_{name}'])
   if 'halfmoons_paper_grid' in wanted:
     results['halfmoons_paper_grid'] = benchmarks.halfmoons_grid_projection(
-        pipelines.load_config_file(os.path.join(_CONFIGS, 'halfmoons_grid.py'),
+        config_lib.load_config_file(os.path.join(_CONFIGS, 'halfmoons_grid.py'),
                                    'paper'))
     logging.info('%s', results['halfmoons_paper_grid'])
-  pipelines.write_json(_OUTPUT.value, results)
+  reports.write_json(_OUTPUT.value, results)
   print(json.dumps(results, indent=2))
   print(f'\nWritten to {os.path.abspath(_OUTPUT.value)}')
 

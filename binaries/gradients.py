@@ -13,7 +13,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import pipelines
+from tfp_robust import experiments
+from tfp_robust import fitting
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Experiment config (file:variant).')
@@ -31,8 +32,8 @@ def main(argv):
   config = _CONFIG.value
   methods = _METHODS.value or list(config.methods)
   if _TRAIN_MISSING.value:
-    pipelines.ensure_trained(config, methods, _WORKDIR.value)
-  table = pipelines.gradient_figures(config, methods, _WORKDIR.value)
+    fitting.ensure_trained(config, methods, _WORKDIR.value)
+  table = experiments.gradient_figures(config, methods, _WORKDIR.value)
   print(table.to_string(index=False, float_format=lambda v: f'{v:.3g}'))
   print(f'\nFigures: {os.path.abspath(os.path.join(_WORKDIR.value, config.dataset))}')
 

@@ -19,7 +19,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tfp_robust import pipelines
+from tfp_robust import halfmoons
+from tfp_robust import reports
 from tfp_robust import plots
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -39,7 +40,7 @@ def main(argv):
   rows = []
   start = time.time()
   for index, (hidden, num_train, warmup) in enumerate(cells):
-    row, cached = pipelines.halfmoons_cell_resumable(config, hidden,
+    row, cached = halfmoons.halfmoons_cell_resumable(config, hidden,
                                                      num_train, warmup, workdir)
     rows.append(row)
     logging.info('Cell %d/%d hidden %d, %d points, warm-up %d: accuracy '
@@ -52,9 +53,9 @@ def main(argv):
   frame = pd.DataFrame([{k: v for k, v in r.items()
                          if k not in ('components', 'config')}
                         for r in rows])
-  pipelines.write_table(frame, os.path.join(workdir, 'figure1_cells'))
+  reports.write_table(frame, os.path.join(workdir, 'figure1_cells'))
   kept = [r for r in rows if r.get('kept')]
-  pipelines.save_figure(
+  reports.save_figure(
       plots.gradient_components_by_width(
           kept, f'Expected loss gradients, HMC, {config.variant} grid '
           f'({len(kept)}/{len(rows)} models above '

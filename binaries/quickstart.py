@@ -17,7 +17,10 @@ from absl import logging
 from ml_collections import config_flags
 
 from tfp_robust import data
-from tfp_robust import pipelines
+from tfp_robust import evaluation
+from tfp_robust import gradients
+from tfp_robust import fitting
+from tfp_robust import reports
 from tfp_robust import plots
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -34,33 +37,33 @@ def main(argv):
   workdir = _WORKDIR.value
   dataset = data.half_moons(config.data.num_train, config.data.num_test,
                             config.data.noise, seed=config.seed)
-  architecture = pipelines.architecture_from_config(
+  architecture = fitting.architecture_from_config(
       config.model, dataset.input_shape, dataset.num_classes)
   rows, fit_info, ensembles, components = [], {}, {}, {}
   for method in config.methods:
-    ensemble, info = pipelines.fit(method, architecture, dataset.x_train,
+    ensemble, info = fitting.fit(method, architecture, dataset.x_train,
                                    dataset.y_train, config, seed=config.seed,
                                    workdir=workdir)
     ensemble.save(os.path.join(workdir, 'ensembles', method), extra=info)
-    info.update(pipelines.gradient_statistics(ensemble, dataset.x_test,
+    info.update(evaluation.gradient_statistics(ensemble, dataset.x_test,
                                               dataset.y_test))
     fit_info[method] = info
-    rows += pipelines.attack_rows(ensemble, dataset.x_test, dataset.y_test,
+    rows += evaluation.attack_rows(ensemble, dataset.x_test, dataset.y_test,
                                   config.attack, seed=config.seed,
                                   labels={'method': method})
     ensembles[method] = ensemble
-    components[method] = pipelines.gradients.expected_gradients_by_num_samples(
+    components[method] = gradients.expected_gradients_by_num_samples(
         ensemble, dataset.x_test[:100], dataset.y_test[:100],
         [ensemble.num_samples])[ensemble.num_samples]
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  pipelines.write_table(pd.DataFrame(rows), os.path.join(workdir, 'attacks'))
-  table = pipelines.summary_table(rows, fit_info)
-  pipelines.write_table(table, os.path.join(workdir, 'summary'))
-  pipelines.write_json(os.path.join(workdir, 'fit_info.json'), fit_info)
-  pipelines.save_figure(plots.decision_regions(ensembles, dataset.x_test,
+  reports.write_table(pd.DataFrame(rows), os.path.join(workdir, 'attacks'))
+  table = reports.summary_table(rows, fit_info)
+  reports.write_table(table, os.path.join(workdir, 'summary'))
+  reports.write_json(os.path.join(workdir, 'fit_info.json'), fit_info)
+  reports.save_figure(plots.decision_regions(ensembles, dataset.x_test,
                                                dataset.y_test),
                         os.path.join(workdir, 'decision_regions.png'))
-  pipelines.save_figure(
+  reports.save_figure(
       plots.gradient_components_by_model(
           components, 'Expected loss gradient components, 100 test points'),
       os.path.join(workdir, 'expected_gradients.png'))

@@ -14,11 +14,11 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import pipelines
+from tfp_robust import fitting
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Experiment config (file:variant).')
-_METHOD = flags.DEFINE_enum('method', None, list(pipelines.METHODS),
+_METHOD = flags.DEFINE_enum('method', None, list(fitting.METHODS),
                             'Which posterior to fit.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
 flags.mark_flags_as_required(['config', 'method'])
@@ -26,7 +26,7 @@ flags.mark_flags_as_required(['config', 'method'])
 
 def main(argv):
   del argv
-  _, info = pipelines.train_and_save(_CONFIG.value, _METHOD.value,
+  _, info = fitting.train_and_save(_CONFIG.value, _METHOD.value,
                                      _WORKDIR.value)
   print(f"{_METHOD.value} on {_CONFIG.value.dataset}: test accuracy "
         f"{info['test_accuracy']:.4f} ({info['fit_seconds']:.0f}s)")

@@ -32,7 +32,5 @@ def get_config(variant='cpu'):
       num_burnin_steps=500 if paper else 200, num_leapfrog_steps=10,
       step_size=0.01, thinning=1 if paper else 2, segment_size=50,
       warm_up_checkpoint_every=100 if paper else 0))
-  config.attack = ml_collections.ConfigDict(dict(
-      attacks=('fgsm', 'pgd'), losses=('expected', 'predictive'), eps=(0.1,),
-      pgd_steps=15, pgd_restarts=1, strong_steps=50, strong_restarts=5))
+  config.attack = config_lib.attack_section(attacks=('fgsm', 'pgd'))
   return config

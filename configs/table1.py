@@ -9,6 +9,9 @@ batch 256, 5 epochs, learning rate 0.001. Attacks on 500 test images with
 (the first 20k images, still full-batch: every leapfrog step sees all 20k)
 and its kept samples (250 instead of 750), with chains started from SGD
 solutions and a 100-step warm-up; VI and the attacks are as in the paper.
+`hmc_original` is the replay of the original code's HMC posterior (about
+six distinct states of a 59-step chain on the last 5,000-image batch), for
+`binaries/ablation.py`.
 Fashion-MNIST: --config.dataset=fashion_mnist.
 """
 
@@ -31,4 +34,11 @@ def get_config(variant='cpu'):
                            learning_rate=1e-3, num_samples=250)
   config.sgd = common.dense((1024,), 'relu', epochs=5, batch_size=256,
                             learning_rate=1e-3)
+  # The original code's HMC posterior, replayed (tfp_robust/original_hmc.py):
+  # its own settings, on the paper's 784-512-10 net at both scales (one
+  # 59-step chain on 5,000 images is cheap).
+  config.hmc_original = common.dense(
+      (512,), 'relu', batch_size=5000, num_burnin_steps=50, step_size=0.005,
+      num_leapfrog_steps=10, num_draws=100, prior_scale=1.0,
+      target_accept_prob=0.8, init='he_normal', num_train=0)
   return config

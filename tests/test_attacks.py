@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfp_robust import apgd
 from tfp_robust import attacks
 from tfp_robust import losses
 from tfp_robust import ArchitectureEnsemble
@@ -188,14 +189,14 @@ def test_pgd_on_margin_loss(trained_net, test_set):
   assert _accuracy(trained_net, x_adv, labels) < 0.05
 
 
-def test_strong_attack_is_at_least_as_strong_as_pgd(perturbed_ensemble,
-                                                    test_set):
+def test_apgd_cascade_is_at_least_as_strong_as_pgd(perturbed_ensemble,
+                                                   test_set):
   x, labels = test_set[0][:200], test_set[1][:200]
   eps = 0.05
   pgd_adv = attacks.pgd(perturbed_ensemble, x, labels, eps, num_steps=10,
                         restarts=2, seed=[0, 1])
-  strong = attacks.strong_attack(perturbed_ensemble, x, labels, eps,
-                                 num_steps=10, restarts=2, seed=0)
+  strong = apgd.apgd_cascade(perturbed_ensemble, x, labels, eps,
+                             num_steps=50, restarts=2, seed=0)
   _check_constraints(strong, x, eps)
   assert (_accuracy(perturbed_ensemble, strong, labels) <=
           _accuracy(perturbed_ensemble, pgd_adv, labels))

@@ -55,11 +55,31 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
               '--check_points=10'] + common + hmc + vi, tmp_path)
   rows = pd.read_csv(tmp_path / 'mnist' / 'attacks.csv')
   assert set(rows['method']) == {'hmc', 'vi'}
-  assert set(rows['attack']) == {'random', 'fgsm', 'pgd'}
-  assert set(rows['loss']) == {'none', 'expected', 'predictive'}
+  assert set(rows['protocol']) == {'paper'}
+  assert set(rows['attack']) == {'random', 'fgsm', 'pgd', 'certified'}
+  assert set(rows['loss']) == {'none', 'expected', 'predictive', 'ibp'}
   assert (rows['num_samples'] == 5).all()
-  assert (rows['max_perturbation'] <= 0.1 + 1e-6).all()
-  assert 'gradient_attack_beats_random' in out
+  attacked = rows[rows['attack'] != 'certified']
+  assert (attacked['max_perturbation'] <= 0.1 + 1e-6).all()
+  assert 'random_weaker_than_every_attack' in out
+  # The strong protocol through the same binary: a deterministic surrogate
+  # is trained for the transfer attack, and the worst case is reported.
+  strong = ['--config.attack.protocol=strong', '--config.attack.apgd_steps=5',
+            '--config.attack.apgd_restarts=1',
+            '--config.attack.square_queries=10', '--config.sgd.epochs=1',
+            '--config.sgd.hidden=(16,)']
+  _run(['binaries/attack.py', '--config=configs/table1.py:cpu',
+        '--config.attack.num_points=20', '--config.attack.num_samples=5',
+        '--check_points=0', '--methods=vi'] + common + vi + strong, tmp_path)
+  rows = pd.read_csv(tmp_path / 'mnist' / 'attacks.csv')
+  assert set(rows['protocol']) == {'strong'}
+  assert {'apgd', 'square', 'transfer_half', 'transfer_surrogate',
+          'worst_case', 'certified'} <= set(rows['attack'])
+  by_attack = rows.set_index('attack')['adversarial_accuracy']
+  assert by_attack['worst_case'] <= rows[
+      ~rows['attack'].isin(['certified', 'random'])][
+          'adversarial_accuracy'].min() + 1e-9
+  assert 'checks_failed' in rows.columns
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfp_robust import checks
 from tfp_robust import ensemble as ensemble_lib
@@ -27,10 +28,13 @@ def test_sound_model_passes_interface_checks(net_and_data):
   findings = _by_name(checks.run_checks(net, x, y, eps=0.1, pgd_steps=10))
   assert findings['log_probs_normalised'].passed
   assert findings['nonzero_gradients_expected'].passed
-  assert findings['gradient_attack_beats_random'].passed
-  assert findings['unbounded_attack_succeeds'].passed
+  assert findings['random_weaker_than_every_attack'].passed
+  assert findings['eps_one_breaks_everything'].passed
+  assert findings['outputs_not_probabilities'].passed
+  assert all(f.passed for f in findings.values()), checks.format_findings(
+      list(findings.values()))
   text = checks.format_findings(list(findings.values()))
-  assert 'log_probs_normalised' in text and 'accuracy under random signs' in text
+  assert 'log_probs_normalised' in text and 'random noise leaves' in text
 
 
 def test_saturated_model_is_flagged_for_zero_gradients(net_and_data):
@@ -46,3 +50,70 @@ def test_saturated_model_is_flagged_for_zero_gradients(net_and_data):
                                         eps=0.1, pgd_steps=5))
   assert not findings['nonzero_gradients_expected'].passed
   assert np.isclose(saturated.accuracy(x[correct], y[correct]), 1.0)
+
+
+def _mlp(params, x):
+  w0, b0, w1, b1, w2, b2 = params
+  h = tf.nn.relu(x @ w0 + b0)
+  return tf.nn.relu(h @ w1 + b1) @ w2 + b2
+
+
+@tf.custom_gradient
+def _reversed(x):
+  return tf.identity(x), lambda upstream: -upstream
+
+
+MASKED = {
+    # Logits x 1000 saturate the softmax: cross-entropy gradients vanish.
+    'scaled_logits': lambda p, x: 1000.0 * _mlp(p, x),
+    # Rounding the input to {0, 1}: the gradient is not connected at all.
+    'rounded_input': lambda p, x: _mlp(p, tf.round(x)),
+    # A layer that reverses the gradient: attacks walk the wrong way.
+    'reversed_gradient': lambda p, x: _mlp(p, _reversed(x)),
+}
+
+
+@pytest.mark.parametrize('kind,fires', [
+    ('scaled_logits', {'nonzero_gradients_expected',
+                       'nonzero_gradients_predictive'}),
+    ('rounded_input', {'nonzero_gradients_expected',
+                       'nonzero_gradients_predictive',
+                       'white_box_beats_square'}),
+    ('reversed_gradient', {'white_box_beats_square',
+                           'random_weaker_than_every_attack'}),
+])
+def test_checks_fire_on_deliberately_masked_models(net_and_data, kind, fires):
+  net, x, y = net_and_data
+  masked = ensemble_lib.FunctionEnsemble(MASKED[kind], net.params, (2,), 2)
+  correct = masked.predict(x).numpy() == y
+  findings = _by_name(checks.run_checks(masked, x[correct], y[correct],
+                                        eps=0.1, pgd_steps=10))
+  failed = {name for name, f in findings.items() if not f.passed}
+  assert fires <= failed, checks.format_findings(list(findings.values()))
+
+
+def test_double_softmax_outputs_are_flagged(net_and_data):
+  net, x, y = net_and_data
+  twice = ensemble_lib.FunctionEnsemble(
+      lambda p, x: tf.nn.softmax(_mlp(p, x)), net.params, (2,), 2)
+  finding = _by_name(checks.gradient_findings(twice, x, y))[
+      'outputs_not_probabilities']
+  assert not finding.passed and 'never exceeds 0.7311' in finding.evidence
+
+
+def test_attack_and_curve_findings_from_numbers():
+  ok = checks.attack_findings({'random': 0.9, 'fgsm_expected': 0.5,
+                               'pgd_expected': 0.3, 'apgd': 0.2,
+                               'square': 0.35, 'certified': 0.1}, 0.1, 500)
+  assert all(f.passed for f in ok) and len(ok) == 4
+  bad = _by_name(checks.attack_findings(
+      {'random': 0.4, 'fgsm_expected': 0.5, 'pgd_expected': 0.6,
+       'square': 0.2, 'certified': 0.3}, 0.1, 500))
+  assert not bad['random_weaker_than_every_attack'].passed
+  assert not bad['iterative_beats_single_step_expected'].passed
+  assert not bad['white_box_beats_square'].passed
+  assert not bad['certified_below_attacks'].passed
+  curve = _by_name(checks.curve_findings({0.0: 0.98, 0.1: 0.5, 0.2: 0.7,
+                                          1.0: 0.3}, 500))
+  assert not curve['accuracy_falls_with_eps'].passed
+  assert not curve['eps_one_breaks_everything'].passed

@@ -17,6 +17,7 @@ computed from log-probabilities, so none underflows on confident points.
 
 import math
 
+from absl import logging
 import tensorflow as tf
 
 from tfp_robust import attack_batches
@@ -42,8 +43,12 @@ def _per_example(mask, tensor):
   return tf.reshape(mask, [-1] + [1] * (len(tensor.shape) - 1))
 
 
-def _build_run(ensemble, loss_name, num_steps, eot_iter):
-  """A compiled single APGD run: `(chunk, x, labels, eps, seed)` -> results."""
+def _build_run(ensemble, loss_name, num_steps, eot_iter, compiled=True):
+  """A single APGD run: `(chunk, x, labels, eps, noise)` -> results.
+
+  Compiled (one `tf.while_loop`) for the plan that holds every sample in one
+  chunk; eager (the same loop, run step by step) for the chunked fallback.
+  """
   loss_fn = losses.get(loss_name)
   first_check, decrement, min_gap = _schedule(num_steps)
 
@@ -110,7 +115,10 @@ def _build_run(ensemble, loss_name, num_steps, eot_iter):
                      state['x_best'])
     return x_out, state['loss_best'], state['fooled']
 
-  return tf.function(run, jit_compile=ensemble.jit_compile)
+  if not compiled:
+    return run
+  return tf.function(run, jit_compile=ensemble.jit_compile,
+                     reduce_retracing=True)
 
 
 def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
@@ -144,16 +152,18 @@ def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
   seed = seeds.stateless_seed(seed)
-  run = ensemble.compiled(('apgd', loss, int(num_steps), int(eot_iter)),
-                          lambda: _build_run(ensemble, loss, int(num_steps),
-                                             int(eot_iter)))
-  chunk = ensemble.chunk(0, ensemble.num_samples)
+  size, chunk = attack_batches.plan(ensemble, int(x.shape[0]))
+  compiled = chunk is not None
+  run = ensemble.compiled(
+      ('apgd', loss, int(num_steps), int(eot_iter), compiled),
+      lambda: _build_run(ensemble, loss, int(num_steps), int(eot_iter),
+                         compiled))
   eps_t = tf.constant(eps, tf.float32)
   noise = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
   return attack_batches.map_batches(
       ensemble, x, labels,
       lambda xb, yb, positions: run(chunk, xb, yb, eps_t,
-                                    tf.gather(noise, positions)))
+                                    tf.gather(noise, positions)), size)
 
 
 def apgd(ensemble, x, labels, eps, num_steps=100, restarts=1,
@@ -176,3 +186,27 @@ def dlr_or_margin(num_classes: int) -> str:
   """APGD's second objective: DLR where it is defined, else the margin."""
   return 'dlr' if num_classes >= 3 else 'margin'
 
+
+
+def apgd_cascade(ensemble, x, labels, eps, num_steps=100, restarts=5, seed=0,
+                 eot_iter=1):
+  """APGD-CE then APGD-DLR (margin for two classes), restarts on survivors.
+
+  Every run attacks only the images no earlier run fooled, as AutoAttack
+  does; per image the strongest input found is kept.
+
+  Returns:
+    Adversarial inputs `[B, *input_shape]`.
+  """
+  worst = attack_batches.WorstCase(ensemble, x, labels)
+  seed = seeds.stateless_seed(seed)
+  for index, loss in enumerate(('predictive',
+                                dlr_or_margin(ensemble.num_classes))):
+    for restart in range(int(restarts)):
+      run_seed = tf.random.experimental.stateless_fold_in(
+          seed, 1000 * index + restart)
+      fallen = worst.run(lambda xs, ys, l=loss, s=run_seed: apgd_run(
+          ensemble, xs, ys, eps, num_steps, l, s, eot_iter)[0])
+      logging.info('APGD-%s restart %d/%d: %d more fooled, accuracy %.3f',
+                   loss, restart + 1, restarts, fallen, worst.accuracy())
+  return worst.x_adv

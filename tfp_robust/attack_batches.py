@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import gradients
 from tfp_robust import losses
 
 
@@ -79,14 +80,41 @@ def map_batches(ensemble, x, labels, fn: Callable, size: Optional[int] = None):
   return tuple(tf.concat(parts, 0) for parts in zip(*outputs))
 
 
+def plan(ensemble, num_points: int):
+  """`(batch_size, chunk)` for a loop attack on `num_points` images.
+
+  The compiled plan: batches that hold every sample in one chunk (`chunk`
+  is then that chunk's handle). When not even one image fits, the fallback:
+  all images at once with `chunk` None, evaluated chunk by chunk over the
+  samples, step by step (exact, slower, memory bounded).
+  """
+  size = batch_size(ensemble, num_points)
+  if size:
+    return size, ensemble.chunk(0, ensemble.num_samples)
+  return max(1, int(num_points)), None
+
+
 def loss_gradient_prediction(ensemble, chunk, x, labels, loss_fn,
                              eot_iter: int = 1):
   """Loss `[B]`, its input gradient and the predicted classes `[B]`.
 
-  Traceable. With `eot_iter` > 1 (for ensembles that resample on every
-  call) the gradient and loss average that many evaluations: expectation
-  over transformation.
+  Traceable when `chunk` is a handle holding every sample; with `chunk`
+  None it runs eagerly over the sample chunks of the memory budget. With
+  `eot_iter` > 1 (for ensembles that resample on every call) the gradient
+  and loss average that many evaluations: expectation over transformation.
   """
+  if chunk is None:
+    total_loss, total_grad, total_log_probs = 0.0, 0.0, []
+    for _ in range(eot_iter):
+      value, grad = gradients._loss_and_gradient_unchecked(  # pylint: disable=protected-access
+          ensemble, x, labels, loss_fn)
+      total_loss += value
+      total_grad += grad
+      total_log_probs.append(ensemble.log_probs(x))
+    predictive = ensemble_lib.predictive_from_log_probs(
+        tf.concat(total_log_probs, 0))
+    return (total_loss / eot_iter, total_grad / eot_iter,
+            tf.argmax(predictive, -1, output_type=tf.int32))
   total_loss, total_grad, total_log_probs = 0.0, 0.0, []
   for _ in range(eot_iter):
     with tf.GradientTape() as tape:

@@ -8,7 +8,6 @@ attacks the averaged model itself. Seeds are explicit and stateless.
 """
 
 import dataclasses
-from typing import Optional
 
 import tensorflow as tf
 
@@ -178,33 +177,3 @@ def strongest(ensemble, x, labels, candidates):
     best = _keep_better(best, PGDResult(
         candidate, *_score(ensemble, candidate, labels, 'predictive')))
   return best.x_adv
-
-
-def strong_attack(ensemble, x, labels, eps, num_steps=50, restarts=5,
-                  seed=0, step_size: Optional[float] = None):
-  """A strong protocol for BNNs: the worst case over several attacks.
-
-  Runs FGSM and PGD on the `expected`, `predictive` and `margin` objectives
-  (PGD with random restarts, every iterate scored) and keeps, per example,
-  an input that fools the predictive mean if any attack found one.
-
-  Args:
-    ensemble: a `PosteriorEnsemble`.
-    x: inputs `[B, *input_shape]` in [0, 1].
-    labels: labels `[B]`.
-    eps: L-infinity radius (>= 0).
-    num_steps: PGD steps per restart.
-    restarts: PGD restarts per objective.
-    seed: int seed.
-    step_size: PGD step size (default 2.5 * eps / num_steps).
-
-  Returns:
-    Adversarial inputs `[B, *input_shape]`.
-  """
-  candidates = []
-  for index, loss in enumerate(('expected', 'predictive', 'margin')):
-    candidates.append(fgsm(ensemble, x, labels, eps, loss=loss))
-    candidates.append(pgd(ensemble, x, labels, eps, num_steps=num_steps,
-                          step_size=step_size, restarts=restarts, loss=loss,
-                          seed=[seed, index + 1], keep_best_iterate=True))
-  return strongest(ensemble, x, labels, candidates)

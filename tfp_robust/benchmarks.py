@@ -245,16 +245,16 @@ def projected_costs(config, dataset, fraction_for_epochs: float = 0.1):
     A dict per method with the unit cost and the projected hours.
   """
   from tfp_robust import models
-  from tfp_robust import pipelines
+  from tfp_robust import fitting
   from tfp_robust import vi
   results = {}
   for method in config.methods:
-    section = pipelines.method_section(config, method)
+    section = fitting.method_section(config, method)
     is_conv = bool(section.get('layers', None))
     x = dataset.x_train.reshape((-1, 28, 28, 1)) if is_conv else dataset.x_train
-    architecture = pipelines.architecture_from_config(section, x.shape[1:], 10)
+    architecture = fitting.architecture_from_config(section, x.shape[1:], 10)
     if method == 'hmc':
-      settings = pipelines.hmc_config(section, 0)
+      settings = fitting.hmc_config(section, 0)
       # Two leapfrog steps per timed proposal: the cost per step is what is
       # projected, and paper-scale steps take seconds each.
       cost = hmc_leapfrog_cost(x, dataset.y_train, hidden=tuple(section.hidden),
@@ -267,7 +267,7 @@ def projected_costs(config, dataset, fraction_for_epochs: float = 0.1):
                              3600)
       continue
     count = max(1, int(len(x) * fraction_for_epochs))
-    train = pipelines._train_config(section, 0)
+    train = fitting._train_config(section, 0)
     train.epochs = 1
     start = time.perf_counter()
     if method == 'vi':

@@ -59,10 +59,11 @@ def predictive_bounds(ensemble, x, eps):
   x, _ = ensemble_lib.check_inputs(x, ensemble.input_shape)
   lower = tf.clip_by_value(x - eps, 0.0, 1.0)
   upper = tf.clip_by_value(x + eps, 0.0, 1.0)
-  fn = ensemble.compiled('predictive_bounds', lambda: _build(ensemble))
   total_low, total_high = 0.0, 0.0
   # Bounds carry two tensors per activation: budget for a batch twice as big.
   for _, chunk in ensemble.chunks(2 * int(x.shape[0])):
+    fn = ensemble.compiled(('predictive_bounds', ensemble.chunk_key(chunk)),
+                           lambda: _build(ensemble))
     low, high = fn(chunk, lower, upper)
     total_low += low
     total_high += high

@@ -1,5 +1,8 @@
 """Building blocks of the experiment configs in configs/ (shared settings)."""
 
+import importlib.util
+import os
+
 import ml_collections
 
 VARIANTS = ('cpu', 'paper')
@@ -21,11 +24,26 @@ def base(variant, dataset='mnist'):
   config.num_test = 0               # 0 means the full test set
   config.seed = 0
   config.memory_budget_bytes = 1 << 30
-  config.attack = ml_collections.ConfigDict(dict(
-      attacks=('random', 'fgsm', 'pgd'), losses=('expected', 'predictive'),
-      eps=(0.1,), num_points=500, num_samples=250, pgd_steps=15,
-      pgd_restarts=1, strong_steps=30, strong_restarts=2))
+  config.attack = attack_section()
   return config
+
+
+def attack_section(**overrides):
+  """The evaluation settings: protocol, radii, attack budgets.
+
+  `protocol`: 'paper' (random, FGSM, PGD under each of `losses`) or 'strong'
+  (APGD-CE then APGD-DLR with `apgd_steps` x `apgd_restarts`, Square with
+  `square_queries`, transfer attacks, and the per-image worst case; see
+  `tfp_robust.protocols`). `eot_iter`: gradient evaluations averaged per
+  step for models that resample on every call.
+  """
+  section = dict(
+      protocol='paper', attacks=('random', 'fgsm', 'pgd'),
+      losses=('expected', 'predictive'), eps=(0.1,), num_points=500,
+      num_samples=250, pgd_steps=15, pgd_restarts=1, apgd_steps=100,
+      apgd_restarts=5, square_queries=1000, square_restarts=1, eot_iter=1)
+  section.update(overrides)
+  return ml_collections.ConfigDict(section)
 
 
 def dense(hidden, activation, **training):
@@ -44,3 +62,12 @@ def conv(filters, hidden, activation, **training):
   section = dict(hidden=(), activation=activation, layers=layers)
   section.update(training)
   return ml_collections.ConfigDict(section)
+
+
+def load_config_file(path: str, variant: str):
+  """`get_config(variant)` of a config file, as `config_flags` would load it."""
+  spec = importlib.util.spec_from_file_location(
+      'config_' + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)

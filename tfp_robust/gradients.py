@@ -32,7 +32,8 @@ def _direct_fn(ensemble, loss_name):
       loss = loss_fn(ensemble.chunk_log_probs(chunk, x), labels)
     return loss, tape.gradient(loss, x)  # Sums over the batch.
 
-  return tf.function(loss_and_gradient, jit_compile=ensemble.jit_compile)
+  return tf.function(loss_and_gradient, jit_compile=ensemble.jit_compile,
+                     reduce_retracing=True)
 
 
 def _linearised_fn(ensemble):
@@ -43,7 +44,8 @@ def _linearised_fn(ensemble):
                                 ensemble.chunk_log_probs(chunk, x))
     return tape.gradient(objective, x)
 
-  return tf.function(gradient, jit_compile=ensemble.jit_compile)
+  return tf.function(gradient, jit_compile=ensemble.jit_compile,
+                     reduce_retracing=True)
 
 
 def _unconnected_as_zero(gradient, x):
@@ -76,21 +78,24 @@ def loss_and_input_gradient(ensemble: ensemble_lib.PosteriorEnsemble, x,
 def _loss_and_gradient_unchecked(ensemble, x, labels, loss):
   chunks = list(ensemble.chunks(x.shape[0]))
   if len(chunks) == 1:
-    fn = ensemble.compiled(('loss_grad', loss),
+    chunk = chunks[0][1]
+    fn = ensemble.compiled(('loss_grad', loss, ensemble.chunk_key(chunk)),
                            lambda: _direct_fn(ensemble, loss))
-    value, gradient = fn(chunks[0][1], x, labels)
+    value, gradient = fn(chunk, x, labels)
     return value, _unconnected_as_zero(gradient, x)
-  log_probs_fn = ensemble._log_probs_fn()  # pylint: disable=protected-access
-  log_probs = tf.concat([log_probs_fn(chunk, x) for _, chunk in chunks], 0)
+  log_probs = tf.concat([
+      ensemble._log_probs_fn(chunk)(chunk, x)  # pylint: disable=protected-access
+      for _, chunk in chunks], 0)
   with tf.GradientTape() as tape:
     tape.watch(log_probs)
     loss_values = losses.get(loss)(log_probs, labels)
   coefficients = tape.gradient(loss_values, log_probs)
-  gradient_fn = ensemble.compiled('linearised_grad',
-                                  lambda: _linearised_fn(ensemble))
   gradient = tf.zeros_like(x)
   stops = [start for start, _ in chunks[1:]] + [ensemble.num_samples]
   for (start, chunk), stop in zip(chunks, stops):
+    gradient_fn = ensemble.compiled(
+        ('linearised_grad', ensemble.chunk_key(chunk)),
+        lambda: _linearised_fn(ensemble))
     gradient += _unconnected_as_zero(
         gradient_fn(chunk, x, coefficients[start:stop]), x)
   return loss_values, gradient
@@ -104,7 +109,8 @@ def _summed_cross_entropy_fn(ensemble):
           ensemble.chunk_log_probs(chunk, x), labels))
     return tape.gradient(cross_entropy, x)
 
-  return tf.function(summed_gradient, jit_compile=ensemble.jit_compile)
+  return tf.function(summed_gradient, jit_compile=ensemble.jit_compile,
+                     reduce_retracing=True)
 
 
 def expected_gradients_by_num_samples(
@@ -131,8 +137,6 @@ def expected_gradients_by_num_samples(
   if not wanted or wanted[0] < 1 or wanted[-1] > ensemble.num_samples:
     raise ValueError(f'Each number of samples must lie in [1, '
                      f'{ensemble.num_samples}], got {list(num_samples)}.')
-  fn = ensemble.compiled('summed_cross_entropy_grad',
-                         lambda: _summed_cross_entropy_fn(ensemble))
   bounds = ensemble_lib.chunk_bounds(
       ensemble.num_samples, ensemble.sample_chunk_size(x.shape[0]), wanted)
   results = {}
@@ -140,8 +144,11 @@ def expected_gradients_by_num_samples(
   for start, stop in bounds:
     if start >= wanted[-1]:
       break
-    running += _unconnected_as_zero(fn(ensemble.chunk(start, stop), x,
-                                       labels), x)
+    chunk = ensemble.chunk(start, stop)
+    fn = ensemble.compiled(
+        ('summed_cross_entropy_grad', ensemble.chunk_key(chunk)),
+        lambda: _summed_cross_entropy_fn(ensemble))
+    running += _unconnected_as_zero(fn(chunk, x, labels), x)
     if stop in wanted:
       results[stop] = (running / stop).numpy()
   return results

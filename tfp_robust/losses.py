@@ -81,7 +81,14 @@ LOSSES = {
 
 
 def get(name):
-  """The loss function called `name`."""
+  """The loss function called `name`, or `name` itself if it is callable.
+
+  A callable `f(log_probs [S, B, C], labels [B]) -> [B]` is accepted so that
+  the replay of known evaluation mistakes (`ablations`) runs through the same
+  gradient and attack code as the correct losses.
+  """
+  if callable(name):
+    return name
   if name not in LOSSES:
     raise ValueError(f'Unknown loss {name!r}; choose one of {sorted(LOSSES)}.')
   return LOSSES[name]

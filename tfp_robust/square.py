@@ -57,12 +57,14 @@ def _margin(log_probs, labels):
   return -losses.predictive_margin(log_probs, labels)
 
 
-def _build_run(ensemble, num_queries):
+def _build_run(ensemble, num_queries, compiled=True):
   height, width, channels = image_shape(ensemble.input_shape)
   num_features = height * width * channels
 
   def margin_of(chunk, images, labels):
     flat = tf.reshape(images, [-1] + list(ensemble.input_shape))
+    if chunk is None:  # The chunked fallback, eager.
+      return _margin(ensemble.log_probs(flat), labels)
     return _margin(ensemble.chunk_log_probs(chunk, flat), labels)
 
   def run(chunk, x, labels, eps, seed, positions, total):
@@ -114,7 +116,10 @@ def _build_run(ensemble, num_queries):
         body, (tf.constant(0), x_best, margin_min, queries))
     return tf.reshape(x_best, tf.shape(x)), margin_min, queries
 
-  return tf.function(run, jit_compile=ensemble.jit_compile)
+  if not compiled:
+    return run
+  return tf.function(run, jit_compile=ensemble.jit_compile,
+                     reduce_retracing=True)
 
 
 def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0):
@@ -141,15 +146,17 @@ def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0):
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
   seed = seeds.stateless_seed(seed)
-  run = ensemble.compiled(('square', int(num_queries)),
-                          lambda: _build_run(ensemble, int(num_queries)))
-  chunk = ensemble.chunk(0, ensemble.num_samples)
+  size, chunk = attack_batches.plan(ensemble, int(x.shape[0]))
+  compiled = chunk is not None
+  run = ensemble.compiled(('square', int(num_queries), compiled),
+                          lambda: _build_run(ensemble, int(num_queries),
+                                             compiled))
   eps_t = tf.constant(eps, tf.float32)
   total = tf.constant(int(x.shape[0]))
   return attack_batches.map_batches(
       ensemble, x, labels,
       lambda xb, yb, positions: run(chunk, xb, yb, eps_t, seed, positions,
-                                    total))
+                                    total), size)
 
 
 def square(ensemble, x, labels, eps, num_queries=1000, restarts=1, seed=0):

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf

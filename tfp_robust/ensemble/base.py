@@ -210,6 +210,18 @@ class PosteriorEnsemble(abc.ABC):
       self._compiled[key] = build()
     return self._compiled[key]
 
+  @staticmethod
+  def chunk_key(chunk):
+    """The part of a compile-cache key that a chunk handle contributes.
+
+    A handle of plain Python ints (e.g. `(start, stop)` of a Keras list) is
+    baked into the traced function, so each gets a function of its own; a
+    handle of tensors is an argument, so one function serves all.
+    """
+    if isinstance(chunk, tuple) and all(isinstance(v, int) for v in chunk):
+      return chunk
+    return None
+
   # -- sub-ensembles --------------------------------------------------------
 
   def take(self, n: int) -> 'PosteriorEnsemble':
@@ -234,15 +246,17 @@ class PosteriorEnsemble(abc.ABC):
 
   # -- evaluation -----------------------------------------------------------
 
-  def _log_probs_fn(self):
-    return self.compiled('log_probs', lambda: tf.function(
-        self.chunk_log_probs, jit_compile=self.jit_compile))
+  def _log_probs_fn(self, chunk=None):
+    return self.compiled(('log_probs', self.chunk_key(chunk)),
+                         lambda: tf.function(self.chunk_log_probs,
+                                             jit_compile=self.jit_compile,
+                                             reduce_retracing=True))
 
   def log_probs(self, x) -> tf.Tensor:
     """Per-sample log-softmax `[S, B, C]` of inputs `x` `[B, *input_shape]`."""
     x, _ = check_inputs(x, self.input_shape)
-    fn = self._log_probs_fn()
-    parts = [fn(chunk, x) for _, chunk in self.chunks(x.shape[0])]
+    parts = [self._log_probs_fn(chunk)(chunk, x)
+             for _, chunk in self.chunks(x.shape[0])]
     return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
   def predictive_log_probs(self, x) -> tf.Tensor:
@@ -254,11 +268,15 @@ class PosteriorEnsemble(abc.ABC):
     return tf.argmax(self.predictive_log_probs(x), axis=-1,
                      output_type=tf.int32)
 
-  def accuracy(self, x, labels) -> float:
-    """Accuracy of the predictive mean."""
+  def accuracy(self, x, labels, batch_size: Optional[int] = None) -> float:
+    """Accuracy of the predictive mean, `batch_size` inputs at a time."""
     x, labels = check_inputs(x, self.input_shape, labels, self.num_classes)
-    return float(tf.reduce_mean(tf.cast(self.predict(x) == labels,
-                                        tf.float32)))
+    size = int(batch_size or max(1, x.shape[0]))
+    correct = sum(
+        int(tf.reduce_sum(tf.cast(self.predict(x[i:i + size]) ==
+                                  labels[i:i + size], tf.int32)))
+        for i in range(0, x.shape[0], size))
+    return correct / max(1, x.shape[0])
 
   def __repr__(self):
     return (f'{type(self).__name__}(method={self.method!r}, '

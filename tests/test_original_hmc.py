@@ -1,0 +1,54 @@
+"""The replayed original HMC posterior: what it keeps, and from which data."""
+
+import numpy as np
+import pytest
+
+from tfp_robust import networks
+from tfp_robust import original_hmc
+
+ARCH = networks.Architecture.mlp(2, [8], 2)
+
+
+def _config(**kw):
+  values = dict(batch_size=100, num_burnin_steps=4, num_leapfrog_steps=3,
+                num_draws=10, step_size=0.01, seed=0)
+  values.update(kw)
+  return original_hmc.OriginalHMCConfig(**values)
+
+
+def test_kept_states_follow_the_original_arithmetic():
+  config = original_hmc.OriginalHMCConfig()
+  assert original_hmc.kept_per_batch(60000, config) == 9  # int(100/12) + 1
+  assert original_hmc.kept_per_batch(20000, config) == 26
+
+
+def test_only_the_last_batch_shapes_the_posterior(moons):
+  x, y = moons.x_train[:400], moons.y_train[:400]
+  config = _config()
+  ensemble, info = original_hmc.fit(ARCH, x, y, config)
+  assert ensemble.num_samples == 10 and info['kept_states'] == 3  # int(10 / 4) + 1
+  assert 1 <= info['distinct_states'] <= 3
+  distinct = {p.tobytes() for p in ensemble.params[0].numpy()}
+  assert len(distinct) == info['distinct_states']
+  # Relabel every image outside the last batch: nothing changes.
+  order = np.random.RandomState(0).permutation(400)
+  others = order[:300]
+  y_other = y.copy()
+  y_other[others] = 1 - y_other[others]
+  again, _ = original_hmc.fit(ARCH, x, y_other, config)
+  np.testing.assert_array_equal(ensemble.params[0].numpy(),
+                                again.params[0].numpy())
+  # Relabel the last batch: the posterior moves.
+  y_last = y.copy()
+  y_last[order[300:]] = 1 - y_last[order[300:]]
+  moved, _ = original_hmc.fit(ARCH, x, y_last, config)
+  assert np.abs(moved.params[0].numpy() - ensemble.params[0].numpy()).max() > 0
+
+
+def test_refuses_bad_settings(moons):
+  with pytest.raises(ValueError, match=r'batch_size must lie in \[1, 50\]'):
+    original_hmc.fit(ARCH, moons.x_train[:50], moons.y_train[:50],
+                     _config(batch_size=100))
+  with pytest.raises(ValueError, match="init must be"):
+    original_hmc.fit(ARCH, moons.x_train[:200], moons.y_train[:200],
+                     _config(init='zeros'))

@@ -1,0 +1,126 @@
+"""The paper's experiments on saved ensembles: load, evaluate, tabulate.
+
+Wiring only: each function loads what `fitting` saved, runs `evaluation`
+(or `checks`, `ablations`, `gradients`) and returns tables for `reports`.
+"""
+
+import os
+import time
+
+from absl import logging
+import numpy as np
+
+from tfp_robust import evaluation
+from tfp_robust import fitting
+from tfp_robust import reports
+
+def _attack_inputs(config, method, workdir, num_points):
+  """A saved ensemble cut to the attack's samples, and its test points."""
+  ensemble, extra = fitting.load_trained(config, method, workdir)
+  ensemble = ensemble.evenly_spaced(min(int(config.attack.num_samples),
+                                        ensemble.num_samples))
+  dataset = fitting.load_dataset_for(config, method)
+  return (ensemble, extra, dataset.x_test[:num_points],
+          dataset.y_test[:num_points])
+
+def surrogate_for(config, workdir: str):
+  """The deterministic net of the strong protocol's transfer attack.
+
+  Trained (config section `sgd`) if the work directory has none yet; None
+  under the paper protocol.
+  """
+  if config.attack.get('protocol', 'paper') != 'strong':
+    return None
+  fitting.ensure_trained(config, ['sgd'], workdir)
+  return fitting.load_trained(config, 'sgd', workdir)[0]
+
+
+def attack_saved(config, methods, workdir: str):
+  """Attacks each saved ensemble; returns (all rows, summary) DataFrames."""
+  import pandas as pd
+  surrogate = surrogate_for(config, workdir)
+  rows = []
+  for method in methods:
+    ensemble, extra, x, y = _attack_inputs(config, method, workdir,
+                                           int(config.attack.num_points))
+    rows += evaluation.attack_rows(
+        ensemble, x, y, config.attack, seed=int(config.seed),
+        labels={'dataset': config.dataset, 'method': method,
+                'full_test_accuracy': extra.get('test_accuracy',
+                                                float('nan'))},
+        surrogate=None if method == 'sgd' else surrogate)
+  return pd.DataFrame(rows), reports.summary_table(rows)
+
+def gradient_figures(config, methods, workdir: str):
+  """Figures 2 and 3 and a table of expected-gradient magnitude per n."""
+  import pandas as pd
+  from tfp_robust import plots
+  out = os.path.join(workdir, config.dataset)
+  settings = config.gradients
+  rows = []
+  for method in methods:
+    ensemble, _ = fitting.load_trained(config, method, workdir)
+    dataset = fitting.load_dataset_for(config, method)
+    points = int(settings.num_points)
+    x, y = dataset.x_test[:points], dataset.y_test[:points]
+    wanted = sorted({n for n in list(settings.num_samples) +
+                     list(settings.heatmap_samples)
+                     if n <= ensemble.num_samples})
+    start = time.time()
+    grads = evaluation.expected_gradient_table(ensemble, x, y, wanted)
+    seconds = time.time() - start
+    for n in wanted:
+      magnitude = np.abs(grads[n])
+      rows.append({'dataset': config.dataset, 'method': method,
+                   'num_samples': n, 'num_points': points,
+                   'mean_abs': float(magnitude.mean()),
+                   'median_abs': float(np.median(magnitude)),
+                   'p99_abs': float(np.percentile(magnitude, 99)),
+                   'max_abs': float(magnitude.max()),
+                   'seconds_all_n': seconds})
+    images = int(settings.num_images)
+    heatmap_n = [n for n in settings.heatmap_samples if n in grads]
+    reports.save_figure(plots.gradient_heatmaps(
+        x[:images], {n: grads[n][:images] for n in heatmap_n},
+        f'{config.dataset} {method}: expected loss gradients'),
+        os.path.join(out, f'figure2_{method}.png'))
+    reports.save_figure(plots.gradient_strips(
+        {n: grads[n] for n in settings.num_samples if n in grads},
+        f'{config.dataset} {method}: {points} images x '
+        f'{int(np.prod(x.shape[1:]))} components'),
+        os.path.join(out, f'figure3_{method}.png'))
+  table = pd.DataFrame(rows)
+  reports.write_table(table, os.path.join(out, 'gradient_magnitudes'))
+  return table
+
+def check_saved(config, methods, workdir: str, num_points: int = 100) -> str:
+  """Runs `checks.run_checks` on each saved ensemble; returns a report."""
+  from tfp_robust import checks
+  sections = []
+  for method in methods:
+    ensemble, _, x, y = _attack_inputs(config, method, workdir, num_points)
+    findings = checks.run_checks(
+        ensemble, x, y, float(config.attack.eps[0]), seed=int(config.seed),
+        pgd_steps=int(config.attack.pgd_steps),
+        strong_steps=int(config.attack.apgd_steps),
+        strong_restarts=int(config.attack.apgd_restarts),
+        square_queries=int(config.attack.square_queries))
+    sections.append(f'## {config.dataset} / {method} ({ensemble.num_samples} '
+                    f'samples, {num_points} test points)\n\n```\n'
+                    f'{checks.format_findings(findings)}\n```\n')
+  return '\n'.join(sections)
+
+def ablation_saved(config, methods, workdir: str):
+  """`ablations.ablation_rows` for each saved ensemble, as a DataFrame."""
+  import pandas as pd
+  from tfp_robust import ablations
+  rows = []
+  for method in methods:
+    ensemble, _, x, y = _attack_inputs(config, method, workdir,
+                                       int(config.attack.num_points))
+    for row in ablations.ablation_rows(
+        ensemble, x, y, float(config.attack.eps[0]),
+        int(config.attack.pgd_steps)):
+      rows.append(dict(dataset=config.dataset, method=method, **row))
+      logging.info('%s', rows[-1])
+  return pd.DataFrame(rows)

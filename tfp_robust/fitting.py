@@ -1,0 +1,187 @@
+"""Fitting a posterior from a config: the `fit` step of the flow.
+
+config -> data -> fit (sgd | ensemble | vi | hmc) -> a saved posterior
+ensemble. Binaries read an `ml_collections` config and call these; every
+number lives in the config.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional
+
+from absl import logging
+import numpy as np
+
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import hmc
+from tfp_robust import models
+from tfp_robust import networks
+from tfp_robust import original_hmc
+from tfp_robust import vi
+
+METHODS = ('sgd', 'ensemble', 'vi', 'hmc', 'hmc_original')
+
+def architecture_from_config(config, input_shape, num_classes):
+  """An `Architecture` from a config with `hidden` (list) and `activation`."""
+  if 'layers' in config and config.layers:
+    return networks.Architecture(tuple(input_shape), num_classes,
+                                 tuple(dict(l) for l in config.layers),
+                                 config.activation)
+  flat = int(np.prod(input_shape))
+  return networks.Architecture.mlp(flat, list(config.hidden), num_classes,
+                                   config.activation)
+
+def _train_config(section, seed):
+  return models.TrainConfig(epochs=int(section.epochs),
+                            batch_size=int(section.batch_size),
+                            learning_rate=float(section.learning_rate),
+                            seed=int(seed))
+
+
+# Keys of a method's config section that describe the model or the start,
+# not the sampler.
+
+_MODEL_KEYS = frozenset(('hidden', 'activation', 'layers', 'init', 'init_sgd',
+                         'num_train'))
+
+def hmc_config(section, seed) -> hmc.HMCConfig:
+  """An `HMCConfig` from a config section; unknown keys are refused."""
+  fields = {f.name for f in dataclasses.fields(hmc.HMCConfig)}
+  unknown = set(section.keys()) - fields - _MODEL_KEYS
+  if unknown:
+    raise ValueError(f'Unknown HMC settings {sorted(unknown)}; known: '
+                     f'{sorted(fields)}.')
+  values = {k: v for k, v in section.items() if k in fields}
+  values['seed'] = int(seed)
+  return hmc.HMCConfig(**values)
+
+def fit(method: str, architecture, x, y, config, seed: int = 0,
+        workdir: Optional[str] = None):
+  """Fits a posterior of `method` and returns `(ensemble, info)`.
+
+  Args:
+    method: one of `METHODS`.
+    architecture: the network description.
+    x: training inputs in [0, 1].
+    y: training labels.
+    config: a ConfigDict with one section per method (`sgd`, `ensemble`,
+      `vi`, `hmc`) holding its settings.
+    seed: the seed of the fit.
+    workdir: optional directory for TensorBoard logs and HMC checkpoints.
+
+  Returns:
+    The `PosteriorEnsemble` and a dict of facts about the fit (wall time,
+    ELBO trace, HMC diagnostics).
+  """
+  if method not in METHODS:
+    raise ValueError(f'Unknown method {method!r}; choose one of {METHODS}.')
+  log_dir = os.path.join(workdir, 'tensorboard', method) if workdir else None
+  start = time.time()
+  info = {}
+  if method == 'sgd':
+    ensemble = models.train_deterministic(
+        architecture, x, y, _train_config(config.sgd, seed), log_dir=log_dir)
+  elif method == 'ensemble':
+    ensemble = models.train_deep_ensemble(
+        architecture, x, y, _train_config(config.sgd, seed),
+        int(config.ensemble.num_members), log_dir=log_dir)
+  elif method == 'vi':
+    result = vi.train(architecture, x, y, _train_config(config.vi, seed),
+                      log_dir=log_dir)
+    ensemble = vi.posterior_ensemble(result, architecture,
+                                     int(config.vi.num_samples), seed=seed)
+    info['elbo_per_example'] = result.elbo_per_example
+  elif method == 'hmc_original':
+    # The replay of the original code's posterior (see `original_hmc`).
+    section = {k: v for k, v in config.hmc_original.items()
+               if k not in _MODEL_KEYS}
+    ensemble, replay_info = original_hmc.fit(
+        architecture, x, y,
+        original_hmc.OriginalHMCConfig(**section, seed=int(seed)))
+    info.update(replay_info)
+  else:
+    settings = hmc_config(config.hmc, seed)
+    checkpoint_dir = (os.path.join(workdir, 'hmc_checkpoint')
+                      if workdir else None)
+    initial_state, init_description = None, 'he_normal'
+    if config.hmc.get('init', 'prior') == 'sgd':
+      init_description = json.dumps({'sgd': config.hmc.init_sgd.to_dict()},
+                                    sort_keys=True)
+      if not hmc.has_checkpoint(checkpoint_dir):
+        # Chains start from independent SGD solutions, which shortens the
+        # warm-up that a He-normal start needs to reach the typical set.
+        initial_state = models.train_deep_ensemble(
+            architecture, x, y, _train_config(config.hmc.init_sgd, seed),
+            settings.num_chains).params
+    ensemble, result = hmc.fit(architecture, x, y, settings,
+                               checkpoint_dir=checkpoint_dir, log_dir=log_dir,
+                               initial_state=initial_state,
+                               init_description=init_description)
+    info.update(result.diagnostics)
+  info['fit_seconds'] = time.time() - start
+  logging.info('Fitted %s: %s in %.1fs', method, ensemble, info['fit_seconds'])
+  return ensemble, info
+
+
+def method_section(config, method: str):
+  """The config section holding `method`'s model (ensembles use `sgd`'s)."""
+  return config.sgd if method == 'ensemble' else config[method]
+
+def load_dataset_for(config, method: str):
+  """The config's dataset, flat for dense nets and as images for conv nets."""
+  from tfp_robust import data as data_lib
+  section = method_section(config, method)
+  is_conv = bool(section.get('layers', None))
+  # A method may train on a subset (e.g. CPU-scale HMC); 0 means all.
+  num_train = section.get('num_train', 0) or config.get('num_train') or None
+  return data_lib.load_tfds(config.dataset, data_dir=config.get('data_dir') or
+                            None, flat=not is_conv, num_train=num_train,
+                            num_test=config.get('num_test') or None)
+
+def ensemble_dir(workdir: str, dataset: str, method: str) -> str:
+  return os.path.join(workdir, dataset, method, 'ensemble')
+
+def train_and_save(config, method: str, workdir: str):
+  """Fits `method` on the config's dataset and saves its posterior ensemble.
+
+  Returns:
+    `(ensemble, info)` where info holds fit facts and the test accuracy.
+  """
+  dataset = load_dataset_for(config, method)
+  architecture = architecture_from_config(
+      method_section(config, method), dataset.input_shape,
+      dataset.num_classes)
+  ensemble, info = fit(method, architecture, dataset.x_train, dataset.y_train,
+                       config, seed=int(config.seed),
+                       workdir=os.path.join(workdir, config.dataset, method))
+  info['test_accuracy'] = ensemble.accuracy(dataset.x_test, dataset.y_test,
+                                           batch_size=1000)
+  info['num_train'] = int(len(dataset.x_train))
+  info['architecture'] = architecture.to_json()
+  ensemble.save(ensemble_dir(workdir, config.dataset, method), extra=info)
+  logging.info('%s on %s: test accuracy %.4f', method, config.dataset,
+               info['test_accuracy'])
+  return ensemble, info
+
+def load_trained(config, method: str, workdir: str):
+  """The saved posterior ensemble of `method`, with its fit facts."""
+  path = ensemble_dir(workdir, config.dataset, method)
+  if not (os.path.exists(path) or os.path.exists(path + '.old')):
+    raise FileNotFoundError(
+        f'No trained {method} ensemble for {config.dataset} in {path!r}; run '
+        f'binaries/train.py --method={method} with the same --config and '
+        '--workdir first.')
+  ensemble = ensemble_lib.PosteriorEnsemble.load(
+      path, memory_budget_bytes=int(config.get('memory_budget_bytes',
+                                               ensemble_lib.DEFAULT_MEMORY_BUDGET_BYTES)))
+  return ensemble, getattr(ensemble, 'extra', {})
+
+def ensure_trained(config, methods, workdir: str) -> None:
+  """Trains (and saves) each method that has no saved ensemble yet."""
+  for method in methods:
+    path = ensemble_dir(workdir, config.dataset, method)
+    if not (os.path.exists(path) or os.path.exists(path + '.old')):
+      logging.info('No saved %s ensemble in %s: training it.', method, path)
+      train_and_save(config, method, workdir)

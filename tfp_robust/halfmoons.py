@@ -1,0 +1,89 @@
+"""Figure 1: one cell of the half-moons HMC grid, resumable.
+
+A cell fits HMC on half moons, filters by accuracy and computes expected
+gradients; a finished cell is read back from its JSON file.
+"""
+
+import json
+import os
+import time
+from typing import Dict, Optional
+
+from absl import logging
+
+from tfp_robust import evaluation
+from tfp_robust import gradients
+from tfp_robust import hmc
+from tfp_robust import networks
+from tfp_robust import reports
+
+def halfmoons_cell_resumable(config, hidden: int, num_train: int,
+                             warmup: int, workdir: str):
+  """`halfmoons_cell`, reusing a finished cell written by the same config.
+
+  Returns:
+    `(row, cached)`, where `cached` says the row was read back from disk.
+  """
+  name = f'hidden{hidden}_train{num_train}_warmup{warmup}'
+  path = os.path.join(workdir, 'cells', name + '.json')
+  fingerprint = config.to_json(sort_keys=True)
+  if os.path.exists(path):
+    with open(path) as f:
+      row = json.load(f)
+    if row.get('config') == fingerprint:
+      return row, True
+    logging.warning('Cell %s was computed with another config; recomputing.',
+                    name)
+  checkpoint_dir = os.path.join(workdir, 'hmc', name)
+  if os.path.exists(checkpoint_dir):
+    import shutil
+    shutil.rmtree(checkpoint_dir)  # Its run.json would refuse the new config.
+  row = halfmoons_cell(config, hidden, num_train, warmup, workdir=checkpoint_dir)
+  row['config'] = fingerprint
+  reports.write_json(path, row)
+  return row, False
+
+def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
+                   workdir: Optional[str] = None) -> Dict:
+  """One cell of the Figure 1 grid: fit HMC, filter by accuracy, gradients.
+
+  Args:
+    config: the grid config (see `configs/halfmoons_grid.py`).
+    hidden: width of each hidden layer.
+    num_train: number of training points.
+    warmup: HMC warm-up steps.
+    workdir: where the cell's HMC checkpoints go (resumable).
+
+  Returns:
+    A row with the hyperparameters, test accuracy, HMC diagnostics, wall
+    time, gradient statistics and (if the model passes the accuracy filter)
+    `components`, the expected gradients `[num_gradient_points, 2]`.
+  """
+  from tfp_robust import data as data_lib
+  dataset = data_lib.half_moons(num_train, config.num_test, config.noise,
+                                seed=config.seed)
+  architecture = networks.Architecture.mlp(
+      2, [hidden] * int(config.num_layers), 2, config.activation)
+  section = config.hmc.to_dict()
+  section['num_burnin_steps'] = warmup
+  hmc_settings = hmc.HMCConfig(**section, seed=int(config.seed))
+  start = time.time()
+  ensemble, result = hmc.fit(architecture, dataset.x_train, dataset.y_train,
+                             hmc_settings, checkpoint_dir=workdir)
+  row = {'hidden': hidden, 'num_train': num_train, 'warmup': warmup,
+         'num_params': architecture.num_params(),
+         'num_samples': ensemble.num_samples,
+         'fit_seconds': time.time() - start}
+  row.update(result.diagnostics)
+  row['test_accuracy'] = ensemble.accuracy(dataset.x_test, dataset.y_test)
+  row.update(hmc.function_space_diagnostics(
+      ensemble, hmc_settings.num_chains,
+      dataset.x_test[:int(config.num_gradient_points)]))
+  row['kept'] = row['test_accuracy'] > config.min_accuracy
+  points = slice(0, int(config.num_gradient_points))
+  x, y = dataset.x_test[points], dataset.y_test[points]
+  row.update(evaluation.gradient_statistics(ensemble, x, y))
+  if row['kept']:
+    row['components'] = gradients.expected_gradients_by_num_samples(
+        ensemble, x, y, [ensemble.num_samples])[ensemble.num_samples].tolist()
+  return row

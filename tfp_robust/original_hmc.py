@@ -1,0 +1,113 @@
+"""The original code's HMC posterior, replayed (switch (a) of the replay).
+
+What `model_bnn.py` (`_train_hmc`) of ginevracoal/robustBNNs does, read from
+the code:
+
+- the training set is shuffled into batches of 5,000 images;
+- for each batch `mcmc.run` is called: a new chain (Pyro's HMC, step 0.005
+  adapted in warm-up, 10 leapfrog steps, 50 warm-up steps, prior N(0, 1))
+  conditioned on those 5,000 images only, keeping
+  `int(n_samples / num_batches) + 1` states (9 for 100 samples and 12
+  batches);
+- `mcmc.get_samples(9)` draws that many of them at random with replacement,
+  and they overwrite the posterior kept from the batch before.
+
+So the posterior that is attacked is about 6 distinct states of a 59-step
+chain that saw the last 5,000 images. Earlier batches leave nothing behind
+(their states are overwritten and each chain restarts), so we run the last
+batch's chain only: the same posterior for a twelfth of the compute. Then
+`num_draws` samples are drawn with replacement from its kept states, as a
+caller asking for 100 samples would get them.
+
+Differences we keep, stated: Pyro also adapts a diagonal mass matrix in
+warm-up (we adapt only the step size, to the same 0.8 acceptance target),
+and it starts from uniform(-2, 2) in unconstrained space (`init='uniform'`
+here; the default 'he_normal' gives the chain a fair start).
+"""
+
+import dataclasses
+from typing import Dict, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import hmc
+from tfp_robust import networks
+from tfp_robust import seeds
+
+
+@dataclasses.dataclass
+class OriginalHMCConfig:
+  """The original's settings (`saved_BNNs` and `_train_hmc`)."""
+  batch_size: int = 5000
+  num_burnin_steps: int = 50
+  step_size: float = 0.005
+  num_leapfrog_steps: int = 10
+  num_draws: int = 100
+  prior_scale: float = 1.0
+  target_accept_prob: float = 0.8
+  init: str = 'he_normal'
+  seed: int = 0
+
+  def validate(self, num_train: int):
+    if not 1 <= self.batch_size <= num_train:
+      raise ValueError(f'batch_size must lie in [1, {num_train}] (the '
+                       f'training set), got {self.batch_size}.')
+    if self.num_draws < 1 or self.num_leapfrog_steps < 1:
+      raise ValueError('num_draws and num_leapfrog_steps must be >= 1.')
+    if self.init not in ('he_normal', 'uniform'):
+      raise ValueError(f"init must be 'he_normal' or 'uniform', got "
+                       f'{self.init!r}.')
+
+
+def kept_per_batch(num_train: int, config: OriginalHMCConfig) -> int:
+  """`int(n_samples / num_batches) + 1`, as the original computes it."""
+  num_batches = num_train // config.batch_size
+  return int(config.num_draws / num_batches) + 1
+
+
+def fit(architecture: networks.Architecture, x, y,
+        config: OriginalHMCConfig) -> Tuple[ensemble_lib.ArchitectureEnsemble,
+                                            Dict]:
+  """The replayed posterior as an ensemble of `num_draws` (repeated) states.
+
+  Returns:
+    `(ensemble, info)`; info holds the batch, the kept and distinct states
+    and the chain's diagnostics.
+  """
+  x = np.asarray(x, np.float32)
+  y = np.asarray(y, np.int32)
+  config.validate(len(x))
+  kept = kept_per_batch(len(x), config)
+  rng = np.random.RandomState(config.seed)
+  order = rng.permutation(len(x))
+  num_batches = len(x) // config.batch_size
+  last = order[(num_batches - 1) * config.batch_size:
+               num_batches * config.batch_size]
+  seed = seeds.stateless_seed(config.seed)
+  if config.init == 'uniform':
+    initial = [tf.random.stateless_uniform(
+        (1,) + shape, tf.random.experimental.stateless_fold_in(seed, i),
+        -2.0, 2.0) for i, (_, shape) in enumerate(architecture.param_shapes())]
+  else:
+    initial = hmc.initial_network_state(architecture, 1, seed)
+  settings = hmc.HMCConfig(
+      num_results=kept, num_burnin_steps=config.num_burnin_steps,
+      num_leapfrog_steps=config.num_leapfrog_steps,
+      step_size=config.step_size, num_chains=1,
+      target_accept_prob=config.target_accept_prob,
+      prior_scale=config.prior_scale, seed=config.seed, segment_size=kept)
+  target = hmc.network_log_joint(architecture, x[last], y[last],
+                                 config.prior_scale)
+  result = hmc.sample(target, initial, settings)
+  states = [np.reshape(s, (-1,) + s.shape[2:]) for s in result.samples]
+  draws = rng.randint(0, kept, size=config.num_draws)
+  params = [s[draws] for s in states]
+  ensemble = ensemble_lib.ArchitectureEnsemble(architecture, params,
+                                               method='hmc_original')
+  info = dict(result.diagnostics, batch_size=config.batch_size,
+              num_batches=num_batches, kept_states=kept,
+              distinct_states=int(len(np.unique(draws))),
+              num_draws=config.num_draws)
+  return ensemble, info

@@ -1,0 +1,70 @@
+"""Reports: tables, figures and text written atomically, and summaries.
+
+The last step of the flow: rows in, files out.
+"""
+
+import json
+import os
+from typing import Dict, List, Optional
+
+from tfp_robust import files
+
+def write_json(path: str, value) -> None:
+  """Writes JSON atomically (temporary file, then rename)."""
+  files.write_text_atomically(
+      path, json.dumps(value, indent=2, sort_keys=True, default=float))
+
+def write_table(frame, path_without_suffix: str) -> None:
+  """Writes a pandas frame as CSV and Markdown, atomically."""
+  files.write_text_atomically(path_without_suffix + '.csv',
+                              frame.to_csv(index=False))
+  files.write_text_atomically(path_without_suffix + '.md', _markdown(frame))
+
+def _markdown(frame) -> str:
+  """A Markdown table without the optional `tabulate` dependency."""
+  def cell(value):
+    if isinstance(value, float):
+      return f'{value:.4g}'
+    return str(value)
+  header = '| ' + ' | '.join(map(str, frame.columns)) + ' |'
+  rule = '|' + '---|' * len(frame.columns)
+  body = ['| ' + ' | '.join(cell(v) for v in row) + ' |'
+          for row in frame.itertuples(index=False)]
+  return '\n'.join([header, rule] + body) + '\n'
+
+def save_figure(figure, path: str) -> None:
+  """Saves a matplotlib figure atomically as PNG."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  staging = os.path.join(directory, '.tmp-' + os.path.basename(path))
+  figure.savefig(staging, dpi=120, bbox_inches='tight', format='png')
+  os.replace(staging, path)
+
+def summary_table(rows: List[Dict], fit_info: Optional[Dict[str, Dict]] = None):
+  """One row per method: clean accuracy, attacked accuracy per attack/loss.
+
+  Args:
+    rows: rows of `attack_rows`, with a `method` column.
+    fit_info: optional method -> dict with `grad_mean_abs`.
+
+  Returns:
+    A pandas DataFrame.
+  """
+  import pandas as pd  # Heavy import, needed only for tables.
+  frame = pd.DataFrame(rows)
+  table = []
+  for method, group in frame.groupby('method', sort=False):
+    entry = {'method': method,
+             'samples': int(group['num_samples'].iloc[0]),
+             'clean_acc': float(group['clean_accuracy'].iloc[0])}
+    for row in group.itertuples(index=False):
+      key = f'{row.attack}_{row.loss}_acc' if row.loss != 'none' else f'{row.attack}_acc'
+      if len(frame['eps'].unique()) > 1:
+        key += f'@{row.eps:g}'
+      entry[key] = float(row.adversarial_accuracy)
+    if fit_info and 'grad_mean_abs' in fit_info.get(method, {}):
+      entry['mean_abs_expected_grad'] = fit_info[method]['grad_mean_abs']
+    table.append(entry)
+  return pd.DataFrame(table)
+
+write_text = files.write_text_atomically
