@@ -7,10 +7,12 @@ One command: methods without a saved ensemble in --workdir are trained first
 
 Every ensemble is attacked and evaluated with the same samples (the first
 `attack.num_samples`) on the first `attack.num_points` test images. Writes
-<workdir>/<dataset>/attacks.{csv,md} (all rows) and summary.{csv,md}, and
-checks.md: the evaluation sanity checks of `tfp_robust.checks` (gradient
-masking, a gradient attack weaker than noise, the paper's attack against the
-strong protocol).
+<workdir>/<dataset>/attacks_<protocol>.{csv,md} (all rows, with the checks
+each evaluation failed) and summary_<protocol>.{csv,md}, and checks.md: the
+sanity checks of `tfp_robust.checks` on --check_points images (gradient
+masking, attacks weaker than noise or than gradient-free ones, the paper's
+attack against APGD and Square). --config.attack.protocol=paper|strong picks
+the protocol (see tfp_robust/protocols.py).
 """
 
 import os
@@ -45,8 +47,9 @@ def main(argv):
     fitting.ensure_trained(config, methods, _WORKDIR.value)
   frame, summary = experiments.attack_saved(config, methods, _WORKDIR.value)
   out = os.path.join(_WORKDIR.value, config.dataset)
-  reports.write_table(frame, os.path.join(out, 'attacks'))
-  reports.write_table(summary, os.path.join(out, 'summary'))
+  protocol = config.attack.protocol
+  reports.write_table(frame, os.path.join(out, f'attacks_{protocol}'))
+  reports.write_table(summary, os.path.join(out, f'summary_{protocol}'))
   print(summary.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
   if _CHECK_POINTS.value:
     report = experiments.check_saved(config, methods, _WORKDIR.value,

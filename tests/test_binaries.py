@@ -53,7 +53,7 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
   out = _run(['binaries/attack.py', '--config=configs/table1.py:cpu',
               '--config.attack.num_points=20', '--config.attack.num_samples=5',
               '--check_points=10'] + common + hmc + vi, tmp_path)
-  rows = pd.read_csv(tmp_path / 'mnist' / 'attacks.csv')
+  rows = pd.read_csv(tmp_path / 'mnist' / 'attacks_paper.csv')
   assert set(rows['method']) == {'hmc', 'vi'}
   assert set(rows['protocol']) == {'paper'}
   assert set(rows['attack']) == {'random', 'fgsm', 'pgd', 'certified'}
@@ -71,7 +71,7 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
   _run(['binaries/attack.py', '--config=configs/table1.py:cpu',
         '--config.attack.num_points=20', '--config.attack.num_samples=5',
         '--check_points=0', '--methods=vi'] + common + vi + strong, tmp_path)
-  rows = pd.read_csv(tmp_path / 'mnist' / 'attacks.csv')
+  rows = pd.read_csv(tmp_path / 'mnist' / 'attacks_strong.csv')
   assert set(rows['protocol']) == {'strong'}
   assert {'apgd', 'square', 'transfer_half', 'transfer_surrogate',
           'worst_case', 'certified'} <= set(rows['attack'])
