@@ -94,3 +94,23 @@ def test_conv_flipout_model_gives_a_conv_posterior_ensemble():
   assert [tuple(p.shape[1:]) for p in ens.params] == [
       shape for _, shape in arch.param_shapes()]
   assert ens.accuracy(mnist.x_test, mnist.y_test) > 0.6
+
+
+def test_variational_initialisers_are_seeded_per_run_and_layer():
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  arch = networks.Architecture.mlp(30, [24, 24], 3)
+
+  def means(seed):
+    tf_keras.utils.set_random_seed(seed)
+    model = vi.flipout_model(arch, 100, seed)
+    return [layer.kernel_posterior.mean().numpy().ravel()
+            for layer in models.weighted_layers(model)]
+
+  first, again, other = means(0), means(0), means(1)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(first, other):
+    assert not np.allclose(a, b)
+  # Layers do not repeat each other's initial means.
+  assert not np.allclose(first[1][:500], first[2][:500])
+  assert not np.allclose(first[0][:500], first[1][:500])

@@ -30,6 +30,23 @@ class VIResult:
   num_train: int
 
 
+def _posterior_fn(seed: int, layer: int, part: int, is_singular: bool):
+  """tfp's mean-field posterior with every initialiser seeded.
+
+  tfp.layers' default initialisers are unseeded, so every run and every
+  layer starts from the same variational means (the first values of two
+  layers coincide). Here each (run seed, layer, kernel or bias) gets its
+  own stream, with tfp's default scales: means N(0, 0.1), untransformed
+  scales N(-3, 0.1).
+  """
+  base = seed * 1000 + 4 * layer + 2 * part
+  return tfp.layers.default_mean_field_normal_fn(
+      is_singular=is_singular,
+      loc_initializer=tf.random_normal_initializer(stddev=0.1, seed=base),
+      untransformed_scale_initializer=tf.random_normal_initializer(
+          mean=-3.0, stddev=0.1, seed=base + 1))
+
+
 def flipout_model(architecture: networks.Architecture, num_train: int,
                   seed: int = 0):
   """The Flipout Keras model of `architecture`, KL scaled by 1 / num_train."""
@@ -37,14 +54,19 @@ def flipout_model(architecture: networks.Architecture, num_train: int,
     return tfp.distributions.kl_divergence(q, p) / float(num_train)
 
   counter = iter(range(10**6))
+
+  def seeded(layer):
+    return dict(kernel_posterior_fn=_posterior_fn(seed, layer, 0, False),
+                bias_posterior_fn=_posterior_fn(seed, layer, 1, True),
+                kernel_divergence_fn=scaled_kl, seed=seed * 1000 + layer)
+
   return models.build_keras_model(
       architecture,
       dense=lambda units, act: tfp.layers.DenseFlipout(
-          units, activation=act, kernel_divergence_fn=scaled_kl,
-          seed=seed * 1000 + next(counter)),
+          units, activation=act, **seeded(next(counter))),
       conv2d=lambda filters, k, act: tfp.layers.Convolution2DFlipout(
           filters, k, padding='same', activation=act,
-          kernel_divergence_fn=scaled_kl, seed=seed * 1000 + next(counter)))
+          **seeded(next(counter))))
 
 
 def train(architecture: networks.Architecture, x, y,
