@@ -20,7 +20,8 @@ def _python_blocks():
 def test_readme_python_examples_run():
   """The examples run in order in one namespace, as a reader pastes them."""
   blocks = _python_blocks()
-  assert len(blocks) == 2, 'the README holds the main example and the ways in'
+  assert len(blocks) == 3, ('the README holds the main example, the ways in '
+                            'and the protocols')
   output = io.StringIO()
   namespace = {}
   with contextlib.redirect_stdout(output):
@@ -33,6 +34,10 @@ def test_readme_python_examples_run():
     assert found, printed
     assert float(found.group(2)) > 0.85, (name, printed)
     assert 0.0 <= float(found.group(3)) <= float(found.group(2))
+  apgd_acc, square_acc, certified = map(float, re.search(
+      r'APGD ([0-9.]+) Square ([0-9.]+) certified ([0-9.]+)', printed).groups())
+  assert certified <= min(apgd_acc, square_acc)
+  assert re.search(r'nonzero_gradients_expected (ok|WARN)', printed)
   # The function-backed ensemble is the HMC posterior, written by hand.
   np_clean = re.search(r'function: 50 samples, clean ([0-9.]+)', printed)
   assert np_clean and float(np_clean.group(1)) == pytest.approx(

@@ -1,6 +1,8 @@
 """tfp_robust: Bayesian neural networks under gradient-based attacks."""
 
+from tfp_robust import apgd
 from tfp_robust import attacks
+from tfp_robust import certify
 from tfp_robust import checks
 from tfp_robust import data
 from tfp_robust import ensemble
@@ -11,6 +13,7 @@ from tfp_robust import metrics
 from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import seeds
+from tfp_robust import square
 from tfp_robust import vi
 from tfp_robust.ensemble import ArchitectureEnsemble
 from tfp_robust.ensemble import PosteriorEnsemble
