@@ -249,3 +249,16 @@ def test_pgd_keeping_the_best_iterate_is_at_least_as_strong(trained_net, moons):
   best_acc = float(np.mean(trained_net.predict(best).numpy() == y))
   assert best_acc <= last_acc
   assert float(np.max(np.abs(best - x))) <= 0.05 + 1e-6
+
+
+@pytest.mark.parametrize('keep_best', [False, True])
+def test_compiled_pgd_loop_equals_the_step_by_step_loop(perturbed_ensemble,
+                                                       test_set, keep_best):
+  x, labels = test_set[0][:200], test_set[1][:200]
+  kwargs = dict(num_steps=10, restarts=2, loss='predictive', seed=[5, 6],
+                keep_best_iterate=keep_best)
+  compiled = attacks.pgd(perturbed_ensemble, x, labels, 0.1, **kwargs)
+  stepwise = attacks.pgd(perturbed_ensemble, x, labels, 0.1, compiled=False,
+                         **kwargs)
+  np.testing.assert_allclose(compiled.numpy(), stepwise.numpy(), atol=1e-6)
+  assert np.abs(compiled.numpy() - x).max() > 0.05  # It did move.

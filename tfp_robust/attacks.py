@@ -11,6 +11,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from tfp_robust import attack_batches
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import gradients
 from tfp_robust import losses
@@ -76,14 +77,55 @@ class PGDResult:
   misclassified: tf.Tensor
 
 
+def _pgd_run_fn(ensemble, loss, num_steps, keep_best_iterate, compiled):
+  """One PGD restart as a `tf.while_loop`: `(chunk, x, labels, eps, step,
+  x_start) -> (x_adv,)`, compiled, or run step by step (eagerly) when
+  `compiled` is False (the chunked fallback, and the reference in tests).
+  """
+  loss_fn = losses.get(loss)
+
+  def run(chunk, x, labels, eps, step_size, x_start):
+    def evaluate(point):
+      return attack_batches.loss_gradient_prediction(ensemble, chunk, point,
+                                                     labels, loss_fn)
+
+    _, grad, predicted = evaluate(x_start)
+    fooled = predicted != labels
+
+    def body(step, x_adv, grad, best, fooled):
+      x_adv = project(x_adv + step_size * tf.sign(grad), x, eps)
+      # The gradient for the next step and the prediction at this iterate
+      # come from one evaluation.
+      _, grad, predicted = evaluate(x_adv)
+      now = predicted != labels
+      mask = tf.reshape(now & ~fooled, [-1] + [1] * (len(x.shape) - 1))
+      return step + 1, x_adv, grad, tf.where(mask, x_adv, best), fooled | now
+
+    _, x_adv, _, best, fooled = tf.while_loop(
+        lambda step, *_: step < num_steps, body,
+        (tf.constant(0), x_start, grad, x_start, fooled))
+    if not keep_best_iterate:
+      return (x_adv,)
+    mask = tf.reshape(fooled, [-1] + [1] * (len(x.shape) - 1))
+    return (tf.where(mask, best, x_adv),)
+
+  if not compiled:
+    return run
+  return tf.function(run, jit_compile=ensemble.jit_compile,
+                     reduce_retracing=True)
+
+
 def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
         restarts=1, random_start=True, loss='expected', seed=0,
-        return_details=False, keep_best_iterate=False):
+        return_details=False, keep_best_iterate=False, compiled=True):
   """Projected gradient descent (Madry et al.) in the L-infinity ball.
 
   Each step moves by `step_size` along the gradient's sign and projects onto
   the eps-ball and [0, 1]. Over restarts, each example keeps the run that
-  misclassifies it, or else the one with the highest loss.
+  misclassifies it, or else the one with the highest loss. Each restart's
+  iteration loop is one compiled `tf.while_loop` per image batch (batches
+  that hold every sample in one chunk); `compiled=False`, or an ensemble too
+  large for one chunk, runs the same loop step by step.
 
   Args:
     ensemble: a `PosteriorEnsemble`.
@@ -94,12 +136,13 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
     step_size: step size; defaults to 2.5 * eps / num_steps.
     restarts: independent runs, each from its own random start.
     random_start: start from a uniform point of the eps-ball.
-    loss: objective name (see `losses.LOSSES`).
+    loss: objective name (see `losses.LOSSES`) or a loss function.
     seed: int or stateless seed `[2]` for the random starts.
     return_details: return a `PGDResult` instead of the inputs alone.
-    keep_best_iterate: score every iterate (one more forward pass per step)
-      and keep, per example, one that misclassifies if any did; otherwise
-      only each restart's last iterate is scored (Madry et al.'s PGD).
+    keep_best_iterate: keep, per example, an iterate that misclassified if
+      any did (free: every iterate is evaluated anyway); otherwise each
+      restart's last iterate (Madry et al.'s PGD).
+    compiled: run the loop compiled (default) or step by step.
 
   Returns:
     Adversarial inputs `[B, *input_shape]`, or a `PGDResult`.
@@ -115,25 +158,29 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
   seed = seeds.stateless_seed(seed)
+  size, chunk = attack_batches.plan(ensemble, int(x.shape[0]))
+  compiled = compiled and chunk is not None
+  run = ensemble.compiled(
+      ('pgd', loss, int(num_steps), bool(keep_best_iterate), compiled),
+      lambda: _pgd_run_fn(ensemble, loss, int(num_steps),
+                          bool(keep_best_iterate), compiled))
+  eps_t = tf.constant(eps, tf.float32)
+  step_t = tf.constant(step_size, tf.float32)
   best = None
   for restart in range(restarts):
     if random_start:
       noise = tf.random.stateless_uniform(
           tf.shape(x), tf.random.experimental.stateless_fold_in(seed, restart),
           -eps, eps)
-      x_adv = project(x + noise, x, eps)
+      start = project(x + noise, x, eps)
     else:
-      x_adv = x
-    for _ in range(num_steps):
-      _, gradient = gradients._loss_and_gradient_unchecked(ensemble, x_adv,
-                                                           labels, loss)
-      x_adv = project(x_adv + step_size * tf.sign(gradient), x, eps)
-      if keep_best_iterate:
-        best = _keep_better(best, PGDResult(x_adv, *_score(ensemble, x_adv,
-                                                           labels, loss)))
-    if not keep_best_iterate:
-      best = _keep_better(best, PGDResult(x_adv, *_score(ensemble, x_adv,
-                                                         labels, loss)))
+      start = x
+    x_adv, = attack_batches.map_batches(
+        ensemble, x, labels,
+        lambda xb, yb, positions, s=start: run(
+            chunk, xb, yb, eps_t, step_t, tf.gather(s, positions)), size)
+    best = _keep_better(best, PGDResult(x_adv, *_score(ensemble, x_adv,
+                                                       labels, loss)))
   return best if return_details else best.x_adv
 
 
