@@ -94,3 +94,28 @@ def test_gradients_binary_conv_vi(tmp_path):
   table = pd.read_csv(tmp_path / 'mnist' / 'gradient_magnitudes.csv')
   assert list(table['num_samples']) == [1, 10]
   assert (tmp_path / 'mnist' / 'figure3_vi.png').exists()
+
+
+def test_curves_binary_gives_both_protocols_and_the_certified_band(tmp_path):
+  out = _run(['binaries/curves.py', '--config=configs/curves.py:cpu',
+              '--methods=sgd,ensemble', '--config.num_train=500',
+              '--config.num_test=50', '--config.attack.num_points=20',
+              "--config.attack.eps=(0.0, 0.1, 1.0)",
+              '--config.attack.apgd_steps=5', '--config.attack.apgd_restarts=1',
+              '--config.attack.square_queries=10', '--config.sgd.epochs=1',
+              '--config.sgd.hidden=(16,)', '--config.ensemble.num_members=2'],
+             tmp_path)
+  rows = pd.read_csv(tmp_path / 'mnist' / 'curves.csv')
+  assert set(rows['protocol']) == {'paper', 'strong'}
+  assert set(rows['method']) == {'sgd', 'ensemble'}
+  certified = rows[rows['attack'] == 'certified'].set_index(
+      ['method', 'protocol', 'eps'])['adversarial_accuracy']
+  clean = rows.groupby('method')['clean_accuracy'].first()
+  for method in ('sgd', 'ensemble'):
+    assert certified[(method, 'strong', 0.0)] == pytest.approx(clean[method])
+    assert certified[(method, 'strong', 1.0)] == 0.0
+  worst = rows[rows['attack'] == 'worst_case'].set_index(['method', 'eps'])[
+      'adversarial_accuracy']
+  assert worst[('sgd', 1.0)] <= 0.05
+  assert (tmp_path / 'mnist' / 'curves.png').stat().st_size > 5000
+  assert 'eps_one_breaks_everything_sgd_strong' in out

@@ -124,3 +124,28 @@ def ablation_saved(config, methods, workdir: str):
       rows.append(dict(dataset=config.dataset, method=method, **row))
       logging.info('%s', rows[-1])
   return pd.DataFrame(rows)
+
+
+def robustness_curves(config, methods, workdir: str):
+  """Tables 1 and 2 at every eps of `config.attack.eps`, under each protocol.
+
+  Returns:
+    `(rows, findings)`: a DataFrame of every row of `attack_saved` for each
+    protocol in `config.attack.protocols`, and the curve checks (accuracy
+    falls with eps, about zero at eps = 1) per method and protocol.
+  """
+  import pandas as pd
+  from tfp_robust import checks
+  frames, findings = [], []
+  for protocol in config.attack.protocols:
+    config.attack.protocol = protocol
+    frame, _ = attack_saved(config, methods, workdir)
+    frames.append(frame)
+  rows = pd.concat(frames, ignore_index=True)
+  attacked = rows[~rows['attack'].isin(['certified', 'random'])]
+  for (method, protocol), group in attacked.groupby(['method', 'protocol'],
+                                                    sort=False):
+    strongest = group.groupby('eps')['adversarial_accuracy'].min().to_dict()
+    findings += checks.curve_findings(strongest, int(group['num_points'].iloc[0]),
+                                      f'{method}_{protocol}')
+  return rows, findings

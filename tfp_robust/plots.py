@@ -165,3 +165,59 @@ def gradient_strips(grads_by_n, title, max_points=20000, seed=0):
   axis.set_title(title)
   figure.tight_layout()
   return figure
+
+
+def robustness_curves(frame, title):
+  """Adversarial accuracy against eps, with the certified band, per method.
+
+  Args:
+    frame: rows of `experiments.robustness_curves` (columns `method`,
+      `protocol`, `attack`, `loss`, `eps`, `adversarial_accuracy`,
+      `softmax_robustness`).
+    title: figure title.
+
+  Returns:
+    A figure with two panels. Left: for each method, the accuracy the
+    strongest attack leaves (solid: strong protocol's worst case; dashed:
+    the paper's PGD on the expected loss) and, shaded down to it, the
+    certified accuracy: the true robust accuracy lies in the band. Right:
+    the paper's softmax robustness of the paper's PGD, for comparison.
+  """
+  figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+  methods = list(dict.fromkeys(frame['method']))
+  colours = plt.cm.tab10(np.arange(len(methods)) % 10)
+  for colour, method in zip(colours, methods):
+    rows = frame[frame['method'] == method]
+    strong = rows[(rows['protocol'] == 'strong') &
+                  (rows['attack'] == 'worst_case')].sort_values('eps')
+    paper = rows[(rows['protocol'] == 'paper') & (rows['attack'] == 'pgd') &
+                 (rows['loss'] == 'expected')].sort_values('eps')
+    certified = rows[rows['attack'] == 'certified'].groupby('eps')[
+        'adversarial_accuracy'].max()
+    if len(strong):
+      left.plot(strong['eps'], strong['adversarial_accuracy'], '-o',
+                color=colour, markersize=3, label=f'{method}: strong')
+      if len(certified):
+        upper = strong.set_index('eps')['adversarial_accuracy']
+        common = upper.index.intersection(certified.index)
+        left.fill_between(common, certified[common], upper[common],
+                          color=colour, alpha=0.15)
+        left.plot(common, certified[common], ':', color=colour, linewidth=1)
+    if len(paper):
+      left.plot(paper['eps'], paper['adversarial_accuracy'], '--',
+                color=colour, linewidth=1, label=f'{method}: paper PGD')
+      right.plot(paper['eps'], paper['softmax_robustness'], '--o',
+                 color=colour, markersize=3, label=method)
+  left.set_xlabel('eps (L-infinity radius, pixels in [0, 1])')
+  left.set_ylabel('adversarial accuracy of the predictive')
+  left.set_title('accuracy: attacks (lines) and certified (dotted, band)')
+  left.set_ylim(-0.02, 1.02)
+  left.legend(fontsize=7)
+  right.set_xlabel('eps')
+  right.set_ylabel('softmax robustness (1 - softmax difference)')
+  right.set_title("the paper's measure, paper's PGD")
+  right.set_ylim(-0.02, 1.02)
+  right.legend(fontsize=7)
+  figure.suptitle(title)
+  figure.tight_layout()
+  return figure
