@@ -20,8 +20,8 @@ def _python_blocks():
 def test_readme_python_examples_run():
   """The examples run in order in one namespace, as a reader pastes them."""
   blocks = _python_blocks()
-  assert len(blocks) == 3, ('the README holds the main example, the ways in '
-                            'and the protocols')
+  assert len(blocks) == 4, ('the README holds the main example, the ways in, '
+                            'the export and the protocols')
   output = io.StringIO()
   namespace = {}
   with contextlib.redirect_stdout(output):
@@ -34,6 +34,9 @@ def test_readme_python_examples_run():
     assert found, printed
     assert float(found.group(2)) > 0.85, (name, printed)
     assert 0.0 <= float(found.group(3)) <= float(found.group(2))
+  exported = float(re.search(r'exported max difference ([0-9.e-]+)',
+                             printed).group(1))
+  assert exported < 1e-5
   apgd_acc, square_acc, certified = map(float, re.search(
       r'APGD ([0-9.]+) Square ([0-9.]+) certified ([0-9.]+)', printed).groups())
   assert certified <= min(apgd_acc, square_acc)

@@ -6,6 +6,7 @@ from tfp_robust import certify
 from tfp_robust import checks
 from tfp_robust import data
 from tfp_robust import ensemble
+from tfp_robust import export
 from tfp_robust import gradients
 from tfp_robust import hmc
 from tfp_robust import losses
