@@ -119,3 +119,42 @@ def test_curves_binary_gives_both_protocols_and_the_certified_band(tmp_path):
   assert worst[('sgd', 1.0)] <= 0.05
   assert (tmp_path / 'mnist' / 'curves.png').stat().st_size > 5000
   assert 'eps_one_breaks_everything_sgd_strong' in out
+
+
+def test_evaluate_binary_takes_every_model_form(tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from tfp_robust import data  # pylint: disable=g-import-not-at-top
+  from tfp_robust import ensemble as ensemble_lib  # pylint: disable=g-import-not-at-top
+  from tfp_robust import export  # pylint: disable=g-import-not-at-top
+  from tfp_robust import models  # pylint: disable=g-import-not-at-top
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  mnist = data.load_tfds('mnist', num_train=2000, num_test=10)
+  tf_keras.utils.set_random_seed(0)
+  net = tf_keras.Sequential([tf_keras.Input((784,)),
+                             tf_keras.layers.Dense(32, activation='relu'),
+                             tf_keras.layers.Dense(10)])
+  net.compile('adam', tf_keras.losses.SparseCategoricalCrossentropy(
+      from_logits=True))
+  net.fit(mnist.x_train, mnist.y_train, epochs=1, verbose=0)
+  net.save(str(tmp_path / 'net.keras'))
+  export.save_model(ensemble_lib.KerasEnsemble(net), str(tmp_path / 'sm'))
+  ours = models.train_deterministic(
+      networks.Architecture.mlp(784, [16], 10), mnist.x_train, mnist.y_train,
+      models.TrainConfig(epochs=1, batch_size=64))
+  ours.save(str(tmp_path / 'ens'))
+  args = ['binaries/evaluate.py', '--config.attack.protocol=paper',
+          '--config.attack.num_points=30', '--config.attack.pgd_steps=3']
+  clean = {}
+  for name in ('net.keras', 'sm', 'ens'):
+    out = _run(args + [f'--model={tmp_path / name}'], tmp_path / f'out_{name}')
+    assert 'Checks failed:' in out
+    rows = pd.read_csv(tmp_path / f'out_{name}' / 'evaluation.csv')
+    assert {'random', 'fgsm', 'pgd', 'certified'} & set(rows['attack'])
+    clean[name] = rows['clean_accuracy'].iloc[0]
+  assert clean['net.keras'] == pytest.approx(clean['sm'])
+  assert np.isfinite(clean['ens'])
+  bad = subprocess.run([sys.executable] + args + [
+      f'--model={tmp_path / "missing"}', f'--workdir={tmp_path / "o"}'],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert bad.returncode != 0 and 'No model at' in bad.stderr
