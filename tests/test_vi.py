@@ -113,5 +113,6 @@ def test_variational_initialisers_are_seeded_per_run_and_layer():
   for a, b in zip(first, other):
     assert not np.allclose(a, b)
   # Layers do not repeat each other's initial means.
-  assert not np.allclose(first[1][:500], first[2][:500])
-  assert not np.allclose(first[0][:500], first[1][:500])
+  for a, b in ((first[0], first[1]), (first[1], first[2])):
+    common = min(a.size, b.size)
+    assert not np.allclose(a[:common], b[:common])
