@@ -15,6 +15,7 @@ Methods without a saved ensemble are trained first. Writes
 <workdir>/<dataset>/ablation.{csv,md}.
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
 
 from absl import app

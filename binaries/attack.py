@@ -15,6 +15,7 @@ attack against APGD and Square). --config.attack.protocol=paper|strong picks
 the protocol (see tfp_robust/protocols.py).
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
 
 from absl import app

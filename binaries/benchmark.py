@@ -10,6 +10,7 @@ full-batch MNIST (target 1.5x or less), and the peak memory of PGD over 250
 samples x 500 images for the default budget (4 GiB) and smaller ones.
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import json
 import os
 

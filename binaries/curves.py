@@ -7,6 +7,7 @@ work directory as binaries/attack.py reuses its ensembles). Writes
 <workdir>/<dataset>/curves.{csv,md}, curves.png and curve_checks.md.
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
 
 from absl import app

@@ -11,6 +11,7 @@ images of `dataset` under `attack.protocol` (strong by default) at every
 <workdir>/evaluation.{csv,md} and prints the summary.
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
 
 from absl import app

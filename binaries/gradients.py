@@ -7,6 +7,7 @@ E_{first n}[grad_x L] on the test images for each n, and writes heatmaps
 (Figure 2), strip plots (Figure 3) and a table of gradient magnitudes per n.
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
 
 from absl import app

@@ -10,6 +10,7 @@ each cell's HMC checkpoints let a killed run resume mid-cell.
   python binaries/halfmoons_grid.py --config=configs/halfmoons_grid.py:paper
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import itertools
 import os
 import time

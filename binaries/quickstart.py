@@ -9,6 +9,7 @@ TensorBoard logs to --workdir.
   python binaries/quickstart.py --config=configs/quickstart.py:paper
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
 
 from absl import app

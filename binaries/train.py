@@ -10,6 +10,7 @@ to <workdir>/<dataset>/<method>/hmc_checkpoint, so a killed HMC run resumes
 when started again with the same flags.
 """
 
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 from absl import app
 from absl import flags
 from ml_collections import config_flags

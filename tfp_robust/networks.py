@@ -14,9 +14,14 @@ import tensorflow as tf
 
 # One activation table shared by the Keras models and the functional forward
 # pass, so that a trained Keras net and its ensemble compute the same function.
+def leaky_relu(x):
+  """Leaky ReLU with slope 0.2 (a named function, so Keras can serialise it)."""
+  return tf.nn.leaky_relu(x, alpha=0.2)
+
+
 ACTIVATIONS = {
     'relu': tf.nn.relu,
-    'leaky_relu': lambda x: tf.nn.leaky_relu(x, alpha=0.2),
+    'leaky_relu': leaky_relu,
     'tanh': tf.math.tanh,
     'sigmoid': tf.math.sigmoid,
 }
