@@ -49,3 +49,17 @@ def test_square_same_seed_same_bits(trained_net, moons):
   np.testing.assert_array_equal(first.numpy(), again.numpy())
   with pytest.raises(ValueError, match='num_queries must be an int'):
     square.square_run(trained_net, x, y, 0.1, num_queries=0)
+
+
+def test_rounds_and_compaction_do_not_change_the_result(trained_net, moons):
+  x, y = moons.x_test[:120], moons.y_test[:120]
+  whole = square.square_run(trained_net, x, y, 0.08, num_queries=60, seed=2,
+                            round_queries=60)
+  rounds = square.square_run(trained_net, x, y, 0.08, num_queries=60, seed=2,
+                             round_queries=7)
+  for a, b in zip(whole, rounds):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+  # Some images fell early, so compaction had something to drop.
+  assert 0 < np.mean(whole[1].numpy() <= 0) < 1
+  with pytest.raises(ValueError, match='round_queries must be an int'):
+    square.square_run(trained_net, x, y, 0.1, round_queries=0)

@@ -7,8 +7,8 @@ keeping the change when it lowers the margin of the predictive (true class
 minus best other class, in log-probability). The window shrinks on the
 schedule of `autoattack/square.py` (fra31/auto-attack), rescaled to the
 query budget. Here the window and signs are drawn per image, not once per
-batch, and the whole query loop is one compiled `tf.while_loop` per image
-batch.
+batch; the queries run in rounds, each a compiled `tf.while_loop` per image
+batch, and between rounds the images already fooled are dropped.
 
 Because it never looks at a gradient, Square is the reference that gradient
 masking cannot fool: if it beats the gradient attacks, their gradients lie.
@@ -16,6 +16,7 @@ masking cannot fool: if it beats the gradient attacks, their gradients lie.
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from tfp_robust import attack_batches
@@ -57,9 +58,17 @@ def _margin(log_probs, labels):
   return -losses.predictive_margin(log_probs, labels)
 
 
-def _build_run(ensemble, num_queries, compiled=True):
+def _build_fns(ensemble, num_queries, compiled=True):
+  """`(init, run)`: the stripes start, and a round of queries.
+
+  Both take `positions` (each image's index in the whole set, `total`
+  images) so that an image's random draws depend on its index and the step
+  only, not on how the images were batched or compacted.
+  """
   height, width, channels = image_shape(ensemble.input_shape)
   num_features = height * width * channels
+  rows = tf.range(height)[None, :, None, None]
+  cols = tf.range(width)[None, None, :, None]
 
   def margin_of(chunk, images, labels):
     flat = tf.reshape(images, [-1] + list(ensemble.input_shape))
@@ -67,23 +76,28 @@ def _build_run(ensemble, num_queries, compiled=True):
       return _margin(ensemble.log_probs(flat), labels)
     return _margin(ensemble.chunk_log_probs(chunk, flat), labels)
 
-  def run(chunk, x, labels, eps, seed, positions, total):
-    # Draws are made for all `total` images and gathered at `positions`, so
-    # an image sees the same draws however the images were batched.
+  def drawer(positions, total):
     def draw(shape, step_seed, minval, maxval, dtype=tf.float32):
       values = tf.random.stateless_uniform(
           tf.concat([[total], tf.constant(shape, tf.int32)], 0), step_seed,
           minval, maxval, dtype)
       return tf.gather(values, positions)
+    return draw
 
-    batch = tf.shape(x)[0]
-    images = tf.reshape(x, [batch, height, width, channels])
+  def as_images(x):
+    return tf.reshape(x, [tf.shape(x)[0], height, width, channels])
+
+  def init(chunk, x, labels, eps, seed, positions, total):
+    draw = drawer(positions, total)
     stripes = tf.sign(draw([1, width, channels], seed, -1.0, 1.0))
-    x_best = tf.clip_by_value(images + eps * stripes, 0.0, 1.0)
-    margin_min = margin_of(chunk, x_best, labels)
-    queries = tf.ones([batch])
-    rows = tf.range(height)[None, :, None, None]
-    cols = tf.range(width)[None, None, :, None]
+    x_best = tf.clip_by_value(as_images(x) + eps * stripes, 0.0, 1.0)
+    return (tf.reshape(x_best, tf.shape(x)),
+            margin_of(chunk, x_best, labels))
+
+  def run(chunk, x, labels, eps, seed, positions, total, x_best, margin_min,
+          queries, first_step, last_step):
+    draw = drawer(positions, total)
+    images = as_images(x)
 
     def body(step, x_best, margin_min, queries):
       step_seed = tf.random.experimental.stateless_fold_in(seed, step + 1)
@@ -112,18 +126,23 @@ def _build_run(ensemble, num_queries, compiled=True):
 
     _, x_best, margin_min, queries = tf.while_loop(
         lambda step, x_best, margin_min, queries: (
-            (step < num_queries) & tf.reduce_any(margin_min > 0.0)),
-        body, (tf.constant(0), x_best, margin_min, queries))
+            (step < last_step) & tf.reduce_any(margin_min > 0.0)),
+        body, (first_step, as_images(x_best), margin_min, queries))
     return tf.reshape(x_best, tf.shape(x)), margin_min, queries
 
   if not compiled:
-    return run
-  return tf.function(run, jit_compile=ensemble.jit_compile,
-                     reduce_retracing=True)
+    return init, run
+  return tuple(tf.function(fn, jit_compile=ensemble.jit_compile,
+                           reduce_retracing=True) for fn in (init, run))
 
 
-def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0):
+def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0,
+               round_queries=100):
   """One Square run on every image of `x`.
+
+  The queries run in rounds of `round_queries`; between rounds the images
+  already fooled are dropped, so later rounds cost only what still stands
+  (the result does not depend on the round length: tested).
 
   Args:
     ensemble: a `PosteriorEnsemble` (only its outputs are used).
@@ -133,6 +152,7 @@ def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0):
     num_queries: the query budget per image (one query = one evaluation of
       the predictive on the image).
     seed: int or stateless seed `[2]`.
+    round_queries: queries between two compactions.
 
   Returns:
     `(x_adv, margin, queries)`: the best input per image, its predictive
@@ -143,20 +163,47 @@ def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0):
     raise ValueError(f'eps must be a finite number >= 0, got {eps}.')
   if int(num_queries) != num_queries or num_queries < 1:
     raise ValueError(f'num_queries must be an int >= 1, got {num_queries!r}.')
+  if int(round_queries) != round_queries or round_queries < 1:
+    raise ValueError(f'round_queries must be an int >= 1, got '
+                     f'{round_queries!r}.')
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
   seed = seeds.stateless_seed(seed)
   size, chunk = attack_batches.plan(ensemble, int(x.shape[0]))
   compiled = chunk is not None
-  run = ensemble.compiled(('square', int(num_queries), compiled),
-                          lambda: _build_run(ensemble, int(num_queries),
-                                             compiled))
+  init, run = ensemble.compiled(
+      ('square', int(num_queries), compiled),
+      lambda: _build_fns(ensemble, int(num_queries), compiled))
   eps_t = tf.constant(eps, tf.float32)
   total = tf.constant(int(x.shape[0]))
-  return attack_batches.map_batches(
+  x_best, margin = attack_batches.map_batches(
       ensemble, x, labels,
-      lambda xb, yb, positions: run(chunk, xb, yb, eps_t, seed, positions,
-                                    total), size)
+      lambda xb, yb, positions: init(chunk, xb, yb, eps_t, seed, positions,
+                                     total), size)
+  queries = tf.ones([int(x.shape[0])])
+  for first in range(0, int(num_queries), int(round_queries)):
+    standing = np.flatnonzero(margin.numpy() > 0.0)
+    if not standing.size:
+      break
+    index = tf.constant(standing, tf.int32)
+    last = min(first + int(round_queries), int(num_queries))
+    parts = [tf.gather(t, index) for t in (x_best, margin, queries)]
+
+    def one_round(xb, yb, positions, parts=parts, index=index, first=first,
+                  last=last):
+      best_b, margin_b, queries_b = (tf.gather(t, positions) for t in parts)
+      return run(chunk, xb, yb, eps_t, seed, tf.gather(index, positions),
+                 total, best_b, margin_b, queries_b, tf.constant(first),
+                 tf.constant(last))
+
+    new_best, new_margin, new_queries = attack_batches.map_batches(
+        ensemble, tf.gather(x, index), tf.gather(labels, index), one_round,
+        size)
+    where = index[:, None]
+    x_best = tf.tensor_scatter_nd_update(x_best, where, new_best)
+    margin = tf.tensor_scatter_nd_update(margin, where, new_margin)
+    queries = tf.tensor_scatter_nd_update(queries, where, new_queries)
+  return x_best, margin, queries
 
 
 def square(ensemble, x, labels, eps, num_queries=1000, restarts=1, seed=0):
