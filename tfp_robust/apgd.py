@@ -17,7 +17,6 @@ computed from log-probabilities, so none underflows on confident points.
 
 import math
 
-from absl import logging
 import tensorflow as tf
 
 from tfp_robust import attack_batches
@@ -174,11 +173,9 @@ def apgd(ensemble, x, labels, eps, num_steps=100, restarts=1,
     Adversarial inputs `[B, *input_shape]`.
   """
   worst = attack_batches.WorstCase(ensemble, x, labels)
-  seed = seeds.stateless_seed(seed)
-  for restart in range(int(restarts)):
-    worst.run(lambda xs, ys, r=restart: apgd_run(
-        ensemble, xs, ys, eps, num_steps, loss,
-        tf.random.experimental.stateless_fold_in(seed, r), eot_iter)[0])
+  worst.restarts(lambda xs, ys, s: apgd_run(
+      ensemble, xs, ys, eps, num_steps, loss, s, eot_iter)[0], restarts,
+                 seeds.stateless_seed(seed))
   return worst.x_adv
 
 
@@ -202,11 +199,7 @@ def apgd_cascade(ensemble, x, labels, eps, num_steps=100, restarts=5, seed=0,
   seed = seeds.stateless_seed(seed)
   for index, loss in enumerate(('predictive',
                                 dlr_or_margin(ensemble.num_classes))):
-    for restart in range(int(restarts)):
-      run_seed = tf.random.experimental.stateless_fold_in(
-          seed, 1000 * index + restart)
-      fallen = worst.run(lambda xs, ys, l=loss, s=run_seed: apgd_run(
-          ensemble, xs, ys, eps, num_steps, l, s, eot_iter)[0])
-      logging.info('APGD-%s restart %d/%d: %d more fooled, accuracy %.3f',
-                   loss, restart + 1, restarts, fallen, worst.accuracy())
+    worst.restarts(lambda xs, ys, s, l=loss: apgd_run(
+        ensemble, xs, ys, eps, num_steps, l, s, eot_iter)[0], restarts, seed,
+                   offset=1000 * index, name=f'APGD-{loss}')
   return worst.x_adv

@@ -15,6 +15,7 @@ still classified correctly, as AutoAttack does.
 
 from typing import Callable, Optional
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -191,3 +192,17 @@ class WorstCase:
 
   def accuracy(self) -> float:
     return 1.0 - float(tf.reduce_mean(tf.cast(self.fooled, tf.float32)))
+
+  def restarts(self, attack: Callable, count: int, seed, offset: int = 0,
+               name: str = '') -> None:
+    """`count` runs of `attack(x, labels, run_seed)`, each on the survivors.
+
+    Run r gets the seed `fold_in(seed, offset + r)`; with a `name`, each run
+    logs how many images it fooled.
+    """
+    for restart in range(int(count)):
+      run_seed = tf.random.experimental.stateless_fold_in(seed, offset + restart)
+      fallen = self.run(lambda xs, ys, s=run_seed: attack(xs, ys, s))
+      if name:
+        logging.info('%s restart %d/%d: %d more fooled, accuracy %.3f', name,
+                     restart + 1, count, fallen, self.accuracy())

@@ -144,6 +144,7 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
             else _strong_attacks(config, surrogate))
   clean_log_probs = ensemble.log_probs(x)
   gradient_evidence = checks.gradient_findings(ensemble, x, y)
+  gradient_statistics = checks.gradient_statistics(gradient_evidence)
   rows = []
   for eps in _setting(config, 'eps', (0.1,)):
     eps = float(eps)
@@ -185,8 +186,7 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
       logging.info('eps %g: %s', eps, checks.format_findings([finding]))
     for row in eps_rows:
       row['checks_failed'] = failed
-      row.update({k: v for k, v in checks.gradient_statistics(
-          gradient_evidence).items()})
+      row.update(gradient_statistics)
     rows += eps_rows
   return rows
 

@@ -213,9 +213,7 @@ def square(ensemble, x, labels, eps, num_queries=1000, restarts=1, seed=0):
     Adversarial inputs `[B, *input_shape]`.
   """
   worst = attack_batches.WorstCase(ensemble, x, labels)
-  seed = seeds.stateless_seed(seed)
-  for restart in range(int(restarts)):
-    worst.run(lambda xs, ys, r=restart: square_run(
-        ensemble, xs, ys, eps, num_queries,
-        tf.random.experimental.stateless_fold_in(seed, r))[0])
+  worst.restarts(lambda xs, ys, s: square_run(
+      ensemble, xs, ys, eps, num_queries, s)[0], restarts,
+                 seeds.stateless_seed(seed))
   return worst.x_adv

@@ -42,6 +42,8 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
                jit_compile: bool = True):
     super().__init__(method, memory_budget_bytes, jit_compile)
     self.architecture = architecture
+    self._input_shape = architecture.input_shape
+    self._num_classes = architecture.num_classes
     params = [tf.convert_to_tensor(p, tf.float32) for p in params]
     expected = architecture.param_shapes()
     if len(params) != len(expected):
@@ -60,14 +62,6 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
   @property
   def num_samples(self) -> int:
     return int(self.params[0].shape[0])
-
-  @property
-  def input_shape(self):
-    return self.architecture.input_shape
-
-  @property
-  def num_classes(self) -> int:
-    return self.architecture.num_classes
 
   def __repr__(self):
     return (f'PosteriorEnsemble(method={self.method!r}, '

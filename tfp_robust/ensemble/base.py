@@ -15,7 +15,7 @@ read a model only through the public methods of `PosteriorEnsemble`:
 - derived from those: `log_probs`, `predictive_log_probs`, `predict`,
   `accuracy`, `take`, `samples`, `evenly_spaced`.
 
-A backend implements `num_samples`, `input_shape`, `num_classes`,
+A backend sets `_input_shape` and `_num_classes`, implements `num_samples`,
 `chunk_log_probs`, `subset` and either `activation_elements_per_example`
 (for the memory budget) or its own `chunks`. Backends: `architecture`
 (our JSON architecture plus stacked weights: the fast path), `function`
@@ -138,14 +138,14 @@ class PosteriorEnsemble(abc.ABC):
     """S."""
 
   @property
-  @abc.abstractmethod
   def input_shape(self) -> Tuple[int, ...]:
-    """The shape of one input."""
+    """The shape of one input (a backend sets `_input_shape`)."""
+    return self._input_shape
 
   @property
-  @abc.abstractmethod
   def num_classes(self) -> int:
-    """C."""
+    """C (a backend sets `_num_classes`)."""
+    return self._num_classes
 
   @abc.abstractmethod
   def chunk_log_probs(self, chunk, x: tf.Tensor) -> tf.Tensor:

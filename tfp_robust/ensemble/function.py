@@ -80,14 +80,6 @@ class FunctionEnsemble(base.PosteriorEnsemble):
   def num_samples(self) -> int:
     return self._num_samples
 
-  @property
-  def input_shape(self):
-    return self._input_shape
-
-  @property
-  def num_classes(self) -> int:
-    return self._num_classes
-
   def activation_elements_per_example(self) -> int:
     return self._activation_elements
 

@@ -107,14 +107,6 @@ class KerasEnsemble(base.PosteriorEnsemble):
   def num_samples(self) -> int:
     return len(self.models)
 
-  @property
-  def input_shape(self):
-    return self._input_shape
-
-  @property
-  def num_classes(self) -> int:
-    return self._num_classes
-
   def activation_elements_per_example(self) -> int:
     return max(self._widest, int(np.prod(self._input_shape)))
 

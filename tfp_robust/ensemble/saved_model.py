@@ -68,14 +68,6 @@ class SavedModelEnsemble(base.PosteriorEnsemble):
   def num_samples(self) -> int:
     return int(self._indices.size)
 
-  @property
-  def input_shape(self):
-    return self._input_shape
-
-  @property
-  def num_classes(self) -> int:
-    return self._num_classes
-
   def chunks(self, batch_size: int, boundaries: Sequence[int] = ()):
     """One chunk per boundary piece (the graph chunks internally)."""
     bounds = base.chunk_bounds(self.num_samples, self.num_samples, boundaries)

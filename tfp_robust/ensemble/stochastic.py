@@ -57,6 +57,8 @@ class StochasticEnsemble(base.PosteriorEnsemble):
         [model], method, 'logits', call_kwargs if call_kwargs is not None
         else {}, memory_budget_bytes, jit_compile)
     self.model = model
+    self._input_shape = self._keras.input_shape
+    self._num_classes = self._keras.num_classes
     self.seed = seed
     self._num_samples = int(num_samples)
     if _checked:
@@ -77,13 +79,6 @@ class StochasticEnsemble(base.PosteriorEnsemble):
   def num_samples(self) -> int:
     return self._num_samples
 
-  @property
-  def input_shape(self):
-    return self._keras.input_shape
-
-  @property
-  def num_classes(self) -> int:
-    return self._keras.num_classes
 
   def activation_elements_per_example(self) -> int:
     return self._keras.activation_elements_per_example()
