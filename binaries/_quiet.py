@@ -1,10 +1,10 @@
 """Quiet stderr for the binaries: progress, not noise.
 
-Imported first by every binary (it sits beside them, outside the package, so
-that importing it imports no TensorFlow). It silences
-TensorFlow's C++ start-up banner and CUDA probing (TF_CPP_MIN_LOG_LEVEL=2
-unless the user set it) and drops, by their exact text, four warnings that
-say nothing about the run:
+Imported first by every binary (it sits beside them, outside the package).
+It silences TensorFlow's C++ start-up banner and CUDA probing
+(TF_CPP_MIN_LOG_LEVEL=2 unless the user set it, and the lines TF 2.21 writes
+before reading it, dropped by their text while TensorFlow is imported) and
+drops, by their exact text, five messages that say nothing about the run:
 
 - "triggered tf.function retracing": TensorFlow counts traces per code
   object, so the one compiled function each posterior ensemble builds for
@@ -12,7 +12,9 @@ say nothing about the run:
 - "casting an input of type complex64": `tfp.mcmc.effective_sample_size`
   takes the real part of an FFT, as intended;
 - "`layer.add_variable` is deprecated": inside `tfp.layers`;
-- "distutils Version classes are deprecated": inside TFP's import.
+- "distutils Version classes are deprecated": inside TFP's import;
+- "Sharding callback duration": logged by TensorFlow's checkpoint writer
+  at every save.
 
 Everything else, warnings from our own code included, still shows.
 """
@@ -24,7 +26,8 @@ import warnings
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 _NOISE = ('triggered tf.function retracing',
-          'casting an input of type complex64')
+          'casting an input of type complex64',
+          'Sharding callback duration')
 
 
 class _DropNoise(logging.Filter):
@@ -46,4 +49,51 @@ def install():
                           'deprecated')
 
 
+# TensorFlow 2.21 logs through absl's C++ logging before its own flags are
+# read, so TF_CPP_MIN_LOG_LEVEL does not silence these start-up lines. They
+# are dropped by their exact text while TensorFlow is imported and its
+# devices are listed (which probes CUDA); every other line written to stderr
+# meanwhile is passed on.
+_STARTUP_NOISE = (
+    'oneDNN custom operations are on',
+    'Could not find cuda drivers on your machine',
+    'All log messages before absl::InitializeLog() is called',
+    'failed call to cuInit',
+    'Unable to register cuDNN factory',
+    'Unable to register cuFFT factory',
+    'Unable to register cuBLAS factory',
+    'computation placer already registered',
+    'TF-TRT Warning: Could not find TensorRT',
+    'This TensorFlow binary is optimized to use available CPU instructions',
+    'To enable the following instructions',
+)
+
+
+def import_tensorflow_quietly():
+  """Imports TensorFlow and lists its devices with start-up noise dropped."""
+  import sys  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  if os.environ.get('TF_CPP_MIN_LOG_LEVEL') in ('0', '1'):
+    return  # The user asked for TensorFlow's informational lines.
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile(mode='w+b') as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      tf.config.list_physical_devices()
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+    captured.seek(0)
+    kept = [line for line in captured.read().decode(errors='replace')
+            .splitlines(keepends=True)
+            if not any(text in line for text in _STARTUP_NOISE)]
+  if kept:
+    sys.stderr.write(''.join(kept))
+    sys.stderr.flush()
+
+
 install()
+import_tensorflow_quietly()

@@ -8,7 +8,9 @@ r"""The full evaluation of a saved model: attacks, checks, certified bounds.
 logits out). The model is evaluated on the first `attack.num_points` test
 images of `dataset` under `attack.protocol` (strong by default) at every
 `attack.eps`, with the sanity checks on every row. Writes
-<workdir>/evaluation.{csv,md} and prints the summary.
+<workdir>/evaluation.{csv,md}, TensorBoard summaries to
+<workdir>/tensorboard/<dataset>/<model>/evaluate_<protocol>, and prints the
+summary.
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
@@ -21,7 +23,9 @@ from ml_collections import config_flags
 from tfp_robust import data
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import evaluation
+from tfp_robust import experiments
 from tfp_robust import reports
+from tfp_robust import summaries
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -47,6 +51,12 @@ def main(argv):
       seed=int(config.seed),
       labels={'model': os.path.basename(os.path.normpath(_MODEL.value)),
               'method': model.method, 'dataset': config.dataset})
+  name = os.path.basename(os.path.normpath(_MODEL.value))
+  experiments.write_evaluation_summaries(
+      summaries.run_dir(_WORKDIR.value, config.dataset, name,
+                        f'evaluate_{config.attack.protocol}'),
+      model, rows, dataset.x_test, dataset.y_test, config.attack,
+      seed=int(config.seed))
   import pandas as pd  # pylint: disable=g-import-not-at-top
   frame = pd.DataFrame(rows)
   reports.write_table(frame, os.path.join(_WORKDIR.value, 'evaluation'))

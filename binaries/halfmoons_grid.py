@@ -44,6 +44,7 @@ def main(argv):
     row, cached = halfmoons.halfmoons_cell_resumable(config, hidden,
                                                      num_train, warmup, workdir)
     rows.append(row)
+    halfmoons.write_cell_hparams(workdir, row)
     logging.info('Cell %d/%d hidden %d, %d points, warm-up %d: accuracy '
                  '%.3f, mean |grad| %.4f, %.0fs%s (%.1f min elapsed)',
                  index + 1, len(cells), hidden, num_train, warmup,
@@ -67,7 +68,9 @@ def main(argv):
              'fit_seconds']
   print(frame[[c for c in columns if c in frame]].to_string(
       index=False, float_format=lambda v: f'{v:.4f}'))
-  print(f'\nFigure and table: {os.path.abspath(workdir)}')
+  print(f'\nFigure and table: {os.path.abspath(workdir)}\n'
+        'TensorBoard (HParams tab): tensorboard --logdir '
+        f"{os.path.abspath(os.path.join(workdir, 'tensorboard'))}")
 
 
 if __name__ == '__main__':

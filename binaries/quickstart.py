@@ -12,6 +12,8 @@ TensorBoard logs to --workdir.
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
 
+import numpy as np
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -19,10 +21,12 @@ from ml_collections import config_flags
 
 from tfp_robust import data
 from tfp_robust import evaluation
+from tfp_robust import experiments
 from tfp_robust import gradients
 from tfp_robust import fitting
 from tfp_robust import reports
 from tfp_robust import plots
+from tfp_robust import summaries
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -40,18 +44,31 @@ def main(argv):
                             config.data.noise, seed=config.seed)
   architecture = fitting.architecture_from_config(
       config.model, dataset.input_shape, dataset.num_classes)
-  rows, fit_info, ensembles, components = [], {}, {}, {}
+  rows, fit_info, ensembles, components, adversarial = [], {}, {}, {}, {}
+  shown = np.arange(int(config.num_adversarial_shown))
   for method in config.methods:
+    log_dir = summaries.run_dir(workdir, 'half_moons', method, 'fit')
     ensemble, info = fitting.fit(method, architecture, dataset.x_train,
-                                   dataset.y_train, config, seed=config.seed,
-                                   workdir=workdir)
+                                 dataset.y_train, config, seed=config.seed,
+                                 workdir=workdir, log_dir=log_dir)
+    info.update(fitting.fit_facts(method, ensemble, config, dataset.x_test,
+                                  dataset.y_test))
+    fitting.write_fit_summaries(log_dir, method, ensemble, info)
     ensemble.save(os.path.join(workdir, 'ensembles', method), extra=info)
     info.update(evaluation.gradient_statistics(ensemble, dataset.x_test,
                                               dataset.y_test))
     fit_info[method] = info
-    rows += evaluation.attack_rows(ensemble, dataset.x_test, dataset.y_test,
-                                  config.attack, seed=config.seed,
-                                  labels={'method': method})
+    method_rows = evaluation.attack_rows(
+        ensemble, dataset.x_test, dataset.y_test, config.attack,
+        seed=config.seed, labels={'method': method})
+    experiments.write_evaluation_summaries(
+        summaries.run_dir(workdir, 'half_moons', method, 'attacks_paper'),
+        ensemble, method_rows, dataset.x_test, dataset.y_test, config.attack,
+        seed=config.seed)
+    rows += method_rows
+    adversarial[method] = (shown, evaluation.adversarial_examples(
+        ensemble, dataset.x_test[shown], dataset.y_test[shown], config.attack,
+        seed=config.seed, max_images=len(shown))[1])
     ensembles[method] = ensemble
     components[method] = gradients.expected_gradients_by_num_samples(
         ensemble, dataset.x_test[:100], dataset.y_test[:100],
@@ -61,16 +78,28 @@ def main(argv):
   table = reports.summary_table(rows, fit_info)
   reports.write_table(table, os.path.join(workdir, 'summary'))
   reports.write_json(os.path.join(workdir, 'fit_info.json'), fit_info)
-  reports.save_figure(plots.decision_regions(ensembles, dataset.x_test,
-                                               dataset.y_test),
-                        os.path.join(workdir, 'decision_regions.png'))
-  reports.save_figure(
-      plots.gradient_components_by_model(
-          components, 'Expected loss gradient components, 100 test points'),
-      os.path.join(workdir, 'expected_gradients.png'))
+  figures = {
+      'decision_regions': plots.decision_regions(
+          ensembles, dataset.x_test, dataset.y_test,
+          'Half moons: predictive probability and test points',
+          adversarial=adversarial, eps=float(config.attack.eps[0])),
+      'expected_gradients': plots.gradient_components_by_model(
+          components, 'Expected loss gradient components, 100 test points')}
+  writer = summaries.open_writer(
+      summaries.run_dir(workdir, 'half_moons', 'all', 'figures'))
+  for name, figure in figures.items():
+    summaries.figure(writer, f'figures/{name}', figure)
+    reports.save_figure(figure, os.path.join(workdir, f'{name}.png'))
+  writer.close()
   logging.info('Wrote results to %s', os.path.abspath(workdir))
-  print(table.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
-  print(f'\nResults, plots and TensorBoard logs: {os.path.abspath(workdir)}')
+  print(table.to_string(index=False, float_format=lambda v: f'{v:.3f}',
+                        na_rep='-'))
+  for warning in reports.mixing_warnings(fit_info):
+    logging.warning('%s', warning)
+    print(warning)
+  print(f'\nResults and plots: {os.path.abspath(workdir)}\n'
+        'TensorBoard: tensorboard --logdir '
+        f"{os.path.abspath(os.path.join(workdir, 'tensorboard'))}")
 
 
 if __name__ == '__main__':

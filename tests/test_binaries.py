@@ -1,6 +1,7 @@
 """The absl binaries run end to end on tiny settings and write their outputs."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -10,13 +11,20 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(args, workdir):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+def _run(args, workdir, with_stderr=False):
+  # As a user runs them: TensorFlow's log level left to the binaries.
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
   result = subprocess.run([sys.executable] + args + [f'--workdir={workdir}'],
                           cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
-  return result.stdout
+  return (result.stdout, result.stderr) if with_stderr else result.stdout
+
+
+# Start-up and library noise that must not reach a user's terminal.
+_NOISE = ('oneDNN', 'cuInit', 'cuda drivers', 'absl::InitializeLog',
+          'retracing', 'Sharding callback', 'add_variable', 'distutils',
+          'lambda', 'Traceback')
 
 
 def test_quickstart_prints_table_and_writes_outputs(tmp_path):
@@ -25,8 +33,16 @@ def test_quickstart_prints_table_and_writes_outputs(tmp_path):
               '--config.model.hidden=(8,8)', '--config.sgd.epochs=5',
               '--config.vi.epochs=5', '--config.vi.num_samples=10',
               '--config.hmc.num_results=10', '--config.hmc.num_burnin_steps=10'],
-             tmp_path)
+             tmp_path, with_stderr=True)
+  out, err = out
+  assert not [n for n in _NOISE if n in err], err[:3000]
+  # Progress, not a line per epoch: at most ~10 per training.
+  assert err.count(' epoch ') <= 3 * 11
   assert 'fgsm_expected_acc' in out and 'pgd_predictive_acc' in out
+  # Three decimals, never a raw float; HMC's 10 samples have not mixed.
+  assert not re.search(r'\d\.\d{4,}', out.split('WARNING')[0])
+  assert 'WARNING: the hmc chains have not mixed' in out
+  assert 'fn_rhat_max' in out
   for method in ('sgd', 'vi', 'hmc'):
     assert method in out
     assert os.path.exists(tmp_path / 'ensembles' / method / 'ensemble.json')
@@ -34,7 +50,16 @@ def test_quickstart_prints_table_and_writes_outputs(tmp_path):
   assert list(summary['method']) == ['sgd', 'vi', 'hmc']
   assert summary['clean_acc'].between(0, 1).all()
   assert (tmp_path / 'decision_regions.png').stat().st_size > 1000
-  assert os.listdir(tmp_path / 'tensorboard')
+  board = tmp_path / 'tensorboard' / 'half_moons'
+  assert sorted(os.listdir(board)) == ['all', 'hmc', 'sgd', 'vi']
+  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  assert 'vi/elbo' in summaries.read_scalars(str(board / 'vi' / 'fit'))
+  attacked = summaries.read_scalars(str(board / 'hmc' / 'attacks_paper'))
+  pgd = dict(attacked['attack/paper/pgd/predictive/adversarial_accuracy'])
+  assert pgd[100] == pytest.approx(
+      float(summary.loc[2, 'pgd_predictive_acc']))
+  assert summaries.read_tags(str(board / 'all' / 'figures'))[
+      'figures/decision_regions'] == 'images'
   assert not [n for n in os.listdir(tmp_path) if n.startswith('.tmp')]
 
 
@@ -62,6 +87,17 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
   attacked = rows[rows['attack'] != 'certified']
   assert (attacked['max_perturbation'] <= 0.1 + 1e-6).all()
   assert 'random_weaker_than_every_attack' in out
+  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  board = tmp_path / 'tensorboard' / 'mnist'
+  fit = summaries.read_scalars(str(board / 'hmc' / 'fit'))
+  # 4 warm-up and 6 kept iterations, two chains.
+  assert [s for s, _ in fit['hmc/log_joint/chain_1']] == list(range(10))
+  assert 'hmc/diagnostics/fn_rhat_max' in fit
+  tags = summaries.read_tags(str(board / 'vi' / 'attacks_paper'))
+  assert tags['adversarial/pgd_predictive'] == 'images'
+  assert tags['attack/paper/pgd/expected/adversarial_accuracy'] == 'scalars'
+  assert summaries.read_tags(str(board / 'vi' / 'fit'))[
+      'posterior/dense_0/kernel'] == 'histograms'
   # The strong protocol through the same binary: a deterministic surrogate
   # is trained for the transfer attack, and the worst case is reported.
   strong = ['--config.attack.protocol=strong', '--config.attack.apgd_steps=5',

@@ -11,6 +11,7 @@ import tensorflow_probability as tfp
 from tfp_robust import data
 from tfp_robust import hmc
 from tfp_robust import networks
+from tfp_robust import summaries
 
 TINY = networks.Architecture.mlp(2, [4], 2)
 
@@ -184,7 +185,7 @@ def test_checkpointed_run_equals_run_without_checkpoints(regression,
   directory, result = uninterrupted
   assert sorted(os.listdir(directory)) == [
       'run.json', 'segment_00000', 'segment_00001', 'segment_00002', 'state',
-      'warm_up']
+      'warm_up', 'warm_up_trace']
   plain = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN)
   _assert_same_result(plain, result)
   assert result.samples[0].shape == (30, 2, 3)
@@ -400,7 +401,8 @@ def test_resume_inside_warm_up_gives_identical_samples(regression,
                        checkpoint_dir=directory, target_identity='regression',
                        stop_after_warm_up_steps=SMALL_RUN.segment_size)
   assert stopped is None
-  assert sorted(os.listdir(directory)) == ['run.json', 'warm_up']
+  assert sorted(os.listdir(directory)) == ['run.json', 'warm_up',
+                                            'warm_up_trace']
   resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
                        checkpoint_dir=directory, target_identity='regression')
   _assert_same_result(resumed, full)
@@ -415,3 +417,68 @@ def test_chunked_warm_up_equals_one_loop_in_distribution_and_is_deterministic(
   # Chunked and unchunked warm-ups adapt to similar step sizes.
   chunked = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN)
   assert 0.5 < chunked.step_size / a.step_size < 2.0
+
+
+# -- TensorBoard ----------------------------------------------------------
+
+def _traced_run(regression, directory, log_dir, config=SMALL_RUN, **kwargs):
+  return hmc.sample(regression.log_prob, [tf.zeros((2, 3))], config,
+                    checkpoint_dir=directory, target_identity='regression',
+                    log_dir=log_dir, **kwargs)
+
+
+def test_tensorboard_has_every_iteration_of_warm_up_and_sampling(
+    regression, tmp_path):
+  result = _traced_run(regression, str(tmp_path / 'ckpt'),
+                       str(tmp_path / 'tb'))
+  written = summaries.read_scalars(str(tmp_path / 'tb'))
+  burnin, kept = SMALL_RUN.num_burnin_steps, SMALL_RUN.num_results
+  for chain in range(2):
+    series = written[f'hmc/log_joint/chain_{chain}']
+    assert [step for step, _ in series] == list(range(burnin + kept))
+    # The sampling part is the kept samples' log-joint, value for value.
+    np.testing.assert_allclose([v for _, v in series[burnin:]],
+                               result.log_prob[:, chain], rtol=1e-6)
+  acceptance = dict(written['hmc/acceptance'])
+  assert len(acceptance) == burnin + kept
+  np.testing.assert_allclose(
+      [acceptance[burnin + k] for k in range(kept)],
+      result.is_accepted.mean(axis=1))
+  sizes = dict(written['hmc/step_size'])
+  # Warm-up adapts the step size, from the configured start; sampling holds
+  # the adapted one.
+  assert sizes[0] == pytest.approx(SMALL_RUN.step_size)
+  assert len({round(sizes[s], 7) for s in range(burnin)}) > 5
+  np.testing.assert_allclose([sizes[s] for s in range(burnin, burnin + kept)],
+                             result.step_size, rtol=1e-6)
+  diagnostics = dict(written['hmc/diagnostics/rhat_log_joint'])
+  assert list(diagnostics) == [burnin + kept - 1]
+  assert list(diagnostics.values())[0] == pytest.approx(
+      result.diagnostics['rhat_log_joint'], rel=1e-6)
+  assert 'hmc/diagnostics/ess_median' in written
+
+
+@pytest.mark.parametrize('stop', [dict(stop_after_warm_up_steps=10),
+                                  dict(stop_after_phases=2)])
+def test_resumed_run_writes_the_same_series_without_duplicates(
+    regression, tmp_path, stop):
+  whole = tmp_path / 'whole'
+  _traced_run(regression, str(whole / 'ckpt'), str(whole / 'tb'))
+  parts = tmp_path / 'parts'
+  assert _traced_run(regression, str(parts / 'ckpt'), str(parts / 'tb'),
+                     **stop) is None
+  _traced_run(regression, str(parts / 'ckpt'), str(parts / 'tb'))
+  expected = summaries.read_scalars(str(whole / 'tb'))
+  resumed = summaries.read_scalars(str(parts / 'tb'))
+  assert sorted(resumed) == sorted(expected)
+  timed = [tag for tag in expected if 'seconds' in tag]
+  for tag, series in expected.items():
+    if tag in timed:  # Wall-clock times differ; one point each all the same.
+      assert [s for s, _ in resumed[tag]] == [s for s, _ in series]
+    else:
+      assert resumed[tag] == series, tag
+  # A rerun of the finished run into the same directory replaces its series.
+  _traced_run(regression, str(parts / 'ckpt'), str(parts / 'tb'))
+  again = summaries.read_scalars(str(parts / 'tb'))
+  assert {t: v for t, v in again.items() if t not in timed} == {
+      t: v for t, v in expected.items() if t not in timed}

@@ -7,6 +7,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from tfp_robust import attacks
 from tfp_robust import gradients
 from tfp_robust import protocols
 
@@ -44,3 +45,22 @@ def expected_gradient_table(ensemble, x, y, num_samples, batch_size=250):
     for n in num_samples:
       parts[n].append(result[n])
   return {n: np.concatenate(parts[n], 0) for n in num_samples}
+
+
+def adversarial_examples(ensemble, x, y, config, seed: int = 0,
+                         max_images: int = 8):
+  """PGD examples of the first images, to look at.
+
+  PGD with the config's steps on the `predictive` loss (or the first of
+  `config.losses`) at the first radius of `config.eps`.
+
+  Returns:
+    `(x, x_adv, name, eps)` for the first `max_images` images.
+  """
+  losses = tuple(config.get('losses', ('predictive',)))
+  loss = 'predictive' if 'predictive' in losses else losses[0]
+  eps = float(config.eps[0])
+  x, y = x[:max_images], y[:max_images]
+  x_adv = attacks.pgd(ensemble, x, y, eps, num_steps=int(config.pgd_steps),
+                      loss=loss, seed=seed)
+  return x, np.asarray(x_adv), f'pgd_{loss}', eps

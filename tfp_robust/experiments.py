@@ -13,6 +13,7 @@ import numpy as np
 from tfp_robust import evaluation
 from tfp_robust import fitting
 from tfp_robust import reports
+from tfp_robust import summaries
 
 def _attack_inputs(config, method, workdir, num_points):
   """A saved ensemble cut to the attack's samples, and its test points."""
@@ -35,20 +36,46 @@ def surrogate_for(config, workdir: str):
   return fitting.load_trained(config, 'sgd', workdir)[0]
 
 
-def attack_saved(config, methods, workdir: str):
-  """Attacks each saved ensemble; returns (all rows, summary) DataFrames."""
+def write_evaluation_summaries(log_dir: str, ensemble, rows, x, y,
+                               attack_config, seed: int = 0) -> None:
+  """An evaluation's rows and a few adversarial examples, to TensorBoard.
+
+  The run directory starts afresh, so a rerun replaces the series.
+  """
+  writer = summaries.open_writer(log_dir)
+  summaries.attack_rows(writer, rows)
+  if summaries.as_images(x[:1], ensemble.input_shape) is not None:
+    clean, adversarial, name, eps = evaluation.adversarial_examples(
+        ensemble, x, y, attack_config, seed=seed)
+    summaries.adversarial_images(writer, clean, adversarial,
+                                 ensemble.input_shape, name, eps)
+  writer.close()
+
+
+def attack_saved(config, methods, workdir: str, stage: str = 'attacks'):
+  """Attacks each saved ensemble; returns (all rows, summary) DataFrames.
+
+  TensorBoard: each method's rows under the run
+  `<dataset>/<method>/<stage>_<protocol>`.
+  """
   import pandas as pd
   surrogate = surrogate_for(config, workdir)
+  protocol = config.attack.get('protocol', 'paper')
   rows = []
   for method in methods:
     ensemble, extra, x, y = _attack_inputs(config, method, workdir,
                                            int(config.attack.num_points))
-    rows += evaluation.attack_rows(
+    method_rows = evaluation.attack_rows(
         ensemble, x, y, config.attack, seed=int(config.seed),
         labels={'dataset': config.dataset, 'method': method,
                 'full_test_accuracy': extra.get('test_accuracy',
                                                 float('nan'))},
         surrogate=None if method == 'sgd' else surrogate)
+    write_evaluation_summaries(
+        summaries.run_dir(workdir, config.dataset, method,
+                          f'{stage}_{protocol}'),
+        ensemble, method_rows, x, y, config.attack, seed=int(config.seed))
+    rows += method_rows
   return pd.DataFrame(rows), reports.summary_table(rows)
 
 def gradient_figures(config, methods, workdir: str):
@@ -80,15 +107,26 @@ def gradient_figures(config, methods, workdir: str):
                    'seconds_all_n': seconds})
     images = int(settings.num_images)
     heatmap_n = [n for n in settings.heatmap_samples if n in grads]
-    reports.save_figure(plots.gradient_heatmaps(
-        x[:images], {n: grads[n][:images] for n in heatmap_n},
-        f'{config.dataset} {method}: expected loss gradients'),
-        os.path.join(out, f'figure2_{method}.png'))
-    reports.save_figure(plots.gradient_strips(
-        {n: grads[n] for n in settings.num_samples if n in grads},
-        f'{config.dataset} {method}: {points} images x '
-        f'{int(np.prod(x.shape[1:]))} components'),
-        os.path.join(out, f'figure3_{method}.png'))
+    writer = summaries.open_writer(
+        summaries.run_dir(workdir, config.dataset, method, 'gradients'))
+    for row in rows[-len(wanted):]:
+      summaries.scalars(writer, {'gradients/mean_abs': row['mean_abs']},
+                        step=row['num_samples'])
+    for n in heatmap_n:
+      summaries.heatmaps(writer, f'gradients/expected/n={n}',
+                         grads[n][:images], ensemble.input_shape, step=n)
+    figures = {
+        'figure2': plots.gradient_heatmaps(
+            x[:images], {n: grads[n][:images] for n in heatmap_n},
+            f'{config.dataset} {method}: expected loss gradients'),
+        'figure3': plots.gradient_strips(
+            {n: grads[n] for n in settings.num_samples if n in grads},
+            f'{config.dataset} {method}: {points} images x '
+            f'{int(np.prod(x.shape[1:]))} components')}
+    for name, figure in figures.items():
+      summaries.figure(writer, f'figures/{name}', figure)
+      reports.save_figure(figure, os.path.join(out, f'{name}_{method}.png'))
+    writer.close()
   table = pd.DataFrame(rows)
   reports.write_table(table, os.path.join(out, 'gradient_magnitudes'))
   return table
@@ -139,7 +177,7 @@ def robustness_curves(config, methods, workdir: str):
   frames, findings = [], []
   for protocol in config.attack.protocols:
     config.attack.protocol = protocol
-    frame, _ = attack_saved(config, methods, workdir)
+    frame, _ = attack_saved(config, methods, workdir, stage='curves')
     frames.append(frame)
   rows = pd.concat(frames, ignore_index=True)
   attacked = rows[~rows['attack'].isin(['certified', 'random'])]

@@ -19,6 +19,7 @@ from tfp_robust import hmc
 from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import original_hmc
+from tfp_robust import summaries
 from tfp_robust import vi
 
 METHODS = ('sgd', 'ensemble', 'vi', 'hmc', 'hmc_original')
@@ -58,7 +59,7 @@ def hmc_config(section, seed) -> hmc.HMCConfig:
   return hmc.HMCConfig(**values)
 
 def fit(method: str, architecture, x, y, config, seed: int = 0,
-        workdir: Optional[str] = None):
+        workdir: Optional[str] = None, log_dir: Optional[str] = None):
   """Fits a posterior of `method` and returns `(ensemble, info)`.
 
   Args:
@@ -69,7 +70,8 @@ def fit(method: str, architecture, x, y, config, seed: int = 0,
     config: a ConfigDict with one section per method (`sgd`, `ensemble`,
       `vi`, `hmc`) holding its settings.
     seed: the seed of the fit.
-    workdir: optional directory for TensorBoard logs and HMC checkpoints.
+    workdir: optional directory for HMC checkpoints.
+    log_dir: optional TensorBoard run directory (see `summaries`).
 
   Returns:
     The `PosteriorEnsemble` and a dict of facts about the fit (wall time,
@@ -77,7 +79,6 @@ def fit(method: str, architecture, x, y, config, seed: int = 0,
   """
   if method not in METHODS:
     raise ValueError(f'Unknown method {method!r}; choose one of {METHODS}.')
-  log_dir = os.path.join(workdir, 'tensorboard', method) if workdir else None
   start = time.time()
   info = {}
   if method == 'sgd':
@@ -153,17 +154,53 @@ def train_and_save(config, method: str, workdir: str):
   architecture = architecture_from_config(
       method_section(config, method), dataset.input_shape,
       dataset.num_classes)
+  log_dir = summaries.run_dir(workdir, config.dataset, method, 'fit')
   ensemble, info = fit(method, architecture, dataset.x_train, dataset.y_train,
                        config, seed=int(config.seed),
-                       workdir=os.path.join(workdir, config.dataset, method))
-  info['test_accuracy'] = ensemble.accuracy(dataset.x_test, dataset.y_test,
-                                           batch_size=1000)
+                       workdir=os.path.join(workdir, config.dataset, method),
+                       log_dir=log_dir)
+  info.update(fit_facts(method, ensemble, config, dataset.x_test,
+                        dataset.y_test))
   info['num_train'] = int(len(dataset.x_train))
+  write_fit_summaries(log_dir, method, ensemble, info)
   info['architecture'] = architecture.to_json()
   ensemble.save(ensemble_dir(workdir, config.dataset, method), extra=info)
   logging.info('%s on %s: test accuracy %.4f', method, config.dataset,
                info['test_accuracy'])
   return ensemble, info
+
+def fit_facts(method: str, ensemble, config, x_test, y_test):
+  """Test accuracy, and for HMC the function-space R-hat and ESS.
+
+  Convergence is judged on the function (the predicted probabilities at the
+  first `config.diagnostic_points` test points, default 100), which
+  weight-space symmetries do not blur.
+  """
+  facts = {'test_accuracy': ensemble.accuracy(x_test, y_test,
+                                              batch_size=1000)}
+  if method == 'hmc':
+    facts.update(hmc.function_space_diagnostics(
+        ensemble, int(config.hmc.num_chains),
+        x_test[:int(config.get('diagnostic_points', 100))]))
+  return facts
+
+
+def write_fit_summaries(log_dir: str, method: str, ensemble, info) -> None:
+  """The fit's facts as `fit/<name>` scalars, and posterior histograms.
+
+  HMC's own diagnostics are already under `hmc/diagnostics/`; the
+  function-space ones are added there. Methods whose training writes no
+  events of its own (the replayed original HMC) start the run afresh.
+  """
+  writer = summaries.open_writer(log_dir, fresh=method == 'hmc_original')
+  numbers = {k: v for k, v in info.items() if not k.startswith('fn_')}
+  summaries.scalars(writer, numbers, 0, prefix='fit/')
+  summaries.scalars(writer, {k: v for k, v in info.items()
+                             if k.startswith('fn_')}, 0,
+                    prefix='hmc/diagnostics/')
+  summaries.posterior_histograms(writer, ensemble)
+  writer.close()
+
 
 def load_trained(config, method: str, workdir: str):
   """The saved posterior ensemble of `method`, with its fit facts."""

@@ -38,13 +38,17 @@ def halfmoons_cell_resumable(config, hidden: int, num_train: int,
   if os.path.exists(checkpoint_dir):
     import shutil
     shutil.rmtree(checkpoint_dir)  # Its run.json would refuse the new config.
-  row = halfmoons_cell(config, hidden, num_train, warmup, workdir=checkpoint_dir)
+  row = halfmoons_cell(config, hidden, num_train, warmup,
+                       workdir=checkpoint_dir,
+                       log_dir=os.path.join(workdir, 'tensorboard', 'cells',
+                                            name))
   row['config'] = fingerprint
   reports.write_json(path, row)
   return row, False
 
 def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
-                   workdir: Optional[str] = None) -> Dict:
+                   workdir: Optional[str] = None,
+                   log_dir: Optional[str] = None) -> Dict:
   """One cell of the Figure 1 grid: fit HMC, filter by accuracy, gradients.
 
   Args:
@@ -53,6 +57,7 @@ def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
     num_train: number of training points.
     warmup: HMC warm-up steps.
     workdir: where the cell's HMC checkpoints go (resumable).
+    log_dir: optional TensorBoard run for the cell's HMC trace.
 
   Returns:
     A row with the hyperparameters, test accuracy, HMC diagnostics, wall
@@ -69,7 +74,8 @@ def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
   hmc_settings = hmc.HMCConfig(**section, seed=int(config.seed))
   start = time.time()
   ensemble, result = hmc.fit(architecture, dataset.x_train, dataset.y_train,
-                             hmc_settings, checkpoint_dir=workdir)
+                             hmc_settings, checkpoint_dir=workdir,
+                             log_dir=log_dir)
   row = {'hidden': hidden, 'num_train': num_train, 'warmup': warmup,
          'num_params': architecture.num_params(),
          'num_samples': ensemble.num_samples,
@@ -87,3 +93,23 @@ def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
     row['components'] = gradients.expected_gradients_by_num_samples(
         ensemble, x, y, [ensemble.num_samples])[ensemble.num_samples].tolist()
   return row
+
+
+CELL_HPARAMS = ('hidden', 'num_train', 'warmup')
+CELL_METRICS = ('test_accuracy', 'grad_mean_abs', 'acceptance_rate',
+                'rhat_log_joint', 'fn_rhat_max', 'fn_ess_min', 'fit_seconds')
+
+
+def write_cell_hparams(workdir: str, row: Dict) -> None:
+  """One cell's hyperparameters and metrics for TensorBoard's HParams tab.
+
+  Each cell is its own run under `<workdir>/tensorboard/hparams`, written
+  afresh on every grid run (cached cells included), so nothing duplicates.
+  """
+  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  name = f"hidden{row['hidden']}_train{row['num_train']}_warmup{row['warmup']}"
+  writer = summaries.open_writer(os.path.join(workdir, 'tensorboard',
+                                              'hparams', name))
+  summaries.hparams(writer, {k: row[k] for k in CELL_HPARAMS},
+                    {f'cell/{k}': row[k] for k in CELL_METRICS if k in row})
+  writer.close()

@@ -32,6 +32,7 @@ from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import files
 from tfp_robust import networks
 from tfp_robust import seeds
+from tfp_robust import summaries
 
 
 @dataclasses.dataclass
@@ -217,6 +218,23 @@ class _Checkpoints:
     return (values[:count], results, values[-3], float(values[-2]),
             int(values[-1]))
 
+  def save_warm_up_trace(self, trace):
+    self._write('warm_up_trace', [tf.convert_to_tensor(t) for t in trace])
+
+  def load_warm_up_trace(self, config):
+    """The warm-up trace, or None (none yet, or an older run's checkpoint)."""
+    templates = [tf.zeros((config.num_burnin_steps, config.num_chains)),
+                 tf.zeros((config.num_burnin_steps, config.num_chains)),
+                 tf.zeros((config.num_burnin_steps,))]
+    try:
+      values = self._read('warm_up_trace', templates)
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+      logging.warning('HMC: the warm-up trace in %s is unreadable (%s); '
+                      'TensorBoard will lack the warm-up.', self.directory,
+                      error)
+      return None
+    return None if values is None else [v.numpy() for v in values]
+
   def save_segment(self, index, samples, log_prob, is_accepted):
     self._write(f'segment_{index:05d}', list(samples) + [log_prob, is_accepted])
 
@@ -260,13 +278,36 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
                  checkpoint_dir, phases_done, num_segments + 1)
   if stop_after_phases is not None and phases_done >= stop_after_phases:
     return None
-  writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+  writer = summaries.open_writer(log_dir) if log_dir else None
   leapfrogs_per_result = config.num_leapfrog_steps * config.thinning
+
+  def first_iteration(segment):
+    # The MCMC iteration of a segment's first kept sample (warm-up is 0..B-1).
+    return (config.num_burnin_steps + segment * config.segment_size *
+            config.thinning + config.thinning - 1)
+
+  def write_segment(segment, log_prob, accepted, segment_step_size):
+    if writer:
+      summaries.hmc_trace(writer, log_prob, accepted, segment_step_size,
+                          first_iteration(segment), config.thinning)
+
+  if writer and phases_done >= 1:
+    # A resumed run: write again what the killed run had written (its event
+    # files were dropped by `open_writer`), so no series is duplicated.
+    trace = checkpoints.load_warm_up_trace(config)
+    if trace is not None:
+      summaries.hmc_trace(writer, trace[0], trace[1], trace[2], 0)
+    for segment in range(phases_done - 1):
+      values = checkpoints.load_segment(segment, _segment_templates(
+          config, state, segment))
+      if values is not None:
+        write_segment(segment, values[-2].numpy(), values[-1].numpy(),
+                      step_size)
 
   if phases_done == 0:
     start = time.time()
     warmed_up = _warm_up(target_log_prob_fn, state, step_size, config,
-                         checkpoints, stop_after_warm_up_steps)
+                         checkpoints, stop_after_warm_up_steps, writer)
     if warmed_up is None:
       return None
     state, step_size, accept = warmed_up
@@ -301,13 +342,7 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
                  'mean log-joint %.1f', segment + 1, num_segments, size,
                  config.num_chains, elapsed, 60 * size / max(elapsed, 1e-9),
                  rate, float(tf.reduce_mean(log_prob)))
-    if writer:
-      with writer.as_default():
-        tf.summary.scalar('hmc/acceptance', rate, step=segment)
-        tf.summary.scalar('hmc/mean_log_joint', tf.reduce_mean(log_prob),
-                          step=segment)
-        tf.summary.scalar('hmc/step_size', step_size, step=segment)
-      writer.flush()
+    write_segment(segment, log_prob.numpy(), accepted.numpy(), step_size)
     if stop_after_phases is not None and phases_done >= stop_after_phases:
       return None
 
@@ -315,12 +350,8 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
   for segment in range(num_segments):
     # Move each segment out of `segments` so that one copy is alive.
     if segment not in segments:
-      size = min(config.segment_size,
-                 config.num_results - segment * config.segment_size)
-      templates = [tf.zeros((size,) + tuple(s.shape)) for s in state] + [
-          tf.zeros((size, config.num_chains)),
-          tf.zeros((size, config.num_chains), tf.bool)]
-      segments[segment] = checkpoints.load_segment(segment, templates)
+      segments[segment] = checkpoints.load_segment(
+          segment, _segment_templates(config, state, segment))
       if segments[segment] is None:
         raise ValueError(f'Segment {segment} is missing from the HMC '
                          f'checkpoint in {checkpoint_dir!r}; delete the '
@@ -335,30 +366,60 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
     report['seconds_per_kept_sample'] = (report['seconds_per_leapfrog_step'] *
                                          leapfrogs_per_result)
   logging.info('HMC diagnostics: %s', report)
+  if writer:
+    summaries.scalars(writer, report, first_iteration(num_segments) -
+                      config.thinning, prefix='hmc/diagnostics/')
+    writer.flush()
   return HMCResult(samples, log_prob, accepted, step_size, report)
 
 
+def _segment_templates(config, state, segment):
+  size = min(config.segment_size,
+             config.num_results - segment * config.segment_size)
+  return [tf.zeros((size,) + tuple(s.shape)) for s in state] + [
+      tf.zeros((size, config.num_chains)),
+      tf.zeros((size, config.num_chains), tf.bool)]
+
+
 def _warm_up_body(kernel):
-  """One adaptive step as a `tf.while_loop` body that counts acceptances."""
-  def body(step, state, results, accepted, seed):
+  """One adaptive step as a `tf.while_loop` body.
+
+  It counts acceptances and traces, per step, each chain's log-joint and
+  acceptance and the step size the step used, into TensorArrays.
+  """
+  def body(step, state, results, accepted, seed, trace):
     seed, step_seed = tfp.random.split_seed(seed)
+    used_step_size = tf.cast(
+        tf.reshape(tf.nest.flatten(results.new_step_size)[0], []), tf.float32)
     state, results = kernel.one_step(state, results, seed=step_seed)
-    accepted += tf.reduce_mean(
-        tf.cast(results.inner_results.is_accepted, tf.float32))
-    return step + 1, state, results, accepted, seed
+    is_accepted = tf.cast(results.inner_results.is_accepted, tf.float32)
+    accepted += tf.reduce_mean(is_accepted)
+    trace = (
+        trace[0].write(step,
+                       results.inner_results.accepted_results.target_log_prob),
+        trace[1].write(step, is_accepted),
+        trace[2].write(step, used_step_size))
+    return step + 1, state, results, accepted, seed, trace
   return body
 
 
+def _empty_trace(num_steps, num_chains):
+  return (tf.TensorArray(tf.float32, num_steps, element_shape=[num_chains]),
+          tf.TensorArray(tf.float32, num_steps, element_shape=[num_chains]),
+          tf.TensorArray(tf.float32, num_steps, element_shape=[]))
+
+
 def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
-             stop_after_steps=None):
+             stop_after_steps=None, writer=None):
   """Adapts the step size; returns the last state, step size and acceptance.
 
   A compiled loop over `one_step` (warm-up states are not posterior samples,
-  so none is stored). With `config.warm_up_checkpoint_every` = k > 0 the loop
-  runs in chunks of k steps and the state, the kernel's results and the seed
-  are checkpointed after each, so a long warm-up resumes where it stopped
-  and logs its progress; k = 0 runs one loop with no host round trips.
-  Returns None when stopped after `stop_after_steps` steps (to test
+  so none is stored; the per-step trace of log-joint, acceptance and step
+  size is, for TensorBoard). With `config.warm_up_checkpoint_every` = k > 0
+  the loop runs in chunks of k steps and the state, the kernel's results and
+  the seed are checkpointed after each, so a long warm-up resumes where it
+  stopped and logs its progress; k = 0 runs one loop with no host round
+  trips. Returns None when stopped after `stop_after_steps` steps (to test
   resumption).
   """
   if config.num_burnin_steps == 0:
@@ -370,17 +431,34 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
       target_accept_prob=config.target_accept_prob)
   body = _warm_up_body(kernel)
   seed = _phase_seed(config.seed, 0)
+  total, chains = config.num_burnin_steps, config.num_chains
+  # The whole warm-up's trace; rows [0, done) are filled.
+  trace = [np.zeros((total, chains), np.float32),
+           np.zeros((total, chains), np.float32),
+           np.zeros((total,), np.float32)]
+
+  def record(first, chunk_trace):
+    rows = int(chunk_trace[0].shape[0])
+    for full, part in zip(trace, chunk_trace):
+      full[first:first + rows] = part.numpy()
+    checkpoints.save_warm_up_trace(trace)
+    if writer:
+      summaries.hmc_trace(writer, trace[0][first:first + rows],
+                          trace[1][first:first + rows],
+                          trace[2][first:first + rows], first)
 
   if not config.warm_up_checkpoint_every:
     @tf.function(jit_compile=config.jit_compile)
     def run_all(state, seed):
-      _, state, results, accepted, _ = tf.while_loop(
-          lambda step, *_: step < config.num_burnin_steps, body,
-          (0, state, kernel.bootstrap_results(state), 0.0, seed))
-      return (state, accepted / config.num_burnin_steps,
-              results.new_step_size)
+      _, state, results, accepted, _, steps = tf.while_loop(
+          lambda step, *_: step < total, body,
+          (0, state, kernel.bootstrap_results(state), 0.0, seed,
+           _empty_trace(total, chains)))
+      return (state, accepted / total, results.new_step_size,
+              [t.stack() for t in steps])
 
-    last, accept, new_step_size = run_all(state, seed)
+    last, accept, new_step_size, steps = run_all(state, seed)
+    record(0, steps)
     return last, float(new_step_size), float(accept)
 
   results = None
@@ -389,8 +467,16 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
                                       seed) if checkpoints.directory else None
   if restored is not None:
     state, results, seed, accepted, done = restored
-    logging.info('HMC warm-up: resuming after %d of %d steps.', done,
-                 config.num_burnin_steps)
+    logging.info('HMC warm-up: resuming after %d of %d steps.', done, total)
+    saved = checkpoints.load_warm_up_trace(config)
+    if saved is not None:
+      # Rows past `done` may come from a chunk whose state was not saved;
+      # that chunk runs again and writes the same values.
+      for full, part in zip(trace, saved):
+        full[:done] = part[:done]
+      if writer:
+        summaries.hmc_trace(writer, trace[0][:done], trace[1][:done],
+                            trace[2][:done], 0)
   compiled = {}
 
   def run_chunk(state, results, seed, num_steps):
@@ -402,25 +488,26 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
       def chunk(state, results, seed):
         if results is None:
           results = kernel.bootstrap_results(state)
-        _, state, results, accepted, seed = tf.while_loop(
+        _, state, results, accepted, seed, steps = tf.while_loop(
             lambda step, *_: step < num_steps, body,
-            (0, state, results, 0.0, seed))
-        return state, results, accepted, seed
+            (0, state, results, 0.0, seed, _empty_trace(num_steps, chains)))
+        return state, results, accepted, seed, [t.stack() for t in steps]
       compiled[key] = chunk
     return compiled[key](state, results, seed)
 
-  while done < config.num_burnin_steps:
-    num_steps = min(config.warm_up_checkpoint_every,
-                    config.num_burnin_steps - done)
+  while done < total:
+    num_steps = min(config.warm_up_checkpoint_every, total - done)
     start = time.time()
-    state, results, chunk_accepted, seed = run_chunk(state, results, seed,
-                                                     num_steps)
+    state, results, chunk_accepted, seed, steps = run_chunk(
+        state, results, seed, num_steps)
     elapsed = time.time() - start
     accepted += float(chunk_accepted)
+    # The trace first: a kill between the two saves repeats this chunk.
+    record(done, steps)
     done += num_steps
     checkpoints.save_warm_up(state, results, seed, accepted, done)
     logging.info('HMC warm-up %d/%d: %.1f ms per leapfrog step, acceptance '
-                 '%.3f, step size %.3g', done, config.num_burnin_steps,
+                 '%.3f, step size %.3g', done, total,
                  1e3 * elapsed / (num_steps * config.num_leapfrog_steps),
                  float(chunk_accepted) / num_steps,
                  float(results.new_step_size))

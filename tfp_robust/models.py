@@ -15,6 +15,7 @@ import tf_keras
 
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import networks
+from tfp_robust import summaries
 
 
 @dataclasses.dataclass
@@ -70,32 +71,66 @@ def weighted_layers(model: tf_keras.Model) -> List[tf_keras.layers.Layer]:
 
 
 class ProgressLogger(tf_keras.callbacks.Callback):
-  """Logs each epoch's metrics and throughput with absl."""
+  """Logs metrics and throughput with absl, about `times` times per fit."""
 
-  def __init__(self, name: str, num_examples: int):
+  def __init__(self, name: str, num_examples: int, epochs: int,
+               times: int = 10):
     super().__init__()
     self._name, self._num_examples = name, num_examples
+    self._epochs, self._every = epochs, max(1, epochs // times)
 
   def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.time()
+    if epoch % self._every == 0:
+      self._start, self._first = time.time(), epoch
 
   def on_epoch_end(self, epoch, logs=None):
+    if (epoch + 1) % self._every and epoch + 1 != self._epochs:
+      return
     elapsed = time.time() - self._start
     metrics = ', '.join(f'{k}={v:.4f}' for k, v in (logs or {}).items())
-    logging.info('%s epoch %d: %s (%.0f examples/s)', self._name, epoch + 1,
-                 metrics, self._num_examples / max(elapsed, 1e-9))
+    logging.info('%s epoch %d/%d: %s (%.0f examples/s)', self._name,
+                 epoch + 1, self._epochs, metrics,
+                 self._num_examples * (epoch + 1 - self._first) /
+                 max(elapsed, 1e-9))
+
+
+class SummaryCallback(tf_keras.callbacks.Callback):
+  """Writes `tags(logs)` to TensorBoard at every epoch's end (step = epoch)."""
+
+  def __init__(self, log_dir: str, tags: Callable[[dict], dict]):
+    super().__init__()
+    self._log_dir, self._tags = log_dir, tags
+
+  def on_train_begin(self, logs=None):
+    self._writer = summaries.open_writer(self._log_dir)
+
+  def on_epoch_end(self, epoch, logs=None):
+    summaries.scalars(self._writer, self._tags(dict(logs or {})), epoch + 1)
+    self._writer.flush()
+
+  def on_train_end(self, logs=None):
+    self._writer.close()
+
+
+def sgd_tags(logs: dict) -> dict:
+  return {'sgd/loss': logs.get('loss'), 'sgd/accuracy': logs.get('accuracy')}
 
 
 def fit_keras(model, x, y, config: TrainConfig, name: str,
-              log_dir: Optional[str] = None):
-  """Trains `model` on logits with Adam; returns the Keras history."""
+              log_dir: Optional[str] = None, metrics=('accuracy',),
+              tags: Callable[[dict], dict] = sgd_tags):
+  """Trains `model` on logits with Adam; returns the Keras history.
+
+  With `log_dir`, `tags(logs)` (by default `sgd/loss` and `sgd/accuracy`)
+  goes to TensorBoard at every epoch.
+  """
   model.compile(
       optimizer=tf_keras.optimizers.Adam(config.learning_rate),
       loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      metrics=['accuracy'])
-  callbacks = [ProgressLogger(name, len(x))]
+      metrics=list(metrics))
+  callbacks = [ProgressLogger(name, len(x), config.epochs)]
   if log_dir:
-    callbacks.append(tf_keras.callbacks.TensorBoard(log_dir=log_dir))
+    callbacks.append(SummaryCallback(log_dir, tags))
   return model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs,
                    shuffle=True, verbose=0, callbacks=callbacks)
 

@@ -78,24 +78,83 @@ def gradient_components_by_model(components, title):
   return figure
 
 
-def decision_regions(ensembles, x, y, title='Predictive probability'):
-  """Predictive probability of class 1 over the unit square, per model."""
-  grid = np.stack(np.meshgrid(np.linspace(0, 1, 120), np.linspace(0, 1, 120)),
-                  -1).reshape(-1, 2).astype(np.float32)
+def decision_regions(ensembles, x, y, title='Predictive probability',
+                     adversarial=None, eps=None):
+  """Predictive probability of class 1 over the data's square, per model.
+
+  Test points are drawn over the background by correctness (white if the
+  model classifies them correctly, yellow if not; circles class 0, squares
+  class 1); adversarial points, if given, as black crosses joined to the
+  point they came from, filled red where the attack flipped the prediction.
+
+  Args:
+    ensembles: dict name -> posterior ensemble with 2-D inputs.
+    x: test inputs `[N, 2]`.
+    y: test labels `[N]`.
+    title: figure title.
+    adversarial: optional dict name -> `(indices, x_adv)`: adversarial
+      versions of the test points `x[indices]`.
+    eps: the attack's radius, for the legend.
+
+  Returns:
+    A matplotlib figure.
+  """
+  adversarial = adversarial or {}
+  low = np.maximum(x.min(axis=0) - 0.05, 0.0)
+  high = np.minimum(x.max(axis=0) + 0.05, 1.0)
+  size = 120
+  u, v = np.meshgrid(np.linspace(low[0], high[0], size),
+                     np.linspace(low[1], high[1], size))
+  grid = np.stack([u, v], -1).reshape(-1, 2).astype(np.float32)
   names = list(ensembles)
-  figure, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.2),
+  figure, axes = plt.subplots(1, len(names), figsize=(3.9 * len(names), 3.9),
                               squeeze=False)
   for axis, name in zip(axes[0], names):
-    probs = np.exp(ensembles[name].predictive_log_probs(grid).numpy())[:, 1]
-    axis.contourf(grid[:, 0].reshape(120, 120), grid[:, 1].reshape(120, 120),
-                  probs.reshape(120, 120), levels=20, cmap='RdBu_r', vmin=0,
-                  vmax=1)
-    axis.scatter(x[:, 0], x[:, 1], c=y, s=3, cmap='RdBu_r', edgecolors='none')
-    axis.set_title(name)
-    axis.set_xlim(0.1, 0.9)
-    axis.set_ylim(0.2, 0.8)
-  figure.suptitle(title)
-  figure.tight_layout()
+    ensemble = ensembles[name]
+    probs = np.exp(ensemble.predictive_log_probs(grid).numpy())[:, 1]
+    filled = axis.contourf(u, v, probs.reshape(size, size),
+                           levels=np.linspace(0, 1, 21), cmap='RdBu_r',
+                           vmin=0, vmax=1)
+    axis.contour(u, v, probs.reshape(size, size), levels=[0.5],
+                 colors='black', linewidths=0.8)
+    correct = ensemble.predict(x).numpy() == y
+    for label, marker in ((0, 'o'), (1, 's')):
+      for right, face in ((True, 'white'), (False, 'yellow')):
+        chosen = (y == label) & (correct == right)
+        axis.scatter(x[chosen, 0], x[chosen, 1], s=9 if right else 22,
+                     marker=marker, facecolors=face, edgecolors='black',
+                     linewidths=0.4,
+                     label=(f'class {label}, ' +
+                            ('correct' if right else 'misclassified')))
+    if name in adversarial:
+      indices, x_adv = adversarial[name]
+      x_adv = np.asarray(x_adv)
+      flipped = ensemble.predict(x_adv).numpy() != y[indices]
+      for start, end in zip(x[indices], x_adv):
+        axis.plot([start[0], end[0]], [start[1], end[1]], color='black',
+                  linewidth=0.5)
+      axis.scatter(x_adv[~flipped, 0], x_adv[~flipped, 1], marker='X', s=30,
+                   facecolors='white', edgecolors='black', linewidths=0.6,
+                   label='adversarial, resisted')
+      axis.scatter(x_adv[flipped, 0], x_adv[flipped, 1], marker='X', s=30,
+                   facecolors='red', edgecolors='black', linewidths=0.6,
+                   label='adversarial, flipped')
+    axis.set_title(f'{name}: accuracy {np.mean(correct):.3f}')
+    axis.set_xlabel('$x_1$ (scaled)')
+    axis.set_ylabel('$x_2$ (scaled)')
+    axis.set_xlim(low[0], high[0])
+    axis.set_ylim(low[1], high[1])
+  figure.subplots_adjust(bottom=0.24, top=0.84, wspace=0.3, left=0.06,
+                         right=0.9)
+  colorbar = figure.colorbar(filled, cax=figure.add_axes(
+      [0.915, 0.24, 0.012, 0.6]))
+  colorbar.set_label('predictive P(class 1)')
+  colorbar.set_ticks(np.linspace(0, 1, 6))
+  handles, labels = axes[0][-1].get_legend_handles_labels()
+  figure.legend(handles, labels, loc='lower center', ncol=3, fontsize=7,
+                frameon=False)
+  suffix = f' (PGD, eps {eps:g})' if eps is not None else ''
+  figure.suptitle(title + suffix)
   return figure
 
 

@@ -39,6 +39,8 @@ def save_figure(figure, path: str) -> None:
   staging = os.path.join(directory, '.tmp-' + os.path.basename(path))
   figure.savefig(staging, dpi=120, bbox_inches='tight', format='png')
   os.replace(staging, path)
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt.close(figure)
 
 def summary_table(rows: List[Dict], fit_info: Optional[Dict[str, Dict]] = None):
   """One row per method: clean accuracy, attacked accuracy per attack/loss.
@@ -64,7 +66,35 @@ def summary_table(rows: List[Dict], fit_info: Optional[Dict[str, Dict]] = None):
       entry[key] = float(row.adversarial_accuracy)
     if fit_info and 'grad_mean_abs' in fit_info.get(method, {}):
       entry['mean_abs_expected_grad'] = fit_info[method]['grad_mean_abs']
+    if fit_info and 'fn_rhat_max' in fit_info.get(method, {}):
+      entry['fn_rhat_max'] = fit_info[method]['fn_rhat_max']
+      entry['fn_ess_min'] = fit_info[method].get('fn_ess_min', float('nan'))
     table.append(entry)
   return pd.DataFrame(table)
+
+
+RHAT_THRESHOLD = 1.1
+
+
+def mixing_warnings(fit_info: Dict[str, Dict],
+                    threshold: float = RHAT_THRESHOLD) -> List[str]:
+  """A warning per method whose chains have not mixed.
+
+  Judged on the function: the worst R-hat of the predicted class
+  probabilities at the test points (`hmc.function_space_diagnostics`).
+  """
+  warnings = []
+  for method, info in fit_info.items():
+    rhat = info.get('fn_rhat_max')
+    if rhat is None:
+      continue
+    if not rhat <= threshold:  # NaN counts as not mixed.
+      warnings.append(
+          f'WARNING: the {method} chains have not mixed: function-space '
+          f'R-hat {rhat:.3f} > {threshold} (ESS min '
+          f"{info.get('fn_ess_min', float('nan')):.1f}). Its rows describe "
+          'where the sampler is, not the posterior; run longer (more warm-up '
+          'and samples) before reading them as Bayesian results.')
+  return warnings
 
 write_text = files.write_text_atomically

@@ -69,6 +69,12 @@ def flipout_model(architecture: networks.Architecture, num_train: int,
           **seeded(next(counter))))
 
 
+def vi_tags(logs: dict) -> dict:
+  """ELBO, expected negative log-likelihood and KL, per training example."""
+  return {'vi/elbo': -logs['loss'], 'vi/nll': logs['nll'],
+          'vi/kl': logs['loss'] - logs['nll'], 'vi/accuracy': logs['accuracy']}
+
+
 def train(architecture: networks.Architecture, x, y,
           config: models.TrainConfig,
           log_dir: Optional[str] = None) -> VIResult:
@@ -89,8 +95,14 @@ def train(architecture: networks.Architecture, x, y,
                             architecture.num_classes)
   tf_keras.utils.set_random_seed(config.seed)
   model = flipout_model(architecture, len(x), config.seed)
-  history = models.fit_keras(model, x, y, config,
-                             name=f'vi(seed={config.seed})', log_dir=log_dir)
+  # Keras' loss is the mean over batches of (cross-entropy + KL / N), each
+  # batch weighted by its size, as is the `nll` metric: their difference is
+  # the epoch's mean KL term.
+  history = models.fit_keras(
+      model, x, y, config, name=f'vi(seed={config.seed})', log_dir=log_dir,
+      metrics=['accuracy', tf_keras.metrics.SparseCategoricalCrossentropy(
+          name='nll', from_logits=True)],
+      tags=vi_tags)
   elbo = [-float(v) for v in history.history['loss']]
   return VIResult(model, elbo, len(x))
 
