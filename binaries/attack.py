@@ -58,6 +58,8 @@ def main(argv):
     reports.write_text(os.path.join(out, 'checks.md'), report)
     print(report)
   print(f'\nTables: {os.path.abspath(out)}')
+  print('TensorBoard: tensorboard --logdir '
+        f"{os.path.abspath(os.path.join(_WORKDIR.value, 'tensorboard'))}")
 
 
 if __name__ == '__main__':

@@ -44,6 +44,8 @@ def main(argv):
       os.path.join(out, 'curves.png'))
   print(checks.format_findings(findings))
   print(f'\nCurves: {os.path.abspath(out)}')
+  print('TensorBoard: tensorboard --logdir '
+        f"{os.path.abspath(os.path.join(_WORKDIR.value, 'tensorboard'))}")
 
 
 if __name__ == '__main__':

@@ -66,6 +66,8 @@ def main(argv):
                    str(cell).split(',') if c and c != 'nan'})
   print('Checks failed: ' + (', '.join(failed) if failed else 'none'))
   print(f'\nTables: {os.path.abspath(_WORKDIR.value)}')
+  print('TensorBoard: tensorboard --logdir '
+        f"{os.path.abspath(os.path.join(_WORKDIR.value, 'tensorboard'))}")
 
 
 if __name__ == '__main__':

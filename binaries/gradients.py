@@ -37,6 +37,8 @@ def main(argv):
   table = experiments.gradient_figures(config, methods, _WORKDIR.value)
   print(table.to_string(index=False, float_format=lambda v: f'{v:.3g}'))
   print(f'\nFigures: {os.path.abspath(os.path.join(_WORKDIR.value, config.dataset))}')
+  print('TensorBoard: tensorboard --logdir '
+        f"{os.path.abspath(os.path.join(_WORKDIR.value, 'tensorboard'))}")
 
 
 if __name__ == '__main__':

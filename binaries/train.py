@@ -11,6 +11,8 @@ when started again with the same flags.
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import os
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
@@ -31,6 +33,8 @@ def main(argv):
                                      _WORKDIR.value)
   print(f"{_METHOD.value} on {_CONFIG.value.dataset}: test accuracy "
         f"{info['test_accuracy']:.4f} ({info['fit_seconds']:.0f}s)")
+  print('TensorBoard: tensorboard --logdir '
+        f"{os.path.abspath(os.path.join(_WORKDIR.value, 'tensorboard'))}")
 
 
 if __name__ == '__main__':
