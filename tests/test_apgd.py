@@ -50,7 +50,7 @@ def test_apgd_dlr_needs_three_classes_and_refuses_bad_eps(trained_net, moons):
   x, y = moons.x_test[:10], moons.y_test[:10]
   with pytest.raises(ValueError, match="'dlr' needs at least 3 classes"):
     apgd.apgd_run(trained_net, x, y, 0.1, loss='dlr')
-  with pytest.raises(ValueError, match='eps must be a finite number'):
+  with pytest.raises(ValueError, match='eps=inf is invalid: it must be a finite number'):
     apgd.apgd_run(trained_net, x, y, float('inf'))
   assert apgd.dlr_or_margin(2) == 'margin' and apgd.dlr_or_margin(10) == 'dlr'
 

@@ -209,7 +209,7 @@ def test_apgd_cascade_is_at_least_as_strong_as_pgd(perturbed_ensemble,
 ], ids=['fgsm', 'pgd', 'random_sign'])
 def test_attacks_refuse_bad_arguments(attack, trained_net, test_set):
   x, labels = test_set[0][:10], test_set[1][:10]
-  with pytest.raises(ValueError, match='eps must be >= 0, got -0.1'):
+  with pytest.raises(ValueError, match=r'eps=-0\.1 is invalid: it must be a finite number >= 0\.0'):
     attack(trained_net, x, labels, -0.1)
   with pytest.raises(ValueError, match=r'must lie in \[0, 1\]'):
     attack(trained_net, x * 255.0 + 1.0, labels, 0.1)
@@ -225,9 +225,9 @@ def test_gradient_attacks_refuse_bad_shapes_and_settings(trained_net,
       attack(trained_net, x, labels[:5], 0.1)
     with pytest.raises(ValueError, match="Unknown loss 'l2'"):
       attack(trained_net, x, labels, 0.1, loss='l2')
-  with pytest.raises(ValueError, match='num_steps and restarts must be >= 1'):
+  with pytest.raises(ValueError, match='num_steps=0 is invalid'):
     attacks.pgd(trained_net, x, labels, 0.1, num_steps=0)
-  with pytest.raises(ValueError, match='num_steps and restarts must be >= 1'):
+  with pytest.raises(ValueError, match='restarts=0 is invalid'):
     attacks.pgd(trained_net, x, labels, 0.1, restarts=0)
   with pytest.raises(ValueError, match='step_size must be >= 0'):
     attacks.pgd(trained_net, x, labels, 0.1, step_size=-1.0)

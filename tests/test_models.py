@@ -55,7 +55,7 @@ def test_deep_ensemble_members_are_the_seeded_nets(quick_net, moons):
 
 
 def test_deep_ensemble_needs_a_member(moons):
-  with pytest.raises(ValueError, match='num_members must be >= 1, got 0'):
+  with pytest.raises(ValueError, match='num_members=0 is invalid: it must be an integer >= 1'):
     models.train_deep_ensemble(SMALL, moons.x_train, moons.y_train, QUICK, 0)
 
 

@@ -47,7 +47,7 @@ def test_square_same_seed_same_bits(trained_net, moons):
   first = square.square(trained_net, x, y, 0.1, num_queries=50, seed=1)
   again = square.square(trained_net, x, y, 0.1, num_queries=50, seed=1)
   np.testing.assert_array_equal(first.numpy(), again.numpy())
-  with pytest.raises(ValueError, match='num_queries must be an int'):
+  with pytest.raises(ValueError, match='num_queries=0 is invalid: it must be an integer >= 1'):
     square.square_run(trained_net, x, y, 0.1, num_queries=0)
 
 
@@ -61,5 +61,5 @@ def test_rounds_and_compaction_do_not_change_the_result(trained_net, moons):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
   # Some images fell early, so compaction had something to drop.
   assert 0 < np.mean(whole[1].numpy() <= 0) < 1
-  with pytest.raises(ValueError, match='round_queries must be an int'):
+  with pytest.raises(ValueError, match='round_queries=0 is invalid: it must be an integer >= 1'):
     square.square_run(trained_net, x, y, 0.1, round_queries=0)

@@ -75,7 +75,7 @@ def test_posterior_draws_follow_the_variational_posterior(fitted, moons_arch):
 def test_train_checks_its_inputs(moons, moons_arch):
   with pytest.raises(ValueError, match=r'Labels must have shape \[1000\]'):
     vi.train(moons_arch, moons.x_train, moons.y_train[:10], CONFIG)
-  with pytest.raises(ValueError, match=r'must lie in \[0, 1\]'):
+  with pytest.raises(ValueError, match=r'x=.* must be scaled to \[0, 1\]'):
     vi.train(moons_arch, moons.x_train * 10, moons.y_train, CONFIG)
 
 

@@ -15,7 +15,6 @@ log-probabilities, APGD-DLR, at least 3 classes) and 'margin'; all are
 computed from log-probabilities, so none underflows on confident points.
 """
 
-import math
 
 import tensorflow as tf
 
@@ -23,6 +22,7 @@ from tfp_robust import attack_batches
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import losses
 from tfp_robust import seeds
+from tfp_robust import validate
 
 RHO = 0.75
 MOMENTUM = 0.75
@@ -138,12 +138,9 @@ def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
     `(x_adv, best_loss, fooled)`: per image an iterate that fooled the
     predictive if one did, else the highest-loss iterate.
   """
-  eps = float(eps)
-  if not (math.isfinite(eps) and eps >= 0.0):
-    raise ValueError(f'eps must be a finite number >= 0, got {eps}.')
-  if num_steps < 1 or eot_iter < 1:
-    raise ValueError(f'num_steps and eot_iter must be >= 1, got {num_steps} '
-                     f'and {eot_iter}.')
+  eps = validate.eps('eps', eps)
+  num_steps = validate.integer('num_steps', num_steps, 1)
+  eot_iter = validate.integer('eot_iter', eot_iter, 1)
   losses.get(loss)
   if loss == 'dlr' and ensemble.num_classes < 3:
     raise ValueError("loss='dlr' needs at least 3 classes; use 'margin' for "

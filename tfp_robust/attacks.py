@@ -16,13 +16,11 @@ from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import gradients
 from tfp_robust import losses
 from tfp_robust import seeds
+from tfp_robust import validate
 
 
 def _check_eps(eps):
-  eps = float(eps)
-  if not eps >= 0.0:
-    raise ValueError(f'eps must be >= 0, got {eps}.')
-  return eps
+  return validate.eps('eps', eps)
 
 
 def project(x_adv, x, eps):
@@ -148,9 +146,8 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
     Adversarial inputs `[B, *input_shape]`, or a `PGDResult`.
   """
   eps = _check_eps(eps)
-  if num_steps < 1 or restarts < 1:
-    raise ValueError(f'num_steps and restarts must be >= 1, got {num_steps} '
-                     f'and {restarts}.')
+  num_steps = validate.integer('num_steps', num_steps, 1)
+  restarts = validate.integer('restarts', restarts, 1)
   step_size = 2.5 * eps / num_steps if step_size is None else float(step_size)
   if not step_size >= 0:
     raise ValueError(f'step_size must be >= 0, got {step_size}.')

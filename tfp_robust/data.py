@@ -6,10 +6,13 @@ for every seed and size), so that eps means the same thing in every run.
 """
 
 import dataclasses
+import glob
 import os
 from typing import Optional
 
 import numpy as np
+
+from tfp_robust import validate
 
 TFDS_DATASETS = ('mnist', 'fashion_mnist')
 DATASETS = ('half_moons',) + TFDS_DATASETS
@@ -96,10 +99,19 @@ def load_tfds(name: str, data_dir: Optional[str] = None, flat: bool = True,
     raise ValueError(f'No TFDS data directory for {name!r}: pass data_dir or '
                      'set TFDS_DATA_DIR to a directory holding the prepared '
                      f'{name} dataset (e.g. ../shared/tensorflow_datasets).')
-  if not os.path.isdir(os.path.join(data_dir, name)):
-    raise ValueError(f'Dataset {name!r} is not prepared under {data_dir!r} and '
-                     'cannot be downloaded offline; set TFDS_DATA_DIR (or '
-                     'data_dir) to the directory that holds it.')
+  for key, limit in (('num_train', num_train), ('num_test', num_test)):
+    if limit is not None:
+      # A negative count would slice from the end (-59700 keeps 300 images).
+      validate.integer(key, limit, 1, fix='Pass None (or 0 in a config) for '
+                       'the whole split, or a positive number of images.')
+  prepared = os.path.join(data_dir, name)
+  if not os.path.isdir(prepared) or not glob.glob(
+      os.path.join(prepared, '*', 'dataset_info.json')):
+    raise ValueError(f'Dataset {name!r} is not prepared under {data_dir!r} '
+                     f'(no {prepared}/<version>/dataset_info.json) and cannot '
+                     'be downloaded offline; set TFDS_DATA_DIR (or data_dir) '
+                     'to the directory that holds the prepared dataset, e.g. '
+                     '../shared/tensorflow_datasets.')
   import tensorflow_datasets as tfds  # Heavy import, needed only here.
   splits = {}
   for split, limit in (('train', num_train), ('test', num_test)):

@@ -31,6 +31,10 @@ def robustness(ensemble, x, labels, x_adv, clean_log_probs=None):
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
   x_adv, _ = ensemble_lib.check_inputs(x_adv, ensemble.input_shape)
+  if x_adv.shape[0] != x.shape[0]:
+    raise ValueError(f'x_adv has {x_adv.shape[0]} examples and x '
+                     f'{x.shape[0]}: pass the adversarial version of each '
+                     'clean input, in the same order.')
   if clean_log_probs is None:
     clean_log_probs = ensemble.log_probs(x)
   clean = tf.exp(ensemble_lib.predictive_from_log_probs(clean_log_probs))

@@ -16,6 +16,7 @@ import tf_keras
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import networks
 from tfp_robust import summaries
+from tfp_robust import validate
 
 
 @dataclasses.dataclass
@@ -25,6 +26,25 @@ class TrainConfig:
   batch_size: int = 256
   learning_rate: float = 1e-3
   seed: int = 0
+
+  def validate(self):
+    validate.integer('TrainConfig.epochs', self.epochs, 1)
+    validate.integer('TrainConfig.batch_size', self.batch_size, 1)
+    validate.positive('TrainConfig.learning_rate', self.learning_rate,
+                      'e.g. 1e-3.')
+    validate.seed('TrainConfig.seed', self.seed)
+    return self
+
+
+def check_training_data(architecture: networks.Architecture, x, y,
+                        config: TrainConfig):
+  """Config, inputs (finite, in [0, 1]) and labels (in range), up front."""
+  config.validate()
+  x = validate.pixels('x', x)
+  y = validate.labels('y', y, architecture.num_classes)
+  x, y = ensemble_lib.check_inputs(x, architecture.input_shape, y,
+                                   architecture.num_classes)
+  return x.numpy(), y.numpy()
 
 
 def build_keras_model(architecture: networks.Architecture,
@@ -140,6 +160,7 @@ def train_deterministic(architecture: networks.Architecture, x, y,
                         log_dir: Optional[str] = None
                         ) -> ensemble_lib.PosteriorEnsemble:
   """Trains one net by maximum likelihood; returns it as an S = 1 ensemble."""
+  x, y = check_training_data(architecture, x, y, config)
   tf_keras.utils.set_random_seed(config.seed)
   model = deterministic_model(architecture)
   fit_keras(model, x, y, config, name=f'sgd(seed={config.seed})',
@@ -155,8 +176,8 @@ def train_deep_ensemble(architecture: networks.Architecture, x, y,
                         log_dir: Optional[str] = None
                         ) -> ensemble_lib.PosteriorEnsemble:
   """Trains `num_members` nets from seeds `seed, seed + 1, ...` and stacks them."""
-  if num_members < 1:
-    raise ValueError(f'num_members must be >= 1, got {num_members}.')
+  num_members = validate.integer('num_members', num_members, 1)
+  x, y = check_training_data(architecture, x, y, config)
   members = []
   for member in range(num_members):
     member_config = dataclasses.replace(config, seed=config.seed + member)

@@ -57,10 +57,20 @@ class Architecture:
                        f'choose one of {sorted(ACTIVATIONS)}.')
     if self.num_classes < 2:
       raise ValueError(f'num_classes must be at least 2, got {self.num_classes}.')
-    for layer in self.hidden:
+    from tfp_robust import validate  # pylint: disable=g-import-not-at-top
+    validate.integer('num_classes', self.num_classes, 2)
+    for dim in self.input_shape:
+      validate.integer('input_shape', dim, 1)
+    for index, layer in enumerate(self.hidden):
       if layer.get('kind') not in _LAYER_KINDS:
         raise ValueError(f'Unknown layer {layer!r}; each hidden layer needs a '
                          f'kind in {_LAYER_KINDS}.')
+      for key in ('units', 'filters', 'kernel_size', 'size'):
+        if key in layer:
+          # A width of 0 would abort inside oneDNN; refuse it here.
+          validate.integer(f'hidden[{index}].{key}', layer[key], 1,
+                           fix='Every layer needs at least one unit, filter '
+                           'or pixel.')
     self.param_shapes()  # Validates that the layers fit together.
 
   @classmethod

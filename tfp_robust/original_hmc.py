@@ -35,6 +35,7 @@ from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import hmc
 from tfp_robust import networks
 from tfp_robust import seeds
+from tfp_robust import validate
 
 
 @dataclasses.dataclass
@@ -76,8 +77,8 @@ def fit(architecture: networks.Architecture, x, y,
     `(ensemble, info)`; info holds the batch, the kept and distinct states
     and the chain's diagnostics.
   """
-  x = np.asarray(x, np.float32)
-  y = np.asarray(y, np.int32)
+  x = validate.pixels('x', x)
+  y = validate.labels('y', y, architecture.num_classes)
   config.validate(len(x))
   kept = kept_per_batch(len(x), config)
   rng = np.random.RandomState(config.seed)

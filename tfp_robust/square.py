@@ -23,6 +23,7 @@ from tfp_robust import attack_batches
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import losses
 from tfp_robust import seeds
+from tfp_robust import validate
 
 P_INIT = 0.8
 _THRESHOLDS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -158,14 +159,9 @@ def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0,
     `(x_adv, margin, queries)`: the best input per image, its predictive
     margin (<= 0 when fooled) and the queries it used.
   """
-  eps = float(eps)
-  if not (math.isfinite(eps) and eps >= 0.0):
-    raise ValueError(f'eps must be a finite number >= 0, got {eps}.')
-  if int(num_queries) != num_queries or num_queries < 1:
-    raise ValueError(f'num_queries must be an int >= 1, got {num_queries!r}.')
-  if int(round_queries) != round_queries or round_queries < 1:
-    raise ValueError(f'round_queries must be an int >= 1, got '
-                     f'{round_queries!r}.')
+  eps = validate.eps('eps', eps)
+  num_queries = validate.integer('num_queries', num_queries, 1)
+  round_queries = validate.integer('round_queries', round_queries, 1)
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
   seed = seeds.stateless_seed(seed)

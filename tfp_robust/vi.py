@@ -91,8 +91,7 @@ def train(architecture: networks.Architecture, x, y,
     A `VIResult`; Keras' loss is the negative ELBO per example (the KL
     regularisation losses of the Flipout layers are included in it).
   """
-  ensemble_lib.check_inputs(x, architecture.input_shape, y,
-                            architecture.num_classes)
+  x, y = models.check_training_data(architecture, x, y, config)
   tf_keras.utils.set_random_seed(config.seed)
   model = flipout_model(architecture, len(x), config.seed)
   # Keras' loss is the mean over batches of (cross-entropy + KL / N), each

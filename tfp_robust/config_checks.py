@@ -1,0 +1,251 @@
+"""Every experiment config checked once, before any training starts.
+
+`check(config)` walks the sections a config has (top level, `attack`, `sgd`,
+`ensemble`, `vi`, `hmc` with `init_sgd`, `hmc_original`, `gradients`, the
+quickstart's `data` and `model`, the half-moons grid's axes) and refuses:
+
+- a field no section knows (a typo such as `learning_rat` is not ignored);
+- a value of the wrong kind or out of range (0 results, NaN learning rate,
+  a float step count, eps above 1, target acceptance outside (0, 1), a
+  hidden width of 0, a negative seed or `num_train`), with the flag to fix.
+
+Messages follow `validate`: `--config.hmc.num_results=0 is invalid: it must
+be an integer >= 1. ...`.
+"""
+
+import dataclasses
+from typing import Iterable, Optional
+
+from tfp_robust import validate
+
+# Fields of each kind of section, beside the network's own.
+_MODEL_FIELDS = ('hidden', 'activation', 'layers', 'num_train')
+_TRAIN_FIELDS = ('epochs', 'batch_size', 'learning_rate')
+_ATTACK_NAMES = ('random', 'fgsm', 'pgd')
+_TOP_LEVEL = {
+    'variant', 'dataset', 'data_dir', 'num_train', 'num_test', 'seed',
+    'memory_budget_bytes', 'attack', 'methods', 'sgd', 'ensemble', 'vi',
+    'hmc', 'hmc_original', 'gradients', 'data', 'model',
+    'num_adversarial_shown', 'diagnostic_points',
+    # The half-moons grid's axes and settings.
+    'hidden', 'warmup', 'num_layers', 'activation', 'noise',
+    'num_gradient_points', 'min_accuracy',
+}
+
+
+def _flag(path, key):
+  return f'--config.{path}.{key}' if path else f'--config.{key}'
+
+
+def _known(section, path: str, allowed: Iterable[str]):
+  allowed = set(allowed)
+  for key in section.keys():
+    if key not in allowed:
+      validate.fail(_flag(path, key), section[key],
+                    f'the {path or "top-level"} section has no field {key!r}',
+                    f'Known fields: {", ".join(sorted(allowed))}.')
+
+
+def _int(section, path, key, minimum=None, maximum=None, fix=''):
+  if key in section:
+    validate.integer(_flag(path, key), section[key], minimum, maximum, fix)
+
+
+def _positive(section, path, key, fix=''):
+  if key in section:
+    validate.positive(_flag(path, key), section[key], fix)
+
+
+def _ints(section, path, key, minimum):
+  if key in section:
+    values = section[key]
+    if isinstance(values, (str, bytes)) or not hasattr(values, '__iter__'):
+      validate.fail(_flag(path, key), values, 'it must be a tuple of integers',
+                    f"Write it as {_flag(path, key)}='(64, 64)'.")
+    for value in values:
+      validate.integer(_flag(path, key), value, minimum,
+                       fix=f"e.g. {_flag(path, key)}='(64, 64)'.")
+
+
+def _model(section, path):
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  _ints(section, path, 'hidden', 1)
+  if 'activation' in section:
+    validate.one_of(_flag(path, 'activation'), section['activation'],
+                    sorted(networks.ACTIVATIONS))
+  for index, layer in enumerate(section.get('layers', ()) or ()):
+    layer = dict(layer)
+    where = f'{path}.layers[{index}]'
+    kind = layer.get('kind')
+    validate.one_of(f'--config.{where}.kind', kind,
+                    ('dense', 'conv2d', 'max_pool', 'flatten'))
+    for key in ('units', 'filters', 'kernel_size', 'size'):
+      if key in layer:
+        validate.integer(f'--config.{where}.{key}', layer[key], 1)
+  _int(section, path, 'num_train', 0,
+       fix='0 means the whole training set; a positive number keeps the '
+       'first images.')
+
+
+def _training(section, path, extra=()):
+  _known(section, path, _MODEL_FIELDS + _TRAIN_FIELDS + tuple(extra))
+  _model(section, path)
+  _int(section, path, 'epochs', 1)
+  _int(section, path, 'batch_size', 1)
+  _positive(section, path, 'learning_rate', 'e.g. 1e-3.')
+
+
+def _hmc(section, path):
+  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
+  fields = [f.name for f in dataclasses.fields(hmc.HMCConfig) if f.name != 'seed']
+  _known(section, path, fields + list(_MODEL_FIELDS) + ['init', 'init_sgd'])
+  _model(section, path)
+  for key in ('num_results', 'num_leapfrog_steps', 'thinning', 'num_chains',
+              'segment_size'):
+    _int(section, path, key, 1)
+  for key in ('num_burnin_steps', 'warm_up_checkpoint_every'):
+    _int(section, path, key, 0)
+  for key in ('step_size', 'prior_scale'):
+    _positive(section, path, key)
+  if 'target_accept_prob' in section:
+    validate.open_probability(_flag(path, 'target_accept_prob'),
+                              section['target_accept_prob'], 'e.g. 0.75.')
+  if 'init' in section:
+    validate.one_of(_flag(path, 'init'), section['init'], ('prior', 'sgd'))
+  if 'init_sgd' in section:
+    _training(section['init_sgd'], f'{path}.init_sgd')
+
+
+def _hmc_original(section, path):
+  from tfp_robust import original_hmc  # pylint: disable=g-import-not-at-top
+  fields = [f.name for f in dataclasses.fields(original_hmc.OriginalHMCConfig)
+            if f.name != 'seed']
+  _known(section, path, fields + list(_MODEL_FIELDS))
+  _model(section, path)
+  for key in ('batch_size', 'num_leapfrog_steps', 'num_draws'):
+    _int(section, path, key, 1)
+  _int(section, path, 'num_burnin_steps', 0)
+  for key in ('step_size', 'prior_scale'):
+    _positive(section, path, key)
+  if 'target_accept_prob' in section:
+    validate.open_probability(_flag(path, 'target_accept_prob'),
+                              section['target_accept_prob'])
+  if 'init' in section:
+    validate.one_of(_flag(path, 'init'), section['init'],
+                    ('he_normal', 'uniform'))
+
+
+def _attack(section, path='attack'):
+  from tfp_robust import config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_robust import losses  # pylint: disable=g-import-not-at-top
+  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
+  _known(section, path, list(config_lib.attack_section().keys()) +
+         ['protocols'])
+  validate.one_of(_flag(path, 'protocol'), section.get('protocol', 'paper'),
+                  protocols.PROTOCOLS)
+  for protocol in section.get('protocols', ()):
+    validate.one_of(_flag(path, 'protocols'), protocol, protocols.PROTOCOLS)
+  for name in section.get('attacks', ()):
+    validate.one_of(_flag(path, 'attacks'), name, _ATTACK_NAMES)
+  for name in section.get('losses', ()):
+    validate.one_of(_flag(path, 'losses'), name, sorted(losses.LOSSES))
+  eps = section.get('eps', (0.1,))
+  if isinstance(eps, (int, float)):
+    eps = (eps,)
+  if not len(eps):
+    validate.fail(_flag(path, 'eps'), eps, 'at least one radius is needed',
+                  f"e.g. {_flag(path, 'eps')}='(0.1,)'.")
+  for value in eps:
+    validate.eps(_flag(path, 'eps'), value)
+  for key in ('num_points', 'num_samples', 'pgd_steps', 'pgd_restarts',
+              'apgd_steps', 'apgd_restarts', 'square_queries',
+              'square_restarts', 'eot_iter'):
+    _int(section, path, key, 1)
+
+
+def check(config, methods: Optional[Iterable[str]] = None):
+  """Raises `validate.InvalidArgument` for the first bad field of `config`.
+
+  Args:
+    config: an experiment config (any file in configs/).
+    methods: the methods about to run (default: `config.methods`); each
+      must be one the package fits and have its section.
+
+  Returns:
+    The config, unchanged.
+  """
+  from tfp_robust import data  # pylint: disable=g-import-not-at-top
+  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
+  _known(config, '', _TOP_LEVEL)
+  if 'seed' in config:
+    validate.seed('--config.seed', config.seed)
+  if 'dataset' in config:
+    validate.one_of('--config.dataset', config.dataset, data.DATASETS)
+  for key in ('num_train', 'num_test'):
+    if key in config and not isinstance(config[key], (tuple, list)):
+      _int(config, '', key, 0, fix='0 means the whole split; a positive '
+           'number keeps the first images.')
+  _int(config, '', 'memory_budget_bytes', 1 << 20,
+       fix='The budget is in bytes, e.g. 1073741824 for 1 GiB.')
+  methods = list(methods if methods is not None else
+                 config.get('methods', ()))
+  for method in methods:
+    validate.one_of('--methods', method, fitting.METHODS)
+    section = 'sgd' if method == 'ensemble' else method
+    if section not in config:
+      validate.fail('--methods', method, f'the config has no {section!r} '
+                    'section for it', 'Pick a method the config defines.')
+  for name in ('sgd', 'vi'):
+    if name in config:
+      _training(config[name], name, ('num_samples',) if name == 'vi' else ())
+      _int(config[name], name, 'num_samples', 1)
+  if 'ensemble' in config:
+    _known(config.ensemble, 'ensemble', ('num_members',))
+    _int(config.ensemble, 'ensemble', 'num_members', 1)
+  if 'hmc' in config:
+    _hmc(config.hmc, 'hmc')
+  if 'hmc_original' in config:
+    _hmc_original(config.hmc_original, 'hmc_original')
+  if 'attack' in config:
+    _attack(config.attack)
+  if 'gradients' in config:
+    _known(config.gradients, 'gradients',
+           ('num_points', 'num_samples', 'heatmap_samples', 'num_images'))
+    _int(config.gradients, 'gradients', 'num_points', 1)
+    _int(config.gradients, 'gradients', 'num_images', 1)
+    _ints(config.gradients, 'gradients', 'num_samples', 1)
+    _ints(config.gradients, 'gradients', 'heatmap_samples', 1)
+  if 'model' in config:
+    _known(config.model, 'model', _MODEL_FIELDS)
+    _model(config.model, 'model')
+  if 'data' in config:
+    _known(config.data, 'data', ('num_train', 'num_test', 'noise'))
+    _int(config.data, 'data', 'num_train', 1)
+    _int(config.data, 'data', 'num_test', 1)
+    if 'noise' in config.data:
+      validate.number('--config.data.noise', config.data.noise, minimum=0.0)
+  if 'warmup' in config:  # The half-moons grid.
+    _ints(config, '', 'hidden', 1)
+    _ints(config, '', 'num_train', 1)
+    _ints(config, '', 'warmup', 0)
+    _int(config, '', 'num_layers', 1)
+    _int(config, '', 'num_test', 1)
+    _int(config, '', 'num_gradient_points', 1)
+    if 'min_accuracy' in config:
+      validate.number('--config.min_accuracy', config.min_accuracy, 0.0, 1.0)
+  for key in ('num_adversarial_shown', 'diagnostic_points'):
+    _int(config, '', key, 1)
+  return config
+
+
+def check_run(config, methods: Optional[Iterable[str]] = None,
+              workdir: Optional[str] = None):
+  """What a binary checks before any work: the config, and the work directory.
+
+  The work directory must be a non-empty path that can be created and
+  written (an empty `--workdir=` would write into the current directory).
+  """
+  check(config, methods)
+  if workdir is not None:
+    validate.workdir('--workdir', workdir)
+  return config
