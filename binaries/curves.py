@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from tfp_robust import checks
 from tfp_robust import experiments
+from tfp_robust import files
 from tfp_robust import fitting
 from tfp_robust import plots
 from tfp_robust import reports
@@ -30,6 +31,7 @@ flags.mark_flags_as_required(['config'])
 
 def main(argv):
   del argv
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
   methods = _METHODS.value or list(config.methods)
   fitting.ensure_trained(config, methods, _WORKDIR.value)

@@ -24,6 +24,7 @@ from tfp_robust import data
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import evaluation
 from tfp_robust import experiments
+from tfp_robust import files
 from tfp_robust import reports
 from tfp_robust import summaries
 
@@ -39,6 +40,7 @@ flags.mark_flags_as_required(['model'])
 
 def main(argv):
   del argv
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
   model = ensemble_lib.load_any(_MODEL.value)
   if int(config.attack.num_samples) < model.num_samples:

@@ -15,6 +15,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from tfp_robust import experiments
+from tfp_robust import files
 from tfp_robust import fitting
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
@@ -30,6 +31,7 @@ flags.mark_flags_as_required(['config'])
 
 def main(argv):
   del argv
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
   methods = _METHODS.value or list(config.methods)
   if _TRAIN_MISSING.value:

@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from tfp_robust import data
 from tfp_robust import evaluation
 from tfp_robust import experiments
+from tfp_robust import files
 from tfp_robust import gradients
 from tfp_robust import fitting
 from tfp_robust import reports
@@ -38,6 +39,7 @@ _WORKDIR = flags.DEFINE_string('workdir', 'workdir/quickstart',
 
 def main(argv):
   del argv
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
   workdir = _WORKDIR.value
   dataset = data.half_moons(config.data.num_train, config.data.num_test,

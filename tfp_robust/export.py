@@ -20,12 +20,12 @@ returning the predictive probabilities.
 
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
 import tf_keras
 
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import files
 
 
 class _Exported(tf.Module):
@@ -107,8 +107,7 @@ def save_model(ensemble, directory: str, batch_size: int = 256) -> str:
                      'weights first (tfp_robust.vi.posterior_ensemble).')
   directory = os.path.abspath(directory)
   parent = os.path.dirname(directory)
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix='.tmp-savedmodel-', dir=parent)
+  staging = files.staging_dir(parent, 'savedmodel')
   try:
     module = _Exported(ensemble, batch_size)
     tf.saved_model.save(module, staging, signatures={

@@ -1,18 +1,353 @@
-"""Files that are never left half-written: write elsewhere, then rename."""
+"""Files: written whole, with the user's umask, one run per directory, untrusted.
 
+- Writing: `write_text_atomically` and `staging_dir` stage under a `.tmp-*`
+  name in the target's directory, then rename, so a reader sees the old file
+  or the whole new one. What they create gets the permissions the user's
+  umask gives (`tempfile` alone makes 0600 files and 0700 directories).
+- One run per work directory: `start_run(workdir)`, called first in every
+  binary's `main`, takes an advisory `fcntl.flock` lock on
+  `<workdir>/.lock` (holding the pid, host and command of the holder), so a
+  second process on the same directory is refused with a message naming the
+  first instead of deleting its live checkpoints. The kernel releases the
+  lock when its process dies, so a killed run never leaves it stuck. Once
+  the lock is held, staging files (`.tmp-*`) a killed run or a full disk left
+  behind are removed.
+- Reading: files we read are untrusted. `read_json` and `invalid` refuse a
+  bad file with a message naming it and what is wrong (the shape of
+  `validate.fail`), `sha256_file` / `sha256_json` give the digests stored
+  beside artifacts and checked on load, and `code_version` says which code
+  produced them.
+"""
+
+import datetime
+import errno
+import fcntl
+import functools
+import hashlib
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+from typing import Dict, Optional
+
+from absl import logging
+
+STAGING_PREFIX = '.tmp-'
+LOCK_FILE = '.lock'
+
+# Errors are ValueErrors whose message has the shape of `validate.fail`:
+# `<name>=<value> is invalid: <what is wrong>. <the fix>`, with the whole
+# path (never shortened). This module imports nothing of the package, so
+# every other module can use it.
+
+
+class InvalidFile(ValueError):
+  """A file we read is missing a part, truncated, corrupt or edited."""
+
+
+class WorkdirBusy(ValueError):
+  """Another process holds the work directory."""
+
+
+class UnusableWorkdir(ValueError):
+  """A work directory that cannot be created or written."""
+
+
+def _message(name: str, value, problem: str, fix: str) -> str:
+  return f'{name}={value!r} is invalid: {problem}.' + (f' {fix}' if fix else '')
+
+
+def invalid(path: str, problem: str, fix: str = ''):
+  """Raises `InvalidFile`: `file='<path>' is invalid: <problem>. <fix>`."""
+  raise InvalidFile(_message('file', path, problem, fix))
+
+
+# -- permissions ------------------------------------------------------------
+
+def current_umask() -> int:
+  """The process's umask, read without changing it where the OS allows."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('Umask:'):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError, IndexError):
+    pass
+  mask = os.umask(0o022)  # Not thread-safe, hence only the fallback.
+  os.umask(mask)
+  return mask
+
+
+def file_mode() -> int:
+  """What `open(path, 'w')` gives a new file: 0o666 & ~umask."""
+  return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+  """What `os.makedirs` gives a new directory: 0o777 & ~umask."""
+  return 0o777 & ~current_umask()
+
+
+def staging_dir(parent: str, name: str) -> str:
+  """A new empty directory `<parent>/.tmp-<name>-*`, with the umask's mode.
+
+  Fill it, then rename it into place (the caller removes it on failure).
+  """
+  os.makedirs(parent, exist_ok=True)
+  path = tempfile.mkdtemp(prefix=f'{STAGING_PREFIX}{name}-', dir=parent)
+  os.chmod(path, dir_mode())
+  return path
 
 
 def write_text_atomically(path: str, text: str) -> None:
   """Writes `text` to `path` through a temporary file in the same directory.
 
   A reader sees either the old file or the whole new one, never a partial
-  write, and a run killed mid-write leaves only a `.tmp-*` file behind.
+  write. The file gets the mode the umask gives; a write that fails (e.g. a
+  full disk) removes its temporary file, and one killed mid-write leaves a
+  `.tmp-*` file that the next `start_run` removes.
   """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
-                                   prefix='.tmp-') as f:
-    f.write(text)
-  os.replace(f.name, path)
+                                   prefix=STAGING_PREFIX) as f:
+    try:
+      f.write(text)
+      f.flush()
+      os.fchmod(f.fileno(), file_mode())
+    except BaseException:
+      f.close()
+      os.unlink(f.name)
+      raise
+  try:
+    os.replace(f.name, path)
+  except BaseException:
+    if os.path.exists(f.name):
+      os.unlink(f.name)
+    raise
+
+
+# -- digests ----------------------------------------------------------------
+
+def sha256_file(path: str) -> str:
+  """The hex SHA-256 of a file's bytes."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(functools.partial(f.read, 1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def canonical_json(value) -> str:
+  """`value` as JSON with sorted keys and no spaces: the text digests cover."""
+  return json.dumps(value, sort_keys=True, separators=(',', ':'),
+                    default=float)
+
+
+def sha256_json(value) -> str:
+  """The hex SHA-256 of `canonical_json(value)`."""
+  return hashlib.sha256(canonical_json(value).encode('utf-8')).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+  """The package version, plus the git commit when run from a checkout.
+
+  A checkout with uncommitted changes is marked `+dirty`.
+  """
+  from tfp_robust import __version__  # pylint: disable=g-import-not-at-top
+  version = f'tfp_robust {__version__}'
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  if not os.path.exists(os.path.join(root, '.git')):
+    return version
+  try:
+    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root,
+                            capture_output=True, text=True, timeout=10,
+                            check=True).stdout.strip()
+    dirty = subprocess.run(['git', 'status', '--porcelain',
+                            '--untracked-files=no', '--', 'tfp_robust'],
+                           cwd=root, capture_output=True, text=True,
+                           timeout=10, check=True).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return version
+  return f"{version} git {commit[:12]}{'+dirty' if dirty else ''}"
+
+
+def read_json(path: str, what: str = 'JSON file'):
+  """The JSON value in `path`; a clear `InvalidFile` if it is not JSON.
+
+  Args:
+    path: the file.
+    what: what the file should be, for the message (e.g. 'an ensemble
+      description').
+  """
+  try:
+    with open(path, 'rb') as f:
+      raw = f.read()
+  except OSError as error:
+    invalid(path, f'it cannot be read ({error.strerror or error})',
+            'Check that it exists and is readable.')
+  try:
+    return json.loads(raw.decode('utf-8'))
+  except UnicodeDecodeError:
+    invalid(path, f'it should be {what} but is not UTF-8 text (corrupt)',
+            'Restore the file or recreate it.')
+  except json.JSONDecodeError as error:
+    problem = ('it is empty' if not raw.strip() else
+               f'it is not valid JSON ({error.msg} at line {error.lineno}, '
+               f'column {error.colno})')
+    invalid(path, f'{problem}; it should be {what} (truncated, corrupt or '
+            'badly edited)', 'Restore the file or recreate it.')
+
+
+# -- one run per work directory -------------------------------------------
+
+_HELD: Dict[str, int] = {}  # Real path of a locked directory -> its lock fd.
+
+
+def _holder(lock_path: str) -> str:
+  try:
+    with open(lock_path) as f:
+      holder = json.loads(f.read() or '{}')
+  except (OSError, ValueError):
+    holder = {}
+  if not isinstance(holder, dict) or 'pid' not in holder:
+    return 'a process that has not written its name yet'
+  return (f"pid {holder.get('pid')} on {holder.get('host', '?')}, started "
+          f"{holder.get('started', '?')}: {holder.get('command', '?')}")
+
+
+def lock_workdir(workdir: str) -> Optional[int]:
+  """Takes the advisory lock of `workdir` for the life of this process.
+
+  Returns:
+    The lock's file descriptor (None where the file system cannot lock).
+
+  Raises:
+    WorkdirBusy: another live process holds it; the message names it.
+  """
+  real = os.path.realpath(workdir)
+  if real in _HELD:
+    return _HELD[real]
+  lock_path = os.path.join(workdir, LOCK_FILE)
+  try:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+  except OSError as error:
+    raise UnusableWorkdir(_message(
+        '--workdir', workdir, f'its lock file {lock_path} cannot be opened '
+        f'({error.strerror})', 'Choose a directory you can write to, or fix '
+        'its permissions.')) from None
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError as error:
+    os.close(fd)
+    if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+      raise WorkdirBusy(_message(
+          '--workdir', workdir, 'another run is using it '
+          f'({_holder(lock_path)})', 'Wait for that run to finish (or stop '
+          'it), or choose another --workdir.')) from None
+    logging.warning('Cannot lock %s (%s): nothing stops a second run on this '
+                    'work directory.', lock_path, error)
+    return None
+  holder = {'pid': os.getpid(), 'host': socket.gethostname(),
+            'command': ' '.join([os.path.basename(sys.executable)] +
+                                sys.argv),
+            'started': datetime.datetime.now().isoformat(timespec='seconds')}
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, json.dumps(holder).encode('utf-8'), 0)
+  os.fsync(fd)
+  _HELD[real] = fd
+  return fd
+
+
+def release_workdir(workdir: str) -> None:
+  """Gives the lock up before the process ends (tests, notebooks)."""
+  fd = _HELD.pop(os.path.realpath(workdir), None)
+  if fd is not None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def _locked_by_another(directory: str) -> bool:
+  """Whether `directory` is a work directory held by another lock holder."""
+  lock_path = os.path.join(directory, LOCK_FILE)
+  if not os.path.exists(lock_path):
+    return False
+  if os.path.realpath(directory) in _HELD:
+    return False
+  try:
+    fd = os.open(lock_path, os.O_RDONLY)
+  except OSError:
+    return True  # Cannot tell: leave it alone.
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+  except OSError:
+    return True
+  finally:
+    os.close(fd)  # Also releases the probe's shared lock.
+  return False
+
+
+def clean_staging(workdir: str) -> int:
+  """Removes `.tmp-*` files and directories under `workdir`.
+
+  Only call this while holding `workdir`'s lock. Work directories nested
+  inside that another live run holds are left alone.
+
+  Returns:
+    How many entries were removed.
+  """
+  removed = 0
+  for root, dirs, names in os.walk(workdir):
+    if root != workdir and _locked_by_another(root):
+      dirs[:] = []
+      continue
+    for name in [d for d in dirs if d.startswith(STAGING_PREFIX)]:
+      shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+      dirs.remove(name)
+      removed += 1
+    for name in names:
+      if name.startswith(STAGING_PREFIX):
+        try:
+          os.unlink(os.path.join(root, name))
+          removed += 1
+        except OSError:
+          pass
+  if removed:
+    logging.info('Removed %d staging file(s) left in %s by an interrupted '
+                 'run.', removed, workdir)
+  return removed
+
+
+def _usable_workdir(workdir) -> None:
+  """Creates `workdir`; refuses an empty path or one that cannot be written."""
+  fix = 'Choose a directory you can write to, or fix its permissions.'
+  if not isinstance(workdir, str) or not workdir.strip():
+    raise UnusableWorkdir(_message('--workdir', workdir, 'it must be a '
+                                   'non-empty path',
+                                   'Pass --workdir=some/directory.'))
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as error:
+    raise UnusableWorkdir(_message('--workdir', workdir, 'it cannot be '
+                                   f'created ({error.strerror})', fix)) from None
+  if not os.path.isdir(workdir) or not os.access(workdir, os.W_OK | os.X_OK):
+    raise UnusableWorkdir(_message('--workdir', workdir, 'it is not a '
+                                   'writable directory', fix))
+
+
+def start_run(workdir: str) -> Optional[int]:
+  """What every binary does first: create, lock and clean its work directory.
+
+  Raises:
+    UnusableWorkdir: an empty path, or a directory that cannot be created or
+      written.
+    WorkdirBusy: another process is running on `workdir`.
+  """
+  _usable_workdir(workdir)
+  fd = lock_workdir(workdir)
+  clean_staging(workdir)
+  return fd
