@@ -224,3 +224,171 @@ def test_load_recovers_a_save_stopped_between_its_renames(tmp_path):
   loaded = PosteriorEnsemble.load(path)
   x = np.full((3, 2), 0.5, np.float32)
   np.testing.assert_array_equal(loaded.log_probs(x), ensemble.log_probs(x))
+
+
+# -- untrusted ensemble files (issue 10, item 4) ----------------------------
+
+from tfp_robust import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def _saved(tmp_path, name='e', num_samples=3, seed=0):
+  ensemble = ArchitectureEnsemble(MLP, random_params(MLP, num_samples,
+                                                     seed=seed))
+  return ensemble, ensemble.save(str(tmp_path / name))
+
+
+def _edit_description(path, edit):
+  description_path = os.path.join(path, 'ensemble.json')
+  with open(description_path) as f:
+    description = json.load(f)
+  edit(description)
+  with open(description_path, 'w') as f:
+    json.dump(description, f)
+  return description_path
+
+
+def _weights_file(path):
+  [name] = [n for n in os.listdir(path) if n.startswith('weights.data-')]
+  return os.path.join(path, name)
+
+
+def _truncate(path, fraction=0.5):
+  with open(path, 'r+b') as f:
+    f.truncate(int(os.path.getsize(path) * fraction))
+
+
+@pytest.mark.parametrize('with_digest', [True, False])
+def test_truncated_weights_file_is_refused_naming_it(tmp_path, with_digest):
+  _, path = _saved(tmp_path)
+  if not with_digest:  # As saved before digests existed.
+    _edit_description(path, lambda d: d.pop('digest'))
+  weights = _weights_file(path)
+  _truncate(weights)
+  for load in (PosteriorEnsemble.load, ensemble_lib.load_any):
+    with pytest.raises(files.InvalidFile, match='truncated') as error:
+      load(path)
+    assert repr(weights) in str(error.value)
+
+
+def test_weight_file_cut_past_the_weights_is_still_refused(tmp_path):
+  _, path = _saved(tmp_path)
+  _edit_description(path, lambda d: d.pop('digest'))
+  weights = _weights_file(path)
+  # Only the trailing object graph is cut: every weight is still whole.
+  _truncate(weights, 0.9)
+  with pytest.raises(files.InvalidFile, match='truncated or corrupt'):
+    PosteriorEnsemble.load(path)
+
+
+@pytest.mark.parametrize('text', ['', '{"architecture": {"input_shape": [2]',
+                                  'null', '[1, 2]'])
+def test_description_that_is_not_an_ensemble_json_is_refused(tmp_path, text):
+  _, path = _saved(tmp_path)
+  description_path = os.path.join(path, 'ensemble.json')
+  with open(description_path, 'w') as f:
+    f.write(text)
+  with pytest.raises(files.InvalidFile) as error:
+    PosteriorEnsemble.load(path)
+  assert str(error.value).startswith(f'file={description_path!r} is invalid')
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda d: d.update(num_samples='3'), 'num_samples'),
+    (lambda d: d.update(num_samples=0), 'num_samples'),
+    (lambda d: d['architecture'].update(activation='swish'),
+     'Unknown activation'),
+    (lambda d: d['architecture'].update(hidden=[{'kind': 'dense'}]),
+     'architecture is not valid'),
+    (lambda d: d['architecture'].update(bogus=1), 'architecture is not valid'),
+    (lambda d: d.pop('architecture'), 'lacks'),
+])
+def test_malformed_description_fields_are_refused(tmp_path, edit, message):
+  _, path = _saved(tmp_path)
+  description_path = _edit_description(path, edit)
+  with pytest.raises(files.InvalidFile, match=message) as error:
+    PosteriorEnsemble.load(path)
+  assert repr(description_path) in str(error.value)
+
+
+def test_edited_activation_is_refused(tmp_path):
+  _, path = _saved(tmp_path)
+  description_path = _edit_description(
+      path, lambda d: d['architecture'].update(activation='tanh'))
+  with pytest.raises(files.InvalidFile, match='changed after the ensemble '
+                     'was saved') as error:
+    PosteriorEnsemble.load(path)
+  assert repr(description_path) in str(error.value)
+
+
+@pytest.mark.parametrize('with_digest', [True, False])
+def test_huge_declared_sizes_are_refused_before_any_allocation(
+    tmp_path, monkeypatch, with_digest):
+  _, path = _saved(tmp_path)
+
+  def edit(description):
+    description['architecture']['hidden'][0]['units'] = 10**9
+    if not with_digest:
+      description.pop('digest')
+
+  description_path = _edit_description(path, edit)
+
+  def refuse_to_allocate(*args, **kwargs):
+    raise AssertionError('load allocated before checking the sizes')
+
+  monkeypatch.setattr(tf, 'zeros', refuse_to_allocate)
+  monkeypatch.setattr(tf, 'Variable', refuse_to_allocate)
+  with pytest.raises(files.InvalidFile, match=r'declares weight dense_0') as (
+      error):
+    PosteriorEnsemble.load(path)
+  assert '1000000000' in str(error.value)
+  assert repr(description_path) in str(error.value)
+
+
+def test_weight_file_of_another_ensemble_is_refused_by_its_digest(tmp_path):
+  _, path = _saved(tmp_path, 'a', seed=0)
+  _, other = _saved(tmp_path, 'b', seed=1)
+  weights = _weights_file(path)
+  os.replace(_weights_file(other), weights)  # Same shapes, other values.
+  with pytest.raises(files.InvalidFile, match='SHA-256 differs') as error:
+    PosteriorEnsemble.load(path)
+  assert repr(weights) in str(error.value)
+
+
+def test_description_stores_digests_and_code_version(tmp_path):
+  _, path = _saved(tmp_path)
+  with open(os.path.join(path, 'ensemble.json')) as f:
+    description = json.load(f)
+  digest = description['digest']
+  assert digest['algorithm'] == 'sha256'
+  assert sorted(digest['files']) == sorted(
+      n for n in os.listdir(path) if n.startswith('weights'))
+  for name, value in digest['files'].items():
+    assert files.sha256_file(os.path.join(path, name)) == value
+  assert description['produced_by']['code_version'].startswith('tfp_robust')
+
+
+def test_ensemble_saved_without_digest_loads_with_a_warning(tmp_path, x2d,
+                                                            caplog):
+  ensemble, path = _saved(tmp_path)
+  _edit_description(path, lambda d: [d.pop('digest'), d.pop('produced_by')])
+  with caplog.at_level('WARNING'):
+    loaded = PosteriorEnsemble.load(path)
+  assert 'stores no digest' in caplog.text
+  np.testing.assert_array_equal(loaded.log_probs(x2d), ensemble.log_probs(x2d))
+  # Saving it again adds the digest.
+  loaded.save(path)
+  caplog.clear()
+  with caplog.at_level('WARNING'):
+    PosteriorEnsemble.load(path)
+  assert 'stores no digest' not in caplog.text
+
+
+def test_missing_weight_files_are_refused(tmp_path):
+  _, path = _saved(tmp_path)
+  os.remove(_weights_file(path))
+  with pytest.raises(files.InvalidFile, match='missing'):
+    PosteriorEnsemble.load(path)
+  _, path = _saved(tmp_path, 'f')
+  os.remove(os.path.join(path, 'weights.index'))
+  with pytest.raises(files.InvalidFile, match='missing'):
+    PosteriorEnsemble.load(path)

@@ -11,8 +11,13 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from conftest import random_params
 from tfp_robust import files
+from tfp_robust import hmc
+from tfp_robust import networks
+from tfp_robust import ArchitectureEnsemble
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,6 +48,31 @@ def test_atomic_writes_and_staging_follow_the_umask(tmp_path, umask, mask,
   staging = files.staging_dir(str(tmp_path), 'thing')
   assert os.path.basename(staging).startswith('.tmp-thing-')
   assert _mode(staging) == dir_mode
+
+
+def test_saved_ensemble_follows_the_umask(tmp_path, umask):
+  umask(0o022)
+  arch = networks.Architecture.mlp(2, [3], 2)
+  path = ArchitectureEnsemble(arch, random_params(arch, 2)).save(
+      str(tmp_path / 'ensemble'))
+  assert _mode(path) == 0o755
+  for name in os.listdir(path):
+    assert _mode(os.path.join(path, name)) == 0o644, name
+
+
+def test_hmc_checkpoints_follow_the_umask(tmp_path, umask):
+  umask(0o022)
+  config = hmc.HMCConfig(num_results=2, num_burnin_steps=2, num_chains=2,
+                         num_leapfrog_steps=2, segment_size=2,
+                         jit_compile=False)
+  directory = tmp_path / 'hmc'
+  hmc.sample(lambda w: -tf.reduce_sum(w**2, -1), [tf.zeros((2, 3))], config,
+             checkpoint_dir=str(directory), target_identity='gaussian')
+  for root, dirs, names in os.walk(directory):
+    for name in dirs:
+      assert _mode(os.path.join(root, name)) == 0o755, name
+    for name in names:
+      assert _mode(os.path.join(root, name)) == 0o644, name
 
 
 def test_failed_atomic_write_leaves_no_staging_file(tmp_path, monkeypatch):

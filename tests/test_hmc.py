@@ -482,3 +482,104 @@ def test_resumed_run_writes_the_same_series_without_duplicates(
   again = summaries.read_scalars(str(parts / 'tb'))
   assert {t: v for t, v in again.items() if t not in timed} == {
       t: v for t, v in expected.items() if t not in timed}
+
+
+# -- untrusted checkpoint files (issue 10, item 4) -------------------
+
+import json  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfp_robust import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def _stopped_run(regression, directory, **kwargs):
+  assert hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                    checkpoint_dir=directory, target_identity='regression',
+                    **kwargs) is None
+
+
+def test_checkpoints_without_their_run_description_are_refused(regression,
+                                                               tmp_path):
+  directory = str(tmp_path / 'hmc')
+  _stopped_run(regression, directory, stop_after_phases=2)
+  os.remove(os.path.join(directory, 'run.json'))
+  # Without run.json, a resume on another target would return the old run.
+  with pytest.raises(files.InvalidFile, match='it is missing') as error:
+    hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+               checkpoint_dir=directory, target_identity='other data')
+  assert repr(os.path.join(directory, 'run.json')) in str(error.value)
+  assert 'segment_00000' in str(error.value)
+
+
+def test_warm_up_checkpoint_without_run_description_is_refused(regression,
+                                                               tmp_path):
+  directory = str(tmp_path / 'hmc')
+  _stopped_run(regression, directory,
+               stop_after_warm_up_steps=SMALL_RUN.warm_up_checkpoint_every)
+  os.remove(os.path.join(directory, 'run.json'))
+  with pytest.raises(files.InvalidFile, match='warm_up'):
+    hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+               checkpoint_dir=directory, target_identity='regression')
+
+
+@pytest.mark.parametrize('text, message', [
+    ('{"config": {"num_results": 30', 'not valid JSON'),
+    ('', 'it is empty'),
+    ('[]', '"config" and "target"'),
+])
+def test_unreadable_run_description_is_refused(regression, tmp_path, text,
+                                               message):
+  directory = str(tmp_path / 'hmc')
+  _stopped_run(regression, directory, stop_after_phases=1)
+  path = os.path.join(directory, 'run.json')
+  with open(path, 'w') as f:
+    f.write(text)
+  with pytest.raises(files.InvalidFile, match=message) as error:
+    hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+               checkpoint_dir=directory, target_identity='regression')
+  assert str(error.value).startswith(f'file={path!r} is invalid')
+
+
+def test_run_description_written_before_digests_still_resumes(
+    regression, uninterrupted, tmp_path):
+  directory = str(tmp_path / 'hmc')
+  _stopped_run(regression, directory, stop_after_phases=2)
+  path = os.path.join(directory, 'run.json')
+  with open(path) as f:
+    description = json.load(f)
+  assert description['code_version'] == files.code_version()
+  with open(path, 'w') as f:  # What the code before digests wrote.
+    json.dump({'config': description['config'],
+               'target': description['target']}, f, indent=2)
+  resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                       checkpoint_dir=directory, target_identity='regression')
+  _assert_same_result(resumed, uninterrupted[1])
+
+
+@pytest.mark.parametrize('name', ['segment_00000', 'state'])
+def test_truncated_checkpoint_is_refused_naming_it(regression, tmp_path, name):
+  directory = str(tmp_path / 'hmc')
+  _stopped_run(regression, directory, stop_after_phases=2)
+  [data_file] = [n for n in os.listdir(os.path.join(directory, name))
+                 if n.startswith('ckpt.data')]
+  data_path = os.path.join(directory, name, data_file)
+  with open(data_path, 'r+b') as f:
+    f.truncate(os.path.getsize(data_path) // 2)
+  with pytest.raises(files.InvalidFile, match='cannot be read') as error:
+    hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+               checkpoint_dir=directory, target_identity='regression')
+  assert repr(os.path.join(directory, name)) in str(error.value)
+
+
+def test_resume_on_other_data_with_the_same_sums_is_refused(tiny_data,
+                                                            tmp_path):
+  directory = str(tmp_path / 'fit')
+  x, y = tiny_data.x_train, tiny_data.y_train
+  assert hmc.fit(TINY, x, y, TINY_RUN, checkpoint_dir=directory,
+                 stop_after_phases=1) is None
+  # Swap the inputs of two points of different classes: the sums that the
+  # target identity records are unchanged, the data is not.
+  i, j = 0, int(np.argmax(y != y[0]))
+  swapped = x.copy()
+  swapped[[i, j]] = swapped[[j, i]]
+  with pytest.raises(files.InvalidFile, match='different training data'):
+    hmc.fit(TINY, swapped, y, TINY_RUN, checkpoint_dir=directory)

@@ -6,44 +6,93 @@ gradients; a finished cell is read back from its JSON file.
 
 import json
 import os
+import shutil
 import time
 from typing import Dict, Optional
 
 from absl import logging
 
 from tfp_robust import evaluation
+from tfp_robust import files
 from tfp_robust import gradients
 from tfp_robust import hmc
 from tfp_robust import networks
 from tfp_robust import reports
 
+_CELL_DIGEST = 'digest'
+
+
+def cell_name(hidden: int, num_train: int, warmup: int) -> str:
+  return f'hidden{hidden}_train{num_train}_warmup{warmup}'
+
+
+def _read_cell(path: str, name: str, fingerprint: str,
+               hparams: Dict) -> Optional[Dict]:
+  """The finished cell in `path`, or None (absent, stale or untrustworthy).
+
+  A cell file that is not valid JSON, lacks a field, names another cell or
+  whose SHA-256 differs from the one stored in it (edited or corrupted) is
+  reported with a warning and recomputed, never trusted and never an abort.
+  """
+  if not os.path.exists(path):
+    return None
+  try:
+    row = files.read_json(path, 'a finished grid cell')
+    if not isinstance(row, dict):
+      files.invalid(path, 'it should hold a JSON object (a grid cell)')
+    if row.get('config') != fingerprint:
+      logging.warning('Cell %s was computed with another config; '
+                      'recomputing.', name)
+      return None
+    missing = [k for k in CELL_HPARAMS + _CELL_REQUIRED if k not in row]
+    if missing:
+      files.invalid(path, f'it lacks {missing}')
+    if {k: row[k] for k in CELL_HPARAMS} != hparams:
+      files.invalid(path, f'it holds cell {dict((k, row[k]) for k in CELL_HPARAMS)}'
+                    f', not {hparams}')
+    digest = row.pop(_CELL_DIGEST, None)
+    if digest is None:
+      logging.warning('Cell file %s stores no digest (written by an older '
+                      'tfp_robust): trusting it unchecked.', path)
+    elif digest != files.sha256_json(row):
+      files.invalid(path, 'it was changed after it was written (its SHA-256 '
+                    'differs from the digest stored in it)')
+  except files.InvalidFile as error:
+    logging.warning('%s Recomputing cell %s.', error, name)
+    return None
+  return row
+
+
 def halfmoons_cell_resumable(config, hidden: int, num_train: int,
                              warmup: int, workdir: str):
   """`halfmoons_cell`, reusing a finished cell written by the same config.
 
+  A finished cell is `<workdir>/cells/<name>.json`, holding the config's
+  fingerprint and a SHA-256 of its contents; a missing, stale, edited or
+  corrupted one is (re)computed. The returned row is the one read back from
+  the file, so a resumed grid equals an uninterrupted one.
+
   Returns:
     `(row, cached)`, where `cached` says the row was read back from disk.
   """
-  name = f'hidden{hidden}_train{num_train}_warmup{warmup}'
+  name = cell_name(hidden, num_train, warmup)
   path = os.path.join(workdir, 'cells', name + '.json')
   fingerprint = config.to_json(sort_keys=True)
-  if os.path.exists(path):
-    with open(path) as f:
-      row = json.load(f)
-    if row.get('config') == fingerprint:
-      return row, True
-    logging.warning('Cell %s was computed with another config; recomputing.',
-                    name)
+  hparams = {'hidden': hidden, 'num_train': num_train, 'warmup': warmup}
+  row = _read_cell(path, name, fingerprint, hparams)
+  if row is not None:
+    return row, True
   checkpoint_dir = os.path.join(workdir, 'hmc', name)
   if os.path.exists(checkpoint_dir):
-    import shutil
     shutil.rmtree(checkpoint_dir)  # Its run.json would refuse the new config.
   row = halfmoons_cell(config, hidden, num_train, warmup,
                        workdir=checkpoint_dir,
                        log_dir=os.path.join(workdir, 'tensorboard', 'cells',
                                             name))
   row['config'] = fingerprint
-  reports.write_json(path, row)
+  # Through JSON, as a cached cell is read, so both give the same values.
+  row = json.loads(json.dumps(row, default=float))
+  reports.write_json(path, dict(row, **{_CELL_DIGEST: files.sha256_json(row)}))
   return row, False
 
 def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
@@ -96,6 +145,8 @@ def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
 
 
 CELL_HPARAMS = ('hidden', 'num_train', 'warmup')
+# What a finished cell must hold besides its hyperparameters.
+_CELL_REQUIRED = ('test_accuracy', 'grad_mean_abs', 'fit_seconds', 'kept')
 CELL_METRICS = ('test_accuracy', 'grad_mean_abs', 'acceptance_rate',
                 'rhat_log_joint', 'fn_rhat_max', 'fn_ess_min', 'fit_seconds')
 
@@ -107,7 +158,7 @@ def write_cell_hparams(workdir: str, row: Dict) -> None:
   afresh on every grid run (cached cells included), so nothing duplicates.
   """
   from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
-  name = f"hidden{row['hidden']}_train{row['num_train']}_warmup{row['warmup']}"
+  name = cell_name(row['hidden'], row['num_train'], row['warmup'])
   writer = summaries.open_writer(os.path.join(workdir, 'tensorboard',
                                               'hparams', name))
   summaries.hparams(writer, {k: row[k] for k in CELL_HPARAMS},

@@ -16,10 +16,10 @@ samples as an uninterrupted run.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -139,34 +139,81 @@ def _phase_seed(seed, phase):
                                                   phase)
 
 
+_RUN_FILE = 'run.json'
+
+
+def _is_checkpoint_name(name: str) -> bool:
+  """Whether `name` is one of the checkpoints `_Checkpoints` writes."""
+  base = name[:-len('.old')] if name.endswith('.old') else name
+  return base in ('state', 'warm_up', 'warm_up_trace') or (
+      base.startswith('segment_') and base[len('segment_'):].isdigit())
+
+
 class _Checkpoints:
-  """State after each phase, and each segment's samples, in `directory`."""
+  """State after each phase, and each segment's samples, in `directory`.
+
+  `run.json` describes the run: `config` and `target` (what produced the
+  checkpoints; a resume must match both), plus, for runs started by this
+  version, `data_sha256` (a SHA-256 of the training data, checked on resume
+  when present) and `code_version` (a different one is logged). A directory
+  holding checkpoints but no readable `run.json` is refused: nothing would
+  say which run they belong to.
+  """
 
   def __init__(self, directory: Optional[str], config: HMCConfig,
-               identity: str):
+               identity: str, data_digest: str = ''):
     self.directory = directory
-    if directory:
-      os.makedirs(directory, exist_ok=True)
-      description = {'config': dataclasses.asdict(config), 'target': identity}
-      path = os.path.join(directory, 'run.json')
-      if os.path.exists(path):
-        with open(path) as f:
-          saved = json.load(f)
-        if saved != json.loads(json.dumps(description)):
-          raise ValueError(
-              f'The HMC checkpoint in {directory!r} was written by a different '
-              f'configuration or target ({saved}); use another directory or '
-              'delete it to start afresh.')
-      else:
-        files.write_text_atomically(path, json.dumps(description, indent=2))
+    if not directory:
+      return
+    os.makedirs(directory, exist_ok=True)
+    description = json.loads(json.dumps(
+        {'config': dataclasses.asdict(config), 'target': identity}))
+    path = os.path.join(directory, _RUN_FILE)
+    fresh = ('Delete the directory to start afresh, or use another '
+             'checkpoint directory.')
+    if not os.path.exists(path):
+      started = sorted(name for name in os.listdir(directory)
+                       if _is_checkpoint_name(name))
+      if started:
+        files.invalid(path, 'it is missing, but the directory holds HMC '
+                      f'checkpoints ({", ".join(started[:4])}'
+                      f'{", ..." if len(started) > 4 else ""}), so nothing '
+                      'says which configuration and data produced them', fresh)
+      files.write_text_atomically(path, json.dumps(dict(
+          description, data_sha256=data_digest,
+          code_version=files.code_version()), indent=2))
+      return
+    saved = files.read_json(path, 'an HMC run description')
+    if not (isinstance(saved, dict) and 'config' in saved and
+            'target' in saved):
+      files.invalid(path, 'it should be a JSON object with the run\'s '
+                    '"config" and "target"', fresh)
+    recorded = {'config': saved['config'], 'target': saved['target']}
+    if recorded != description:
+      files.invalid(path, 'the HMC checkpoint in this directory was written '
+                    f'by a different configuration or target ({recorded})',
+                    fresh)
+    if data_digest and saved.get('data_sha256') and (
+        saved['data_sha256'] != data_digest):
+      files.invalid(path, 'the HMC checkpoint in this directory was written '
+                    'for different training data (data SHA-256 '
+                    f'{saved["data_sha256"][:12]}..., now '
+                    f'{data_digest[:12]}...)', fresh)
+    if saved.get('code_version') not in (None, files.code_version()):
+      logging.warning('HMC: resuming %s, started by %s, with %s.', directory,
+                      saved['code_version'], files.code_version())
 
   def _write(self, name, tensors):
     if not self.directory:
       return
     final = os.path.join(self.directory, name)
-    staging = tempfile.mkdtemp(prefix=f'.tmp-{name}-', dir=self.directory)
-    variables = {f't{i}': tf.Variable(t) for i, t in enumerate(tensors)}
-    tf.train.Checkpoint(**variables).write(os.path.join(staging, 'ckpt'))
+    staging = files.staging_dir(self.directory, name)
+    try:
+      variables = {f't{i}': tf.Variable(t) for i, t in enumerate(tensors)}
+      tf.train.Checkpoint(**variables).write(os.path.join(staging, 'ckpt'))
+    except BaseException:
+      shutil.rmtree(staging, ignore_errors=True)
+      raise
     # The previous version stays readable (as .old) until the new one is in.
     old = final + '.old'
     if os.path.exists(final):
@@ -184,8 +231,15 @@ class _Checkpoints:
       return None
     variables = {f't{i}': tf.Variable(tf.zeros_like(t))
                  for i, t in enumerate(templates)}
-    tf.train.Checkpoint(**variables).read(
-        os.path.join(path, 'ckpt')).assert_existing_objects_matched()
+    try:
+      tf.train.Checkpoint(**variables).read(
+          os.path.join(path, 'ckpt')).assert_existing_objects_matched()
+    except (AssertionError, ValueError, IndexError, OSError,
+            tf.errors.OpError) as error:
+      files.invalid(path, 'the HMC checkpoint cannot be read '
+                    f'({type(error).__name__}: {error}); it is truncated, '
+                    'corrupt or from another run',
+                    f'Delete {self.directory!r} to start the run afresh.')
     return [variables[f't{i}'].read_value() for i in range(len(templates))]
 
   def save_state(self, state, step_size, phases_done):
@@ -246,8 +300,8 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
            config: HMCConfig, checkpoint_dir: Optional[str] = None,
            target_identity: str = '', log_dir: Optional[str] = None,
            stop_after_phases: Optional[int] = None,
-           stop_after_warm_up_steps: Optional[int] = None
-           ) -> Optional[HMCResult]:
+           stop_after_warm_up_steps: Optional[int] = None,
+           data_digest: str = '') -> Optional[HMCResult]:
   """Runs adaptive warm-up, then kept segments, with checkpoints.
 
   Args:
@@ -262,12 +316,15 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
       counts as one) are done in total; used to test resumption.
     stop_after_warm_up_steps: likewise, stop inside warm-up once this many
       warm-up steps (a multiple of `warm_up_checkpoint_every`) are done.
+    data_digest: optional SHA-256 of the target's data, kept with the
+      checkpoint (a resume on other data is refused).
 
   Returns:
     An `HMCResult`, or None when stopped early.
   """
   config.validate()
-  checkpoints = _Checkpoints(checkpoint_dir, config, target_identity)
+  checkpoints = _Checkpoints(checkpoint_dir, config, target_identity,
+                            data_digest)
   state = [tf.convert_to_tensor(s, tf.float32) for s in initial_state]
   num_segments = -(-config.num_results // config.segment_size)
   step_size, phases_done = config.step_size, 0
@@ -600,7 +657,8 @@ def has_checkpoint(checkpoint_dir: Optional[str]) -> bool:
 def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
         checkpoint_dir: Optional[str] = None, log_dir: Optional[str] = None,
         stop_after_phases: Optional[int] = None,
-        initial_state: Optional[Sequence] = None, init_description: str = ''):
+        initial_state: Optional[Sequence] = None, init_description: str = '',
+        stop_after_warm_up_steps: Optional[int] = None):
   """HMC over the weights of `architecture` on the full training set.
 
   Args:
@@ -611,6 +669,7 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
     checkpoint_dir: where to checkpoint and resume.
     log_dir: optional TensorBoard directory.
     stop_after_phases: see `sample`.
+    stop_after_warm_up_steps: see `sample`.
     initial_state: weights with a leading chain axis to start from (e.g. SGD
       solutions, one per chain); He-normal draws if None. Not needed when
       resuming (see `has_checkpoint`).
@@ -642,8 +701,12 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
       'init': init_description or ('given' if initial_state is not None
                                    else 'he_normal'),
   }, sort_keys=True)
+  data_digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + b'|' +
+                               np.ascontiguousarray(y).tobytes()).hexdigest()
   result = sample(target, initial, config, checkpoint_dir, identity, log_dir,
-                  stop_after_phases)
+                  stop_after_phases,
+                  stop_after_warm_up_steps=stop_after_warm_up_steps,
+                  data_digest=data_digest)
   if result is None:
     return None
   params = [np.reshape(s, (-1,) + s.shape[2:]) for s in result.samples]

@@ -10,12 +10,13 @@ of a chunk in one traced call and is the only backend with a file format.
 import json
 import os
 import shutil
-import tempfile
 from typing import Optional, Sequence
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tfp_robust import files
 from tfp_robust import networks
 from tfp_robust.ensemble import base
 
@@ -100,6 +101,10 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
   def save(self, directory: str, extra: Optional[dict] = None) -> str:
     """Writes a `tf.train.Checkpoint` and a JSON description, atomically.
 
+    The description stores a SHA-256 of itself and of every weight file, and
+    the code version that wrote them, so `load` can refuse a truncated,
+    corrupt or edited ensemble.
+
     Args:
       directory: the target directory; replaced if it exists.
       extra: JSON-able metadata kept beside the description.
@@ -109,8 +114,7 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
     """
     directory = os.path.abspath(directory)
     parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.tmp-ensemble-', dir=parent)
+    staging = files.staging_dir(parent, 'ensemble')
     try:
       variables = {f'param_{i}': tf.Variable(p, trainable=False)
                    for i, p in enumerate(self.params)}
@@ -121,6 +125,15 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
           'method': self.method,
           'num_samples': self.num_samples,
           'extra': extra or {},
+          'produced_by': {'code_version': files.code_version()},
+      }
+      # The digest covers the description as it will be read back.
+      description = json.loads(json.dumps(description, default=float))
+      description[_DIGEST_KEY] = {
+          'algorithm': 'sha256',
+          'description': files.sha256_json(description),
+          'files': {name: files.sha256_file(os.path.join(staging, name))
+                    for name in sorted(os.listdir(staging))},
       }
       with open(os.path.join(staging, _DESCRIPTION_FILE), 'w') as f:
         json.dump(description, f, indent=2, sort_keys=True)
@@ -141,7 +154,14 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
   def load(cls, directory: str,
            architecture: Optional[networks.Architecture] = None,
            **kwargs) -> 'ArchitectureEnsemble':
-    """Restores an ensemble written by `save`.
+    """Restores an ensemble written by `save`; its files are untrusted.
+
+    Before any weight is allocated, the description must parse and describe
+    a valid architecture, the shapes it declares must be those the
+    checkpoint stores and the weight files must hold that many bytes; then
+    the stored SHA-256 digests of the description and of every weight file
+    must match. An ensemble saved before digests existed loads with a
+    warning.
 
     Args:
       directory: what `save` wrote.
@@ -150,8 +170,9 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
 
     Raises:
       FileNotFoundError: when there is no saved ensemble in `directory`.
-      ValueError: when the checkpoint does not match its description or the
-        expected architecture.
+      ValueError: (`files.InvalidFile`) when a file is truncated, corrupt,
+        edited or disagrees with another; or when the saved architecture is
+        not the expected one.
     """
     if not os.path.isdir(directory) and os.path.isdir(directory + '.old'):
       directory += '.old'  # `save` was stopped between its two renames.
@@ -160,32 +181,162 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
       raise FileNotFoundError(
           f'No posterior ensemble in {directory!r} (missing '
           f'{_DESCRIPTION_FILE}); train one first, e.g. with binaries/train.py.')
-    with open(description_path) as f:
-      description = json.load(f)
-    saved = networks.Architecture(**description['architecture'])
+    description = files.read_json(description_path,
+                                  'a posterior ensemble description')
+    saved, num_samples = _parse_description(description_path, description)
     if architecture is not None and saved != architecture:
       raise ValueError(f'The ensemble in {directory!r} has architecture '
                        f'{saved.to_json()}, not the expected '
                        f'{architecture.to_json()}; point to the matching '
                        'checkpoint or retrain.')
-    num_samples = int(description['num_samples'])
-    variables = {f'param_{i}': tf.Variable(tf.zeros((num_samples,) + shape),
-                                           trainable=False)
-                 for i, (_, shape) in enumerate(saved.param_shapes())}
-    try:
-      status = tf.train.Checkpoint(**variables).read(
-          os.path.join(directory, _CHECKPOINT_PREFIX))
-      status.assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as error:
-      raise ValueError(f'The checkpoint in {directory!r} does not match its '
-                       f'description ({error}); it is corrupt or was written '
-                       'by a different version: retrain.') from error
-    params = [variables[f'param_{i}'].read_value()
-              for i in range(len(variables))]
-    ensemble = cls(saved, params, description.get('method', 'unknown'),
-                   **kwargs)
+    prefix = os.path.join(directory, _CHECKPOINT_PREFIX)
+    reader = _checked_reader(prefix, saved, num_samples, description_path)
+    digest = description.get(_DIGEST_KEY)
+    if digest is None:
+      logging.warning(
+          'The ensemble in %s stores no digest (it was saved by an older '
+          'tfp_robust), so truncated or edited files cannot be detected; '
+          'save it again to add one.', directory)
+    else:
+      _check_digest(directory, description_path, description, digest)
+    params = []
+    # Every stored tensor is read (the object graph too, so a cut anywhere in
+    # the data file is found even without a digest); TF checks each one's
+    # CRC32C.
+    keys = [_key(i) for i in range(len(saved.param_shapes()))] + sorted(
+        k for k in reader.get_variable_to_shape_map() if k.startswith('_'))
+    for key in keys:
+      try:
+        value = reader.get_tensor(key)
+      except (tf.errors.OpError, ValueError, IndexError, OSError) as error:
+        files.invalid(_data_files(prefix)[0], f'stored tensor {key} cannot be '
+                      f'read ({type(error).__name__}: {error}); the weight '
+                      'file is truncated or corrupt', _RESAVE)
+      if key.startswith('param_'):
+        params.append(tf.convert_to_tensor(value))
+    method = description.get('method', 'unknown')
+    ensemble = cls(saved, params, method, **kwargs)
     ensemble.extra = description.get('extra', {})
     return ensemble
+
+
+_DIGEST_KEY = 'digest'
+_RESAVE = ('Restore the ensemble directory from a good copy, or retrain '
+           '(e.g. with binaries/train.py).')
+
+
+def _key(index: int) -> str:
+  return f'param_{index}/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def _data_files(prefix: str):
+  directory, base_name = os.path.split(prefix)
+  return sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                if name.startswith(base_name + '.data-'))
+
+
+def _parse_description(path: str, description):
+  """The architecture and sample count `ensemble.json` declares, checked."""
+  if not isinstance(description, dict):
+    files.invalid(path, 'it should hold a JSON object (an ensemble '
+                  f'description), not {type(description).__name__}', _RESAVE)
+  missing = [k for k in ('architecture', 'num_samples') if k not in description]
+  if missing:
+    files.invalid(path, f'it lacks {missing}', _RESAVE)
+  num_samples = description['num_samples']
+  if isinstance(num_samples, bool) or not isinstance(num_samples, int) or (
+      num_samples < 1):
+    files.invalid(path, f'num_samples={num_samples!r} must be an integer >= 1',
+                  _RESAVE)
+  for key, kind in (('method', str), ('extra', dict)):
+    if key in description and not isinstance(description[key], kind):
+      files.invalid(path, f'{key}={description[key]!r} must be a '
+                    f'{kind.__name__}', _RESAVE)
+  fields = description['architecture']
+  if not isinstance(fields, dict):
+    files.invalid(path, f'architecture={fields!r} must be a JSON object',
+                  _RESAVE)
+  try:
+    saved = networks.Architecture(**fields)
+  except Exception as error:  # pylint: disable=broad-except
+    files.invalid(path, f'its architecture is not valid ({type(error).__name__}'
+                  f': {error})', _RESAVE)
+  return saved, num_samples
+
+
+def _checked_reader(prefix: str, saved: networks.Architecture,
+                    num_samples: int, description_path: str):
+  """A checkpoint reader whose tensors are the shapes the description says.
+
+  Reads only the checkpoint's index, so a description declaring huge sizes
+  is refused before anything is allocated.
+  """
+  index_path = prefix + '.index'
+  if not os.path.exists(index_path):
+    files.invalid(index_path, 'it is missing: the ensemble has no weights',
+                  _RESAVE)
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    stored = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+  except (tf.errors.OpError, ValueError, IndexError, OSError) as error:
+    files.invalid(index_path, 'the checkpoint index cannot be read '
+                  f'({type(error).__name__}: {error}); it is truncated or '
+                  'corrupt', _RESAVE)
+  expected = saved.param_shapes()
+  wanted = {_key(i) for i in range(len(expected))}
+  found = {k for k in stored if k.startswith('param_')}
+  if found != wanted:
+    files.invalid(description_path, f'it declares {len(expected)} weight '
+                  f'tensors but the checkpoint {index_path} stores '
+                  f'{len(found)}: the checkpoint does not match its '
+                  'description', _RESAVE)
+  needed = 0
+  for i, (name, shape) in enumerate(expected):
+    declared = (num_samples,) + tuple(shape)
+    if tuple(stored[_key(i)]) != declared or dtypes[_key(i)] != tf.float32:
+      files.invalid(description_path, f'it declares weight {name} of shape '
+                    f'{list(declared)} but the checkpoint stores '
+                    f'{list(stored[_key(i)])} ({dtypes[_key(i)].name}): the '
+                    'checkpoint does not match its description', _RESAVE)
+    needed += 4 * num_samples * networks._prod(shape)  # pylint: disable=protected-access
+  data_files = _data_files(prefix)
+  if not data_files:
+    files.invalid(prefix + '.data-00000-of-00001', 'it is missing: the '
+                  'ensemble has no weight values', _RESAVE)
+  held = sum(os.path.getsize(p) for p in data_files)
+  if held < needed:
+    files.invalid(data_files[0] if len(data_files) == 1 else prefix,
+                  f'it is truncated: the {num_samples} samples of '
+                  f'{saved.num_params()} weights in {description_path} need '
+                  f'{needed} bytes, the weight file(s) hold {held}', _RESAVE)
+  return reader
+
+
+def _check_digest(directory: str, description_path: str, description: dict,
+                  digest):
+  """Refuses files whose SHA-256 differs from the one stored at save."""
+  if not (isinstance(digest, dict) and isinstance(digest.get('files'), dict)
+          and isinstance(digest.get('description'), str)):
+    files.invalid(description_path, f'its digest entry {digest!r} is not '
+                  'what save writes', _RESAVE)
+  content = {k: v for k, v in description.items() if k != _DIGEST_KEY}
+  if files.sha256_json(content) != digest['description']:
+    files.invalid(description_path, 'it was changed after the ensemble was '
+                  'saved (its SHA-256 differs from the digest stored in it), '
+                  'so it may describe another network than the one its '
+                  'weights belong to',
+                  'Restore the saved file or retrain. To use an edited '
+                  'description on purpose, delete its "digest" entry.')
+  for name, expected in sorted(digest['files'].items()):
+    path = os.path.join(directory, os.path.basename(str(name)))
+    if not os.path.exists(path):
+      files.invalid(path, 'it is missing (listed in the digest of '
+                    f'{description_path})', _RESAVE)
+    if files.sha256_file(path) != expected:
+      files.invalid(path, 'its SHA-256 differs from the digest stored in '
+                    f'{description_path}: it is truncated, corrupt or was '
+                    'replaced', _RESAVE)
 
 
 def stack(ensembles: Sequence[ArchitectureEnsemble],
