@@ -163,6 +163,50 @@ def _attack(section, path='attack'):
     _int(section, path, key, 1)
 
 
+def _grid(config):
+  """A Figure 4 grid config (configs/figure4.py): axes hold tuples."""
+  from tfp_robust import data  # pylint: disable=g-import-not-at-top
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
+  from tfp_robust.grid import cells  # pylint: disable=g-import-not-at-top
+  _known(config, '', ('variant', 'seed', 'datasets', 'methods', 'data_dir',
+                      'num_train', 'num_test', 'protocols', 'training',
+                      'hmc', 'sgd', 'vi', 'attack'))
+  validate.seed('--config.seed', config.seed)
+  for name in config.datasets:
+    validate.one_of('--config.datasets', name, data.TFDS_DATASETS)
+  for name in config.methods:
+    validate.one_of('--config.methods', name, tuple(cells.AXES))
+  for name in config.protocols:
+    validate.one_of('--config.protocols', name, protocols.PROTOCOLS)
+  for key in ('num_train', 'num_test'):
+    _int(config, '', key, 0)
+  _known(config.training, 'training', ('vi_batch_size', 'vi_num_samples',
+                                       'hmc_num_chains', 'hmc_burn_in',
+                                       'hmc_prior_scale'))
+  for key in ('vi_batch_size', 'vi_num_samples', 'hmc_num_chains'):
+    _int(config.training, 'training', key, 1)
+  _int(config.training, 'training', 'hmc_burn_in', 0)
+  _positive(config.training, 'training', 'hmc_prior_scale')
+  for method in config.methods:
+    section = config[method]
+    _known(section, method, cells.AXES[method])
+    for axis in cells.AXES[method]:
+      values = section[axis]
+      flag = _flag(method, axis)
+      if isinstance(values, (str, bytes)) or not len(values):
+        validate.fail(flag, values, 'each axis needs a tuple of values',
+                      f"e.g. {flag}='(1, 2)'.")
+      for value in values:
+        if axis == 'activation':
+          validate.one_of(flag, value, sorted(networks.ACTIVATIONS))
+        elif axis in ('step_size', 'learning_rate'):
+          validate.positive(flag, value)
+        else:
+          validate.integer(flag, value, 1)
+  _attack(config.attack)
+
+
 def check(config, methods: Optional[Iterable[str]] = None):
   """Raises `validate.InvalidArgument` for the first bad field of `config`.
 
@@ -176,6 +220,9 @@ def check(config, methods: Optional[Iterable[str]] = None):
   """
   from tfp_robust import data  # pylint: disable=g-import-not-at-top
   from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
+  if 'datasets' in config and 'training' in config:
+    _grid(config)
+    return config
   _known(config, '', _TOP_LEVEL)
   if 'seed' in config:
     validate.seed('--config.seed', config.seed)

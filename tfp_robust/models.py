@@ -8,9 +8,10 @@ posterior ensemble compute the same function.
 
 import dataclasses
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import logging
+import tensorflow as tf
 import tf_keras
 
 from tfp_robust import ensemble as ensemble_lib
@@ -136,19 +137,37 @@ def sgd_tags(logs: dict) -> dict:
   return {'sgd/loss': logs.get('loss'), 'sgd/accuracy': logs.get('accuracy')}
 
 
+class Snapshots(tf_keras.callbacks.Callback):
+  """Calls `take()` after each epoch in `epochs`; results in `taken`.
+
+  What a run of e epochs ends with is what a longer run holds after epoch
+  e (same seed, same shuffles, same optimiser state), so one training
+  serves every shorter one.
+  """
+
+  def __init__(self, epochs: Sequence[int], take: Callable[[], object]):
+    super().__init__()
+    self._epochs, self._take = set(int(e) for e in epochs), take
+    self.taken = {}
+
+  def on_epoch_end(self, epoch, logs=None):
+    if epoch + 1 in self._epochs:
+      self.taken[epoch + 1] = self._take()
+
+
 def fit_keras(model, x, y, config: TrainConfig, name: str,
               log_dir: Optional[str] = None, metrics=('accuracy',),
-              tags: Callable[[dict], dict] = sgd_tags):
+              tags: Callable[[dict], dict] = sgd_tags, callbacks=()):
   """Trains `model` on logits with Adam; returns the Keras history.
 
   With `log_dir`, `tags(logs)` (by default `sgd/loss` and `sgd/accuracy`)
-  goes to TensorBoard at every epoch.
+  goes to TensorBoard at every epoch; `callbacks` are added to Keras' list.
   """
   model.compile(
       optimizer=tf_keras.optimizers.Adam(config.learning_rate),
       loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
       metrics=list(metrics))
-  callbacks = [ProgressLogger(name, len(x), config.epochs)]
+  callbacks = [ProgressLogger(name, len(x), config.epochs)] + list(callbacks)
   if log_dir:
     callbacks.append(SummaryCallback(log_dir, tags))
   return model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs,
@@ -160,15 +179,36 @@ def train_deterministic(architecture: networks.Architecture, x, y,
                         log_dir: Optional[str] = None
                         ) -> ensemble_lib.PosteriorEnsemble:
   """Trains one net by maximum likelihood; returns it as an S = 1 ensemble."""
+  return train_deterministic_at_epochs(architecture, x, y, config,
+                                       [config.epochs], log_dir)[config.epochs]
+
+
+def train_deterministic_at_epochs(architecture: networks.Architecture, x, y,
+                                  config: TrainConfig, epochs: Sequence[int],
+                                  log_dir: Optional[str] = None
+                                  ) -> Dict[int, ensemble_lib.PosteriorEnsemble]:
+  """One training of `max(epochs)` epochs; the net after each epoch asked.
+
+  Returns:
+    dict epoch -> S = 1 ensemble, equal to what `train_deterministic` with
+    that many epochs returns (tested).
+  """
+  config = dataclasses.replace(config, epochs=max(int(e) for e in epochs))
   x, y = check_training_data(architecture, x, y, config)
   tf_keras.utils.set_random_seed(config.seed)
   model = deterministic_model(architecture)
+
+  def take():
+    params = []
+    for layer in weighted_layers(model):
+      params += [tf.identity(layer.kernel)[None], tf.identity(layer.bias)[None]]
+    return ensemble_lib.ArchitectureEnsemble(architecture, params,
+                                             method='sgd')
+
+  snapshots = Snapshots(epochs, take)
   fit_keras(model, x, y, config, name=f'sgd(seed={config.seed})',
-            log_dir=log_dir)
-  params = []
-  for layer in weighted_layers(model):
-    params += [layer.kernel[None], layer.bias[None]]
-  return ensemble_lib.ArchitectureEnsemble(architecture, params, method='sgd')
+            log_dir=log_dir, callbacks=[snapshots])
+  return snapshots.taken
 
 
 def train_deep_ensemble(architecture: networks.Architecture, x, y,

@@ -280,3 +280,61 @@ def robustness_curves(frame, title):
   figure.suptitle(title)
   figure.tight_layout()
   return figure
+
+
+def figure4(frame, dataset: str, protocol: str = 'paper'):
+  """Figure 4: robustness against accuracy per network, and by width.
+
+  Row 1 is the paper's measure (1 - softmax difference under FGSM); row 2
+  adversarial accuracy (PGD under the paper protocol, the per-image worst
+  case under the strong one). Columns: HMC beside SGD, VI beside SGD, and
+  boxplots of the measure by hidden width for the BNNs.
+
+  Args:
+    frame: the grid table (one row per cell) of one dataset.
+    dataset: its name, for the title.
+    protocol: 'paper' or 'strong'.
+
+  Returns:
+    A matplotlib figure, or None when the table has no column to plot.
+  """
+  measures = [('paper_fgsm_expected_softmax_robustness',
+               'robustness (1 - softmax diff., FGSM)'),
+              ('paper_pgd_expected_acc' if protocol == 'paper' else
+               'strong_worst_case_none_acc',
+               'adversarial accuracy (PGD)' if protocol == 'paper' else
+               'adversarial accuracy (strong, worst case)')]
+  measures = [(c, label) for c, label in measures if c in frame.columns]
+  if not measures:
+    return None
+  figure, axes = plt.subplots(len(measures), 3,
+                              figsize=(11, 3.4 * len(measures)),
+                              squeeze=False)
+  sgd = frame[frame['method'] == 'sgd']
+  for row, (column, label) in enumerate(measures):
+    for col, method in enumerate(('hmc', 'vi')):
+      axis = axes[row][col]
+      bnn = frame[frame['method'] == method]
+      axis.scatter(sgd['clean_accuracy'], sgd[column], s=10, c='tab:blue',
+                   alpha=0.6, label=f'SGD ({len(sgd)})')
+      axis.scatter(bnn['clean_accuracy'], bnn[column], s=10, c='tab:pink',
+                   alpha=0.8, label=f'{method.upper()} ({len(bnn)})')
+      axis.set_xlabel('clean accuracy')
+      axis.set_ylabel(label)
+      axis.set_title(f'({"ab"[col]}) {method.upper()} and SGD')
+      axis.legend(fontsize=7)
+    axis = axes[row][2]
+    groups, names = [], []
+    for method in ('hmc', 'vi'):
+      bnn = frame[frame['method'] == method]
+      for width in sorted(bnn['hidden'].dropna().unique()):
+        groups.append(bnn[bnn['hidden'] == width][column].dropna().values)
+        names.append(f'{method}\n{int(width)}')
+    if groups:
+      axis.boxplot(groups, labels=names)
+    axis.set_xlabel('method and hidden width')
+    axis.set_ylabel(label)
+    axis.set_title('by width')
+  figure.suptitle(f'Figure 4, {dataset}, {protocol} protocol')
+  figure.tight_layout()
+  return figure

@@ -77,7 +77,7 @@ def vi_tags(logs: dict) -> dict:
 
 def train(architecture: networks.Architecture, x, y,
           config: models.TrainConfig,
-          log_dir: Optional[str] = None) -> VIResult:
+          log_dir: Optional[str] = None, callbacks=()) -> VIResult:
   """Fits the variational posterior by maximising the ELBO with Adam.
 
   Args:
@@ -101,9 +101,35 @@ def train(architecture: networks.Architecture, x, y,
       model, x, y, config, name=f'vi(seed={config.seed})', log_dir=log_dir,
       metrics=['accuracy', tf_keras.metrics.SparseCategoricalCrossentropy(
           name='nll', from_logits=True)],
-      tags=vi_tags)
+      tags=vi_tags, callbacks=callbacks)
   elbo = [-float(v) for v in history.history['loss']]
   return VIResult(model, elbo, len(x))
+
+
+def train_at_epochs(architecture: networks.Architecture, x, y,
+                    config: models.TrainConfig, epochs, num_samples: int,
+                    seed=0, log_dir: Optional[str] = None):
+  """One VI training of `max(epochs)` epochs; the posterior after each asked.
+
+  Returns:
+    dict epoch -> `posterior_ensemble(model after that epoch, num_samples,
+    seed)`, what a training of that many epochs gives.
+  """
+  config = dataclasses.replace(config, epochs=max(int(e) for e in epochs))
+  holder = {}
+
+  def take():
+    return posterior_ensemble(holder['model'], architecture, num_samples,
+                              seed=seed)
+
+  class _Bind(models.Snapshots):
+    def set_model(self, model):
+      super().set_model(model)
+      holder['model'] = model
+
+  snapshots = _Bind(epochs, take)
+  train(architecture, x, y, config, log_dir=log_dir, callbacks=[snapshots])
+  return snapshots.taken
 
 
 def posterior_ensemble(result_or_model, architecture: networks.Architecture,

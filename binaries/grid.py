@@ -1,0 +1,76 @@
+r"""Figure 4: the paper's grids of HMC, SGD and VI networks, trained and attacked.
+
+  python binaries/grid.py --workdir=workdir/figure4
+  python binaries/grid.py --config=configs/figure4.py:paper --executor=ray
+  python binaries/grid.py --shard_index=3 --num_shards=16   # one of 16 jobs
+  python binaries/grid.py --merge_only                        # after the shards
+
+Cells that one training serves share it (HMC sample counts are prefixes of
+the longest chain, SGD and VI epochs are checkpoints of the longest run); the
+plan's counts are printed first. Each cell is written atomically to
+<workdir>/cells/ and skipped when the grid runs again, so a killed grid
+resumes. The merge writes <workdir>/grid.{csv,md}, Figure 4 per dataset and
+protocol, and HParams for TensorBoard.
+"""
+
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from tfp_robust import config_checks
+from tfp_robust import plots
+from tfp_robust import reports
+from tfp_robust import grid
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                           'configs', 'figure4.py:cpu'),
+    'Grid config (file:variant).')
+_WORKDIR = flags.DEFINE_string('workdir', 'workdir/figure4', 'Output directory.')
+_EXECUTOR = flags.DEFINE_enum('executor', 'in_process',
+                              list(grid.executors.EXECUTORS), 'Where units run.')
+_RAY_ADDRESS = flags.DEFINE_string('ray_address', None,
+                                   'Ray cluster address (default: local).')
+_SHARD_INDEX = flags.DEFINE_integer('shard_index', 0, 'This job\'s shard.')
+_NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Jobs sharing the grid.')
+_MERGE_ONLY = flags.DEFINE_bool('merge_only', False,
+                                'Only merge finished cells into the table.')
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  config_checks.check_run(config, None, _WORKDIR.value)
+  workdir = _WORKDIR.value
+  cells = grid.cells.grid_cells(config, config.datasets, config.methods)
+  units = grid.cells.plan(cells)
+  for method, count in grid.cells.counts(cells).items():
+    print(f"{method}: {count['cells']} cells, {count['trainings_shared']} "
+          'trainings after sharing')
+  mine = grid.executors.shard(units, _SHARD_INDEX.value, _NUM_SHARDS.value)
+  if not _MERGE_ONLY.value:
+    options = {'address': _RAY_ADDRESS.value} if _EXECUTOR.value == 'ray' else {}
+    grid.executors.run(mine, config, workdir, _EXECUTOR.value, **options)
+  frame = grid.merge.table(cells, config, workdir)
+  grid.merge.write(frame, workdir)
+  missing = len(cells) - len(frame)
+  if missing:
+    logging.info('%d of %d cells are not finished yet (other shards?).',
+                 missing, len(cells))
+  if not frame.empty:
+    for dataset in frame['dataset'].unique():
+      for protocol in config.protocols:
+        figure = plots.figure4(frame[frame['dataset'] == dataset], dataset,
+                               protocol)
+        if figure is not None:
+          reports.save_figure(figure, os.path.join(
+              workdir, f'figure4_{dataset}_{protocol}.png'))
+  print(f'{len(frame)}/{len(cells)} cells in {os.path.abspath(workdir)}/grid.csv')
+
+
+if __name__ == '__main__':
+  app.run(main)

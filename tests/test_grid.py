@@ -1,0 +1,154 @@
+"""Figure 4 grids: the sharing plan, shared cells equal lone cells, resume."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfp_robust import config_checks
+from tfp_robust import config_lib
+from tfp_robust import grid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMED = ('attack_seconds', 'unit_train_seconds')
+
+
+def _config(**axes):
+  config = config_lib.load_config_file(
+      os.path.join(REPO, 'configs', 'figure4.py'), 'cpu')
+  config.datasets = ('mnist',)
+  config.num_train = 200
+  config.num_test = 20
+  config.training.hmc_burn_in = 2
+  config.training.vi_num_samples = 4
+  config.hmc = dict(num_samples=(4, 8), step_size=(0.001,),
+                    num_leapfrog_steps=(3,), hidden=(4,),
+                    activation=('relu',), depth=(1,))
+  config.sgd = dict(batch_size=(50,), hidden=(8,), activation=('tanh',),
+                    depth=(1,), epochs=(1, 2), learning_rate=(0.001,))
+  config.vi = dict(learning_rate=(0.01,), hidden=(8,), activation=('relu',),
+                   depth=(2,), epochs=(1, 2))
+  for method, values in axes.items():
+    config[method].update(values)
+  config.attack.num_points = 20
+  config.attack.num_samples = 4
+  config.attack.pgd_steps = 3
+  config_checks.check(config)
+  return config
+
+
+def _run(config, workdir, units=None):
+  cells = grid.cells.grid_cells(config, config.datasets, config.methods)
+  plan = grid.cells.plan(cells)
+  grid.executors.in_process(plan if units is None else units(plan), config,
+                            str(workdir))
+  return grid.merge.table(cells, config, str(workdir))
+
+
+def _untimed(frame):
+  return frame.drop(columns=[c for c in TIMED + ('unit',) if c in frame])
+
+
+def test_paper_grids_count_and_sharing():
+  config = config_lib.load_config_file(
+      os.path.join(REPO, 'configs', 'figure4.py'), 'paper')
+  cells = grid.cells.grid_cells(config, ['mnist'], ['hmc', 'sgd', 'vi'])
+  counts = grid.cells.counts(cells)
+  # The paper's "about 970 HMC, 1080 SGD and 960 further networks".
+  assert counts['hmc'] == {'cells': 972, 'trainings_shared': 324}
+  assert counts['sgd'] == {'cells': 1080, 'trainings_shared': 180}
+  assert counts['vi'] == {'cells': 960, 'trainings_shared': 192}
+  unit = grid.cells.plan([c for c in cells if c.method == 'hmc'])[0]
+  assert unit.prefix_values == [250, 500, 750]
+
+
+@pytest.fixture(scope='module')
+def whole(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('grid_whole')
+  return workdir, _run(_config(), workdir)
+
+
+def test_grid_writes_every_cell_with_real_numbers(whole):
+  _, frame = whole
+  assert len(frame) == 6 and set(frame['method']) == {'hmc', 'sgd', 'vi'}
+  assert list(frame.columns[:3]) == ['method', 'dataset', 'num_samples']
+  assert frame['clean_accuracy'].between(0, 1).all()
+  # FGSM hurts: adversarial accuracy is at most the clean accuracy.
+  assert (frame['paper_fgsm_expected_acc'] <=
+          frame['clean_accuracy'] + 1e-9).all()
+  hmc = frame[frame['method'] == 'hmc']
+  assert sorted(hmc['num_evaluated_samples']) == [4, 4]
+  assert hmc['hmc_acceptance_rate'].notna().all()
+
+
+@pytest.mark.parametrize('method,alone', [
+    ('sgd', dict(epochs=(1,))), ('vi', dict(epochs=(1,))),
+    ('hmc', dict(num_samples=(4,)))])
+def test_a_shared_cell_equals_the_same_cell_run_alone(whole, tmp_path, method,
+                                                      alone):
+  _, frame = whole
+  config = _config(**{method: alone})
+  config.methods = (method,)
+  lone = _untimed(_run(config, tmp_path))
+  shared = _untimed(frame[frame['method'] == method]).head(1)
+  shared = shared.dropna(axis=1, how='all').reset_index(drop=True)
+  lone = lone[shared.columns].reset_index(drop=True)
+  # Integer axes read back as floats in the mixed table (NaN elsewhere).
+  pd.testing.assert_frame_equal(shared, lone, check_exact=True,
+                                check_dtype=False)
+
+
+def test_killed_grid_resumes_to_the_same_table(whole, tmp_path):
+  workdir, frame = whole
+  # A first run that stops after one unit, as a killed runner would have.
+  _run(_config(), tmp_path, units=lambda plan: plan[:1])
+  assert len(os.listdir(tmp_path / 'cells')) in (1, 2)
+  resumed = _run(_config(), tmp_path)
+  pd.testing.assert_frame_equal(_untimed(resumed), _untimed(frame),
+                                check_exact=True)
+  grid.merge.write(resumed, str(tmp_path), hparams=False)
+  grid.merge.write(frame, str(workdir), hparams=False)
+  header = lambda d: open(os.path.join(d, 'grid.csv')).readline()
+  assert header(tmp_path) == header(workdir)
+
+
+def test_shards_cover_the_grid_once(whole, tmp_path):
+  _, frame = whole
+  for index in range(3):
+    _run(_config(), tmp_path,
+         units=lambda plan, i=index: grid.executors.shard(plan, i, 3))
+  merged = _run(_config(), tmp_path, units=lambda plan: [])
+  pd.testing.assert_frame_equal(_untimed(merged), _untimed(frame),
+                                check_exact=True)
+  with pytest.raises(ValueError, match='--shard_index=3 is invalid'):
+    grid.executors.shard([], 3, 3)
+
+
+def test_edited_cell_runs_again(whole, tmp_path):
+  _run(_config(), tmp_path, units=lambda plan: plan[:1])
+  [name] = [n for n in sorted(os.listdir(tmp_path / 'cells'))][:1]
+  path = tmp_path / 'cells' / name
+  path.write_text(path.read_text().replace('"clean_accuracy": 0',
+                                           '"clean_accuracy": 9'))
+  path.write_text(path.read_text()[:-20])  # Truncated as well.
+  frame = _run(_config(), tmp_path, units=lambda plan: plan[:1])
+  assert np.all(frame['clean_accuracy'] <= 1.0)
+
+
+def test_ray_executor_runs_units_and_resumes(whole, tmp_path):
+  ray = pytest.importorskip('ray')
+  _, frame = whole
+  config = _config()
+  cells = grid.cells.grid_cells(config, config.datasets, config.methods)
+  plan = grid.cells.plan(cells)
+  # Half the units in process (a killed run), the rest as Ray tasks.
+  grid.executors.in_process(plan[:2], config, str(tmp_path))
+  try:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    grid.executors.ray(plan, config, str(tmp_path))
+  finally:
+    ray.shutdown()
+  merged = grid.merge.table(cells, config, str(tmp_path))
+  pd.testing.assert_frame_equal(_untimed(merged), _untimed(frame),
+                                check_exact=True)

@@ -1,0 +1,13 @@
+"""The paper's Figure 4 grids: cells, shared trainings, executors, merge.
+
+`cells` turns a grid config into cells and groups the cells that one
+training serves (the shared-work plan); `runner` trains one group and
+evaluates each of its cells into an atomic result file; `executors` run the
+groups in process, as Ray tasks, or as one shard of many; `merge` builds
+the table.
+"""
+
+from tfp_robust.grid import cells
+from tfp_robust.grid import executors
+from tfp_robust.grid import merge
+from tfp_robust.grid import runner
