@@ -53,10 +53,7 @@ def main(argv):
                  row['test_accuracy'], row['grad_mean_abs'], row['fit_seconds'],
                  ' (done earlier)' if cached else '',
                  (time.time() - start) / 60)
-  import pandas as pd  # pylint: disable=g-import-not-at-top
-  frame = pd.DataFrame([{k: v for k, v in r.items()
-                         if k not in ('components', 'config')}
-                        for r in rows])
+  frame = halfmoons.grid_table(rows)
   reports.write_table(frame, os.path.join(workdir, 'figure1_cells'))
   kept = [r for r in rows if r.get('kept')]
   reports.save_figure(

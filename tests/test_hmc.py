@@ -484,7 +484,7 @@ def test_resumed_run_writes_the_same_series_without_duplicates(
       t: v for t, v in expected.items() if t not in timed}
 
 
-# -- untrusted checkpoint files (issue 10, item 4) -------------------
+# -- untrusted checkpoint files (issue 10, items 4 and 6) -------------------
 
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -583,3 +583,59 @@ def test_resume_on_other_data_with_the_same_sums_is_refused(tiny_data,
   swapped[[i, j]] = swapped[[j, i]]
   with pytest.raises(files.InvalidFile, match='different training data'):
     hmc.fit(TINY, swapped, y, TINY_RUN, checkpoint_dir=directory)
+
+
+def test_has_checkpoint_counts_a_warm_up_checkpoint(regression, tmp_path):
+  directory = str(tmp_path / 'hmc')
+  assert not hmc.has_checkpoint(directory)
+  _stopped_run(regression, directory,
+               stop_after_warm_up_steps=SMALL_RUN.warm_up_checkpoint_every)
+  assert sorted(os.listdir(directory)) == ['run.json', 'warm_up',
+                                            'warm_up_trace']
+  assert hmc.has_checkpoint(directory)
+  os.rename(os.path.join(directory, 'warm_up'),
+            os.path.join(directory, 'warm_up.old'))
+  assert hmc.has_checkpoint(directory)
+
+
+def test_resume_inside_warm_up_does_not_retrain_the_sgd_start(
+    tiny_data, tmp_path, monkeypatch):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust import models  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict({'hmc': dict(
+      num_results=4, num_burnin_steps=6, num_leapfrog_steps=3,
+      step_size=0.01, num_chains=2, segment_size=2,
+      warm_up_checkpoint_every=2, jit_compile=False, init='sgd',
+      init_sgd=dict(epochs=2, batch_size=50, learning_rate=0.01))})
+  x, y = tiny_data.x_train, tiny_data.y_train
+  whole, _ = fitting.fit('hmc', TINY, x, y, config, seed=3,
+                         workdir=str(tmp_path / 'whole'))
+
+  class Killed(Exception):
+    pass
+
+  real_sample = hmc.sample
+
+  def killed_in_warm_up(*args, **kwargs):
+    kwargs['stop_after_warm_up_steps'] = 2
+    assert real_sample(*args, **kwargs) is None
+    raise Killed()
+
+  monkeypatch.setattr(hmc, 'sample', killed_in_warm_up)
+  with pytest.raises(Killed):
+    fitting.fit('hmc', TINY, x, y, config, seed=3,
+                workdir=str(tmp_path / 'parts'))
+  checkpoint_dir = tmp_path / 'parts' / 'hmc_checkpoint'
+  assert sorted(os.listdir(checkpoint_dir)) == ['run.json', 'warm_up',
+                                                'warm_up_trace']
+  monkeypatch.setattr(hmc, 'sample', real_sample)
+
+  def train_again(*args, **kwargs):
+    raise AssertionError('the resumed fit trained its SGD start again')
+
+  monkeypatch.setattr(models, 'train_deep_ensemble', train_again)
+  resumed, _ = fitting.fit('hmc', TINY, x, y, config, seed=3,
+                           workdir=str(tmp_path / 'parts'))
+  for a, b in zip(resumed.params, whole.params):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -20,6 +20,7 @@ from tfp_robust import networks
 from tfp_robust import reports
 
 _CELL_DIGEST = 'digest'
+_CHECKPOINT_FINGERPRINT = 'cell_config.json'
 
 
 def cell_name(hidden: int, num_train: int, warmup: int) -> str:
@@ -63,14 +64,42 @@ def _read_cell(path: str, name: str, fingerprint: str,
   return row
 
 
+def _checkpoint_for(checkpoint_dir: str, fingerprint: str, name: str) -> None:
+  """Keeps the cell's HMC checkpoints if the same config wrote them.
+
+  The config's fingerprint is stored beside the checkpoints; a directory
+  with another fingerprint (or none: written before fingerprints were
+  stored) is removed, since its run.json would refuse the new config.
+  """
+  path = os.path.join(checkpoint_dir, _CHECKPOINT_FINGERPRINT)
+  if os.path.isdir(checkpoint_dir):
+    saved = None
+    if os.path.exists(path):
+      try:
+        saved = files.read_json(path, "a grid cell's config")
+      except files.InvalidFile as error:
+        logging.warning('%s', error)
+    if saved == {'config': fingerprint}:
+      if hmc.has_checkpoint(checkpoint_dir):
+        logging.info('Cell %s: resuming from its HMC checkpoints.', name)
+      return
+    logging.warning('Cell %s: its HMC checkpoints in %s come from another '
+                    'config; starting the cell afresh.', name, checkpoint_dir)
+    shutil.rmtree(checkpoint_dir)
+  files.write_text_atomically(path, json.dumps({'config': fingerprint}))
+
+
 def halfmoons_cell_resumable(config, hidden: int, num_train: int,
                              warmup: int, workdir: str):
   """`halfmoons_cell`, reusing a finished cell written by the same config.
 
   A finished cell is `<workdir>/cells/<name>.json`, holding the config's
   fingerprint and a SHA-256 of its contents; a missing, stale, edited or
-  corrupted one is (re)computed. The returned row is the one read back from
-  the file, so a resumed grid equals an uninterrupted one.
+  corrupted one is (re)computed. An unfinished cell resumes from its HMC
+  checkpoints in `<workdir>/hmc/<name>` when the same config wrote them
+  (their fingerprint is stored beside them); unreadable checkpoints are
+  reported and the cell starts afresh. The returned row is the one read
+  back from the file, so a resumed grid equals an uninterrupted one.
 
   Returns:
     `(row, cached)`, where `cached` says the row was read back from disk.
@@ -83,17 +112,37 @@ def halfmoons_cell_resumable(config, hidden: int, num_train: int,
   if row is not None:
     return row, True
   checkpoint_dir = os.path.join(workdir, 'hmc', name)
-  if os.path.exists(checkpoint_dir):
-    shutil.rmtree(checkpoint_dir)  # Its run.json would refuse the new config.
-  row = halfmoons_cell(config, hidden, num_train, warmup,
-                       workdir=checkpoint_dir,
-                       log_dir=os.path.join(workdir, 'tensorboard', 'cells',
-                                            name))
+  log_dir = os.path.join(workdir, 'tensorboard', 'cells', name)
+  _checkpoint_for(checkpoint_dir, fingerprint, name)
+  try:
+    row = halfmoons_cell(config, hidden, num_train, warmup,
+                         workdir=checkpoint_dir, log_dir=log_dir)
+  except files.InvalidFile as error:
+    logging.warning('Cell %s: %s Starting the cell afresh.', name, error)
+    shutil.rmtree(checkpoint_dir)
+    _checkpoint_for(checkpoint_dir, fingerprint, name)
+    row = halfmoons_cell(config, hidden, num_train, warmup,
+                         workdir=checkpoint_dir, log_dir=log_dir)
   row['config'] = fingerprint
   # Through JSON, as a cached cell is read, so both give the same values.
   row = json.loads(json.dumps(row, default=float))
   reports.write_json(path, dict(row, **{_CELL_DIGEST: files.sha256_json(row)}))
   return row, False
+
+
+def grid_table(rows):
+  """The grid's rows as one table, columns in a fixed order.
+
+  The hyperparameters first, then every other field in sorted order (the
+  expected gradients and the config fingerprint left out), so a grid whose
+  cells were read back writes the same CSV as one computed in one go.
+  """
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  records = [{k: v for k, v in r.items()
+              if k not in ('components', 'config', _CELL_DIGEST)}
+             for r in rows]
+  others = sorted({k for r in records for k in r} - set(CELL_HPARAMS))
+  return pd.DataFrame(records, columns=list(CELL_HPARAMS) + others)
 
 def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
                    workdir: Optional[str] = None,

@@ -418,10 +418,12 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
   samples, log_prob, accepted = columns[:-2], columns[-2], columns[-1]
   report = diagnostics(samples, log_prob, accepted)
   report['step_size'] = step_size
-  if segment_seconds:
-    report['seconds_per_leapfrog_step'] = float(np.median(segment_seconds))
-    report['seconds_per_kept_sample'] = (report['seconds_per_leapfrog_step'] *
-                                         leapfrogs_per_result)
+  # Timed on the segments this process ran; NaN when all were read back, so
+  # a resumed run reports the same fields as an uninterrupted one.
+  report['seconds_per_leapfrog_step'] = (
+      float(np.median(segment_seconds)) if segment_seconds else float('nan'))
+  report['seconds_per_kept_sample'] = (report['seconds_per_leapfrog_step'] *
+                                       leapfrogs_per_result)
   logging.info('HMC diagnostics: %s', report)
   if writer:
     summaries.scalars(writer, report, first_iteration(num_segments) -
@@ -648,10 +650,14 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
 
 
 def has_checkpoint(checkpoint_dir: Optional[str]) -> bool:
-  """Whether `checkpoint_dir` holds a started run (so no start state needed)."""
-  return bool(checkpoint_dir) and (
-      os.path.isdir(os.path.join(checkpoint_dir, 'state')) or
-      os.path.isdir(os.path.join(checkpoint_dir, 'state.old')))
+  """Whether `checkpoint_dir` holds a started run (so no start state needed).
+
+  A run is started once warm-up has checkpointed (`warm_up`, written every
+  `warm_up_checkpoint_every` steps) or finished (`state`).
+  """
+  return bool(checkpoint_dir) and any(
+      os.path.isdir(os.path.join(checkpoint_dir, name + suffix))
+      for name in ('state', 'warm_up') for suffix in ('', '.old'))
 
 
 def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
