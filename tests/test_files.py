@@ -206,3 +206,9 @@ def test_digests_and_code_version():
   assert files.sha256_json({'x': np.float32(0.5)}) == files.sha256_json(
       {'x': 0.5})
   assert files.code_version().startswith('tfp_robust ')
+
+
+def test_file_errors_are_invalid_arguments():
+  from tfp_robust import validate  # pylint: disable=g-import-not-at-top
+  assert issubclass(files.InvalidFile, validate.InvalidArgument)
+  assert issubclass(files.WorkdirBusy, validate.InvalidArgument)

@@ -35,25 +35,22 @@ from typing import Dict, Optional
 
 from absl import logging
 
+from tfp_robust import validate
+
 STAGING_PREFIX = '.tmp-'
 LOCK_FILE = '.lock'
 
-# Errors are ValueErrors whose message has the shape of `validate.fail`:
-# `<name>=<value> is invalid: <what is wrong>. <the fix>`, with the whole
-# path (never shortened). This module imports nothing of the package, so
-# every other module can use it.
+# Errors are `validate.InvalidArgument`s (ValueErrors) whose message has the
+# shape of `validate.fail`: `<name>=<value> is invalid: <what is wrong>.
+# <the fix>`, here with the whole path (never shortened).
 
 
-class InvalidFile(ValueError):
+class InvalidFile(validate.InvalidArgument):
   """A file we read is missing a part, truncated, corrupt or edited."""
 
 
-class WorkdirBusy(ValueError):
+class WorkdirBusy(validate.InvalidArgument):
   """Another process holds the work directory."""
-
-
-class UnusableWorkdir(ValueError):
-  """A work directory that cannot be created or written."""
 
 
 def _message(name: str, value, problem: str, fix: str) -> str:
@@ -236,10 +233,9 @@ def lock_workdir(workdir: str) -> Optional[int]:
   try:
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
   except OSError as error:
-    raise UnusableWorkdir(_message(
-        '--workdir', workdir, f'its lock file {lock_path} cannot be opened '
-        f'({error.strerror})', 'Choose a directory you can write to, or fix '
-        'its permissions.')) from None
+    validate.fail('--workdir', workdir, f'its lock file {lock_path} cannot '
+                  f'be opened ({error.strerror})', 'Choose a directory you '
+                  'can write to, or fix its permissions.')
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError as error:
@@ -322,32 +318,15 @@ def clean_staging(workdir: str) -> int:
   return removed
 
 
-def _usable_workdir(workdir) -> None:
-  """Creates `workdir`; refuses an empty path or one that cannot be written."""
-  fix = 'Choose a directory you can write to, or fix its permissions.'
-  if not isinstance(workdir, str) or not workdir.strip():
-    raise UnusableWorkdir(_message('--workdir', workdir, 'it must be a '
-                                   'non-empty path',
-                                   'Pass --workdir=some/directory.'))
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as error:
-    raise UnusableWorkdir(_message('--workdir', workdir, 'it cannot be '
-                                   f'created ({error.strerror})', fix)) from None
-  if not os.path.isdir(workdir) or not os.access(workdir, os.W_OK | os.X_OK):
-    raise UnusableWorkdir(_message('--workdir', workdir, 'it is not a '
-                                   'writable directory', fix))
-
-
 def start_run(workdir: str) -> Optional[int]:
   """What every binary does first: create, lock and clean its work directory.
 
   Raises:
-    UnusableWorkdir: an empty path, or a directory that cannot be created or
-      written.
+    validate.InvalidArgument: an empty path, or a directory that cannot be
+      created or written.
     WorkdirBusy: another process is running on `workdir`.
   """
-  _usable_workdir(workdir)
+  validate.workdir('--workdir', workdir)
   fd = lock_workdir(workdir)
   clean_staging(workdir)
   return fd
