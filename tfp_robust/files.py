@@ -1,4 +1,4 @@
-"""Files: written whole, with the user's umask, one run per directory, untrusted.
+"""Files: written whole, with the umask, one run per directory, untrusted.
 
 - Writing: `write_text_atomically` and `staging_dir` stage under a `.tmp-*`
   name in the target's directory, then rename, so a reader sees the old file

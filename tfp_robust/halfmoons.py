@@ -48,9 +48,9 @@ def _read_cell(path: str, name: str, fingerprint: str,
     missing = [k for k in CELL_HPARAMS + _CELL_REQUIRED if k not in row]
     if missing:
       files.invalid(path, f'it lacks {missing}')
-    if {k: row[k] for k in CELL_HPARAMS} != hparams:
-      files.invalid(path, f'it holds cell {dict((k, row[k]) for k in CELL_HPARAMS)}'
-                    f', not {hparams}')
+    held = {k: row[k] for k in CELL_HPARAMS}
+    if held != hparams:
+      files.invalid(path, f'it holds cell {held}, not {hparams}')
     digest = row.pop(_CELL_DIGEST, None)
     if digest is None:
       logging.warning('Cell file %s stores no digest (written by an older '
@@ -143,6 +143,7 @@ def grid_table(rows):
              for r in rows]
   others = sorted({k for r in records for k in r} - set(CELL_HPARAMS))
   return pd.DataFrame(records, columns=list(CELL_HPARAMS) + others)
+
 
 def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
                    workdir: Optional[str] = None,

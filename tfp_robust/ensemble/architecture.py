@@ -299,7 +299,10 @@ def _checked_reader(prefix: str, saved: networks.Architecture,
                     f'{list(declared)} but the checkpoint stores '
                     f'{list(stored[_key(i)])} ({dtypes[_key(i)].name}): the '
                     'checkpoint does not match its description', _RESAVE)
-    needed += 4 * num_samples * networks._prod(shape)  # pylint: disable=protected-access
+    size = 1
+    for dim in shape:
+      size *= int(dim)
+    needed += 4 * num_samples * size
   data_files = _data_files(prefix)
   if not data_files:
     files.invalid(prefix + '.data-00000-of-00001', 'it is missing: the '
