@@ -95,5 +95,32 @@ def import_tensorflow_quietly():
     sys.stderr.flush()
 
 
+def _clean_errors(kind, error, trace):
+  """Bad input ends with its one-line message, not a traceback.
+
+  Our checks raise ValueError (validate.InvalidArgument) or a file error whose
+  message names the argument, the value and the fix (an OSError names the
+  file: a missing --config file, a full disk); the traceback adds only noise
+  for a user. TFP_ROBUST_TRACEBACK=1 shows it.
+  """
+  import sys  # pylint: disable=g-import-not-at-top
+  if (issubclass(kind, (ValueError, OSError)) and
+      not os.environ.get('TFP_ROBUST_TRACEBACK')):
+    sys.stderr.write(f'Error: {error}\n')
+    sys.stderr.flush()
+    return
+  _previous_hook(kind, error, trace)
+
+
+def install_error_hook():
+  import sys  # pylint: disable=g-import-not-at-top
+  global _previous_hook
+  if sys.excepthook is not _clean_errors:
+    _previous_hook = sys.excepthook
+    sys.excepthook = _clean_errors
+
+
+_previous_hook = None
 install()
+install_error_hook()
 import_tensorflow_quietly()

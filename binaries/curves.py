@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tfp_robust import config_checks
 from tfp_robust import checks
 from tfp_robust import experiments
 from tfp_robust import files
@@ -31,9 +32,10 @@ flags.mark_flags_as_required(['config'])
 
 def main(argv):
   del argv
-  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
   methods = _METHODS.value or list(config.methods)
+  config_checks.check_run(config, methods, _WORKDIR.value)
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   fitting.ensure_trained(config, methods, _WORKDIR.value)
   rows, findings = experiments.robustness_curves(config, methods,
                                                  _WORKDIR.value)

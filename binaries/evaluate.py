@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tfp_robust import config_checks
 from tfp_robust import data
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import evaluation
@@ -40,8 +41,9 @@ flags.mark_flags_as_required(['model'])
 
 def main(argv):
   del argv
-  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
+  config_checks.check_run(config, [], _WORKDIR.value)
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   model = ensemble_lib.load_any(_MODEL.value)
   if int(config.attack.num_samples) < model.num_samples:
     model = model.evenly_spaced(int(config.attack.num_samples))

@@ -22,6 +22,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from tfp_robust import config_checks
+from tfp_robust import files
 from tfp_robust import plots
 from tfp_robust import reports
 from tfp_robust import grid
@@ -45,6 +46,11 @@ def main(argv):
   del argv
   config = _CONFIG.value
   config_checks.check_run(config, None, _WORKDIR.value)
+  # Shards of one grid share a work directory, each holding its own lock
+  # file, so they may run at once; two runs of the same shard may not.
+  files.start_run(_WORKDIR.value,
+                  lock_file=f'.lock-shard-{_SHARD_INDEX.value}',
+                  clean=_NUM_SHARDS.value == 1)
   workdir = _WORKDIR.value
   cells = grid.cells.grid_cells(config, config.datasets, config.methods)
   units = grid.cells.plan(cells)

@@ -20,6 +20,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from tfp_robust import config_checks
 from tfp_robust import files
 from tfp_robust import halfmoons
 from tfp_robust import reports
@@ -35,9 +36,10 @@ _WORKDIR = flags.DEFINE_string('workdir', 'workdir/halfmoons_grid',
 
 def main(argv):
   del argv
-  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
   workdir = _WORKDIR.value
+  config_checks.check_run(config, [], workdir)
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   cells = list(itertools.product(config.hidden, config.num_train,
                                  config.warmup))
   rows = []

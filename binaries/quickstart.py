@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from tfp_robust import config_checks
 from tfp_robust import data
 from tfp_robust import evaluation
 from tfp_robust import experiments
@@ -39,9 +40,10 @@ _WORKDIR = flags.DEFINE_string('workdir', 'workdir/quickstart',
 
 def main(argv):
   del argv
-  files.start_run(_WORKDIR.value)  # One run per work directory.
   config = _CONFIG.value
   workdir = _WORKDIR.value
+  config_checks.check_run(config, None, workdir)
+  files.start_run(_WORKDIR.value)  # One run per work directory.
   dataset = data.half_moons(config.data.num_train, config.data.num_test,
                             config.data.noise, seed=config.seed)
   architecture = fitting.architecture_from_config(

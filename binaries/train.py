@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tfp_robust import config_checks
 from tfp_robust import files
 from tfp_robust import fitting
 
@@ -30,6 +31,7 @@ flags.mark_flags_as_required(['config', 'method'])
 
 def main(argv):
   del argv
+  config_checks.check_run(_CONFIG.value, [_METHOD.value], _WORKDIR.value)
   files.start_run(_WORKDIR.value)  # One run per work directory.
   _, info = fitting.train_and_save(_CONFIG.value, _METHOD.value,
                                      _WORKDIR.value)

@@ -152,3 +152,19 @@ def test_ray_executor_runs_units_and_resumes(whole, tmp_path):
   merged = grid.merge.table(cells, config, str(tmp_path))
   pd.testing.assert_frame_equal(_untimed(merged), _untimed(frame),
                                 check_exact=True)
+
+
+def test_shards_share_a_work_directory_but_not_a_shard(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  files.start_run(str(tmp_path), lock_file='.lock-shard-0', clean=False)
+  probe = ('import sys; from tfp_robust import files; '
+           'files.start_run(sys.argv[1], lock_file=sys.argv[2], clean=False);'
+           ' print("locked")')
+  other = subprocess.run([sys.executable, '-c', probe, str(tmp_path),
+                          '.lock-shard-1'], capture_output=True, text=True)
+  assert other.returncode == 0 and 'locked' in other.stdout, other.stderr
+  same = subprocess.run([sys.executable, '-c', probe, str(tmp_path),
+                         '.lock-shard-0'], capture_output=True, text=True)
+  assert same.returncode != 0 and 'another run is using it' in same.stderr

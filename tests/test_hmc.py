@@ -245,13 +245,14 @@ def test_other_configuration_or_target_on_existing_checkpoint_is_refused(
     ('num_results', 0), ('num_leapfrog_steps', 0), ('thinning', 0),
     ('num_chains', 0), ('segment_size', 0)])
 def test_config_validation(field, value):
-  with pytest.raises(ValueError, match=f'HMCConfig.{field} must be >= 1'):
+  with pytest.raises(ValueError, match=f'HMCConfig.{field}=0 is invalid: it must be an integer >= 1'):
     dataclasses.replace(SMALL_RUN, **{field: value}).validate()
 
 
 def test_config_validation_of_burnin_and_step_size():
-  for bad in (dict(num_burnin_steps=-1), dict(step_size=0.0)):
-    with pytest.raises(ValueError, match='step_size > 0'):
+  for bad, message in ((dict(num_burnin_steps=-1), 'num_burnin_steps=-1'),
+                       (dict(step_size=0.0), 'step_size=0.0')):
+    with pytest.raises(ValueError, match=f'HMCConfig.{message} is invalid'):
       dataclasses.replace(SMALL_RUN, **bad).validate()
 
 

@@ -217,8 +217,11 @@ def _holder(lock_path: str) -> str:
           f"{holder.get('started', '?')}: {holder.get('command', '?')}")
 
 
-def lock_workdir(workdir: str) -> Optional[int]:
+def lock_workdir(workdir: str, lock_file: str = LOCK_FILE) -> Optional[int]:
   """Takes the advisory lock of `workdir` for the life of this process.
+
+  `lock_file` names the lock: runs that may share a directory (the shards
+  of one grid) each take their own.
 
   Returns:
     The lock's file descriptor (None where the file system cannot lock).
@@ -226,10 +229,10 @@ def lock_workdir(workdir: str) -> Optional[int]:
   Raises:
     WorkdirBusy: another live process holds it; the message names it.
   """
-  real = os.path.realpath(workdir)
+  real = os.path.join(os.path.realpath(workdir), lock_file)
   if real in _HELD:
     return _HELD[real]
-  lock_path = os.path.join(workdir, LOCK_FILE)
+  lock_path = os.path.join(workdir, lock_file)
   try:
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
   except OSError as error:
@@ -261,7 +264,7 @@ def lock_workdir(workdir: str) -> Optional[int]:
 
 def release_workdir(workdir: str) -> None:
   """Gives the lock up before the process ends (tests, notebooks)."""
-  fd = _HELD.pop(os.path.realpath(workdir), None)
+  fd = _HELD.pop(os.path.join(os.path.realpath(workdir), LOCK_FILE), None)
   if fd is not None:
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
@@ -272,7 +275,7 @@ def _locked_by_another(directory: str) -> bool:
   lock_path = os.path.join(directory, LOCK_FILE)
   if not os.path.exists(lock_path):
     return False
-  if os.path.realpath(directory) in _HELD:
+  if os.path.join(os.path.realpath(directory), LOCK_FILE) in _HELD:
     return False
   try:
     fd = os.open(lock_path, os.O_RDONLY)
@@ -318,8 +321,16 @@ def clean_staging(workdir: str) -> int:
   return removed
 
 
-def start_run(workdir: str) -> Optional[int]:
+def start_run(workdir: str, lock_file: str = LOCK_FILE,
+              clean: bool = True) -> Optional[int]:
   """What every binary does first: create, lock and clean its work directory.
+
+  Args:
+    workdir: the work directory.
+    lock_file: the lock's name; the shards of one grid, which share a
+      directory by design, each hold their own.
+    clean: remove staging files left by a killed run (only safe when no
+      other run can be writing in `workdir`, so not for grid shards).
 
   Raises:
     validate.InvalidArgument: an empty path, or a directory that cannot be
@@ -327,6 +338,7 @@ def start_run(workdir: str) -> Optional[int]:
     WorkdirBusy: another process is running on `workdir`.
   """
   validate.workdir('--workdir', workdir)
-  fd = lock_workdir(workdir)
-  clean_staging(workdir)
+  fd = lock_workdir(workdir, lock_file)
+  if clean:
+    clean_staging(workdir)
   return fd

@@ -150,6 +150,8 @@ def train_and_save(config, method: str, workdir: str):
   Returns:
     `(ensemble, info)` where info holds fit facts and the test accuracy.
   """
+  from tfp_robust import config_checks  # pylint: disable=g-import-not-at-top
+  config_checks.check(config, [method])
   dataset = load_dataset_for(config, method)
   architecture = architecture_from_config(
       method_section(config, method), dataset.input_shape,
@@ -216,7 +218,13 @@ def load_trained(config, method: str, workdir: str):
   return ensemble, getattr(ensemble, 'extra', {})
 
 def ensure_trained(config, methods, workdir: str) -> None:
-  """Trains (and saves) each method that has no saved ensemble yet."""
+  """Trains (and saves) each method that has no saved ensemble yet.
+
+  The whole config is checked first, so a bad field of a later method fails
+  before an earlier one trains.
+  """
+  from tfp_robust import config_checks  # pylint: disable=g-import-not-at-top
+  config_checks.check(config, methods)
   for method in methods:
     path = ensemble_dir(workdir, config.dataset, method)
     if not (os.path.exists(path) or os.path.exists(path + '.old')):

@@ -33,6 +33,7 @@ from tfp_robust import files
 from tfp_robust import networks
 from tfp_robust import seeds
 from tfp_robust import summaries
+from tfp_robust import validate
 
 
 @dataclasses.dataclass
@@ -70,13 +71,16 @@ class HMCConfig:
   def validate(self):
     for name in ('num_results', 'num_leapfrog_steps', 'thinning', 'num_chains',
                  'segment_size'):
-      if getattr(self, name) < 1:
-        raise ValueError(f'HMCConfig.{name} must be >= 1, got '
-                         f'{getattr(self, name)}.')
-    if self.warm_up_checkpoint_every < 0:
-      raise ValueError('warm_up_checkpoint_every must be >= 0.')
-    if self.num_burnin_steps < 0 or not self.step_size > 0:
-      raise ValueError('num_burnin_steps must be >= 0 and step_size > 0.')
+      validate.integer(f'HMCConfig.{name}', getattr(self, name), 1)
+    for name in ('num_burnin_steps', 'warm_up_checkpoint_every'):
+      validate.integer(f'HMCConfig.{name}', getattr(self, name), 0)
+    validate.positive('HMCConfig.step_size', self.step_size,
+                      'The initial step size must be positive, e.g. 0.01.')
+    validate.positive('HMCConfig.prior_scale', self.prior_scale,
+                      'The prior standard deviation, e.g. 1.0.')
+    validate.open_probability('HMCConfig.target_accept_prob',
+                              self.target_accept_prob, 'e.g. 0.75.')
+    validate.seed('HMCConfig.seed', self.seed)
 
 
 @dataclasses.dataclass
@@ -687,8 +691,8 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
     ordered step by step, chains interleaved) and the `HMCResult`; or None
     when stopped early.
   """
-  x = np.asarray(x, np.float32)
-  y = np.asarray(y, np.int32)
+  x = validate.pixels('x', x)
+  y = validate.labels('y', y, architecture.num_classes)
   target = network_log_joint(architecture, x, y, config.prior_scale)
   if initial_state is None:
     # Also the shape template when resuming a run started from elsewhere.

@@ -58,6 +58,13 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
                          f'got {tuple(p.shape)}.')
     if num_samples < 1:
       raise ValueError('A posterior ensemble needs at least one sample.')
+    for p, (name, _) in zip(params, expected):
+      if not bool(tf.reduce_all(tf.math.is_finite(p))):
+        bad = int(tf.reduce_sum(tf.cast(~tf.math.is_finite(p), tf.int32)))
+        raise ValueError(
+            f'Weight {name} holds {bad} NaN or infinite values: a posterior '
+            'ensemble needs finite weights. The fit diverged (lower the '
+            'learning rate or step size) or the file is corrupt.')
     self.params = params
 
   @property

@@ -51,6 +51,10 @@ def check_inputs(x, input_shape, labels=None, num_classes=None):
   """
   x = tf.convert_to_tensor(x, tf.float32)
   expected = tuple(input_shape)
+  if len(x.shape) >= 1 and x.shape[0] == 0:
+    raise ValueError('There are no inputs (a batch of 0 examples): an '
+                     'evaluation set needs at least one example; check '
+                     'num_points / num_test.')
   if tuple(x.shape[1:]) != expected or len(x.shape) != len(expected) + 1:
     raise ValueError(f'Inputs must have shape [B, {", ".join(map(str, expected))}]'
                      f', got {tuple(x.shape)}; reshape them (flat vs image '
