@@ -104,11 +104,28 @@ def _clean_errors(kind, error, trace):
   for a user. TFP_ROBUST_TRACEBACK=1 shows it.
   """
   import sys  # pylint: disable=g-import-not-at-top
-  if (issubclass(kind, (ValueError, OSError)) and
-      not os.environ.get('TFP_ROBUST_TRACEBACK')):
-    sys.stderr.write(f'Error: {error}\n')
-    sys.stderr.flush()
-    return
+  import traceback  # pylint: disable=g-import-not-at-top
+  if not os.environ.get('TFP_ROBUST_TRACEBACK'):
+    if issubclass(kind, (ValueError, OSError)):
+      sys.stderr.write(f'Error: {error}\n')
+      sys.stderr.flush()
+      return
+    files = [frame.filename for frame in traceback.extract_tb(trace)]
+    if (issubclass(kind, (AttributeError, KeyError)) and
+        any('config_flags' in name for name in files)):
+      # ml_collections refusing a --config.<field>=... override of a field
+      # the config file does not define.
+      text = str(error.args[0]) if error.args else str(error)
+      # ml_collections hands over a repr: unescape its quotes and newlines.
+      text = text.strip("'").replace('\\n', '\n').replace("\\'", "'")
+      lines = [line.strip().strip('\'"') for line in text.splitlines()]
+      hint = f' {lines[1]}' if len(lines) > 1 else ''
+      sys.stderr.write(
+          f'Error: a --config override names {lines[0]!r}, a field the config '
+          'file does not define (a typo, or a setting this config does not '
+          f'expose).{hint}\n')
+      sys.stderr.flush()
+      return
   _previous_hook(kind, error, trace)
 
 
