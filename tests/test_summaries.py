@@ -235,3 +235,20 @@ def test_tensorboard_serves_a_scalar_over_http(fitted):
   finally:
     server.terminate()
     server.wait(timeout=30)
+
+
+def test_histograms_of_huge_posteriors_take_a_fixed_subset(tmp_path):
+  params = [np.arange(3 * 700 * 800, dtype=np.float32).reshape(3, 700, 800),
+            np.zeros((3, 800), np.float32),
+            np.zeros((3, 800, 2), np.float32), np.zeros((3, 2), np.float32)]
+  ensemble = ensemble_lib.ArchitectureEnsemble(
+      networks.Architecture.mlp(700, [800], 2), params)
+  writer = summaries.open_writer(str(tmp_path))
+  summaries.posterior_histograms(writer, ensemble)
+  writer.close()
+  histogram = _histogram(str(tmp_path), 'posterior/dense_0/kernel')
+  count = histogram[:, 2].sum()
+  assert summaries.MAX_HISTOGRAM_VALUES // 2 < count <= (
+      summaries.MAX_HISTOGRAM_VALUES)
+  # The subset spans the whole range, not only the first values.
+  assert histogram[-1, 1] > 0.99 * params[0].max()

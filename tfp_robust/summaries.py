@@ -19,7 +19,8 @@ Tags (BUILD_NOTES.md lists which binary writes which):
   0 .. B-1) and sampling (B onwards) on one axis; `hmc/diagnostics/<name>`
   (R-hat, ESS, acceptance, function-space R-hat and ESS) once at the end.
 - `posterior/<parameter>` histograms of the sampled weights over all samples,
-  `posterior_std/<parameter>` of each weight's spread across samples.
+  `posterior_std/<parameter>` of each weight's spread across samples (every
+  k-th value when there are more than 2^20).
 - `attack/<protocol>/<attack>/<loss>/adversarial_accuracy` and
   `.../softmax_robustness`, with step = round(1000 * eps) (TensorBoard steps
   are integers: the x axis is eps in thousandths); `attack/<protocol>/
@@ -117,11 +118,27 @@ def posterior_histograms(writer, ensemble, step: int = 0) -> None:
   with writer.as_default():
     for name, values in zip(names, params):
       values = tf.convert_to_tensor(values)
-      tf.summary.histogram(f'posterior/{name}', values, step=step)
+      tf.summary.histogram(f'posterior/{name}', _spread_subset(values),
+                           step=step)
       if int(values.shape[0]) > 1:
-        tf.summary.histogram(f'posterior_std/{name}',
-                             tf.math.reduce_std(values, axis=0), step=step)
+        tf.summary.histogram(
+            f'posterior_std/{name}',
+            _spread_subset(tf.math.reduce_std(values, axis=0)), step=step)
   writer.flush()
+
+
+# TensorBoard's histogram op one-hots every value into its buckets in
+# float64: 750 samples of a 784 x 512 kernel would need 72 GB.
+MAX_HISTOGRAM_VALUES = 1 << 20
+
+
+def _spread_subset(values, limit: int = MAX_HISTOGRAM_VALUES):
+  """All values, or every k-th of them (k fixed) when there are too many."""
+  flat = tf.reshape(values, [-1])
+  size = int(flat.shape[0])
+  if size <= limit:
+    return flat
+  return flat[::-(-size // limit)]
 
 
 def attack_rows(writer, rows: Iterable[Dict]) -> None:
