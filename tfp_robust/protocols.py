@@ -22,7 +22,6 @@ the white-box attacks. `certified` rows give the IBP lower bound where the
 backend supports it.
 """
 
-import math
 import time
 from typing import Dict, List, Optional
 
@@ -35,6 +34,7 @@ from tfp_robust import checks
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import metrics
 from tfp_robust import square as square_lib
+from tfp_robust import validate
 
 PROTOCOLS = ('paper', 'strong')
 
@@ -140,16 +140,16 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
                      f'{PROTOCOLS}.')
   x, y = ensemble_lib.check_inputs(x, ensemble.input_shape, y,
                                    ensemble.num_classes)
+  # Every radius checked before any attack runs.
+  radii = [validate.eps('eps', eps)
+           for eps in _setting(config, 'eps', (0.1,))]
   chosen = (_paper_attacks(config) if protocol == 'paper'
             else _strong_attacks(config, surrogate))
   clean_log_probs = ensemble.log_probs(x)
   gradient_evidence = checks.gradient_findings(ensemble, x, y)
   gradient_statistics = checks.gradient_statistics(gradient_evidence)
   rows = []
-  for eps in _setting(config, 'eps', (0.1,)):
-    eps = float(eps)
-    if not (math.isfinite(eps) and 0.0 <= eps <= 1.0):
-      raise ValueError(f'Every eps must lie in [0, 1], got {eps}.')
+  for eps in radii:
     eps_rows, candidates = [], []
     for name, loss, attack in chosen:
       start = time.time()
