@@ -1,0 +1,307 @@
+"""reproduce: the paper's steps in order, resumed runs, the report, bad input.
+
+No real experiment runs here: the runner is tested on fake steps (a tiny
+script standing in for a binary), the real step list by what it names.
+"""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tfp_robust import config_checks
+from tfp_robust import config_lib
+from tfp_robust import reproduce
+from tfp_robust import validate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# -- the real step list --------------------------------------------------------
+
+def test_steps_cover_every_experiment_in_the_papers_order():
+  steps = reproduce.STEPS
+  assert [s.name for s in steps] == [
+      'figure1', 'table1_mnist_paper', 'table1_mnist_strong',
+      'table1_fashion_mnist_paper', 'table1_fashion_mnist_strong',
+      'table2_mnist_paper', 'table2_mnist_strong', 'gradients_mnist',
+      'gradients_fashion_mnist', 'curves_mnist', 'figure4', 'ablation_mnist']
+  # Groups appear once each, in the order of GROUPS, and every group is run.
+  groups = list(dict.fromkeys(s.group for s in steps))
+  assert groups == list(reproduce.GROUPS)
+  assert [(s.binary, s.config.split(':')[0]) for s in steps] == [
+      ('halfmoons_grid.py', 'halfmoons_grid.py')] + [
+          ('attack.py', 'table1.py')] * 4 + [('attack.py', 'table2.py')] * 2 + [
+              ('gradients.py', 'gradients.py')] * 2 + [
+                  ('curves.py', 'curves.py'), ('grid.py', 'figure4.py'),
+                  ('ablation.py', 'table1.py')]
+  # Only the grid takes --executor; the paper's numbers face Tables 1 and 2.
+  assert [s.name for s in steps if s.takes_executor] == ['figure4']
+  assert {s.paper for s in steps if s.paper} == {'table1', 'table2'}
+  assert {(s.dataset, s.summary.split('/')[-1]) for s in steps
+          if s.group == 'table1'} == {
+              (d, f'summary_{p}.csv') for d in ('mnist', 'fashion_mnist')
+              for p in ('paper', 'strong')}
+
+
+def _defined_flags(binary):
+  with open(os.path.join(REPO, 'binaries', binary)) as f:
+    source = f.read()
+  return set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", source))
+
+
+@pytest.mark.parametrize('scale', reproduce.SCALES)
+def test_every_step_wires_flags_its_binary_and_config_know(scale):
+  """Each binary defines the flags a step passes; each config the fields."""
+  launch = reproduce.Launch(scale=scale)
+  for step in reproduce.STEPS:
+    argv = reproduce.command(step, '/tmp/w', launch)
+    assert argv[0] == sys.executable
+    assert os.path.exists(argv[1]), argv[1]
+    defined = _defined_flags(step.binary)
+    config_path, variant = argv[2].split('=', 1)[1].rsplit(':', 1)
+    assert argv[2].startswith('--config=') and 'config' in defined
+    config = config_lib.load_config_file(config_path, variant)
+    assert config.get('variant', scale) == scale
+    methods = None
+    for flag in argv[3:]:
+      name, value = flag[2:].split('=', 1)
+      if name.startswith('config.'):
+        *path, field = name.split('.')[1:]
+        section = config
+        for key in path:
+          section = section[key]
+        assert field in section, (step.name, flag)
+        section[field] = value
+      else:
+        assert name in defined, (step.name, flag)
+        if name == 'methods':
+          methods = value.split(',')
+    config_checks.check(config, methods)
+    assert argv[-1] == f'--workdir=/tmp/w/{step.workdir}'
+
+
+def test_dry_run_prints_every_command_and_creates_nothing(tmp_path):
+  workdir = tmp_path / 'run'
+  result = subprocess.run(
+      [sys.executable, 'binaries/reproduce.py', '--dry_run', '--scale=paper',
+       '--executor=ray', f'--workdir={workdir}'], cwd=REPO,
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  commands = [line for line in result.stdout.splitlines()
+              if not line.startswith('#')]
+  launch = reproduce.Launch(scale='paper', executor='ray',
+                            binaries=os.path.join(REPO, 'binaries'),
+                            configs=os.path.join(REPO, 'configs'))
+  assert [shlex.split(c) for c in commands] == [
+      reproduce.command(s, str(workdir), launch) for s in reproduce.STEPS]
+  assert '--executor=ray' in commands[10] and 'grid.py' in commands[10]
+  assert sum('--executor' in c for c in commands) == 1
+  assert all(':paper' in c for c in commands)
+  assert result.stdout.count('would run') == len(reproduce.STEPS)
+  assert not workdir.exists()
+
+
+# -- the runner on fake steps -------------------------------------------------
+
+# Stands in for a binary: records its run, fails once when asked to, and
+# writes a summary table, a figure and a text file into --workdir.
+_FAKE_BINARY = textwrap.dedent('''\
+    import os, sys
+    args = dict(a[2:].split('=', 1) for a in sys.argv[1:] if '=' in a)
+    workdir, label = args['workdir'], args['label']
+    root = os.path.dirname(workdir)
+    with open(os.path.join(root, 'runs.txt'), 'a') as f:
+      f.write(label + '\\n')
+    if os.path.exists(os.path.join(root, 'fail_' + label)):
+      os.remove(os.path.join(root, 'fail_' + label))
+      print('fake failure of', label)
+      sys.exit(3)
+    os.makedirs(os.path.join(workdir, 'mnist'), exist_ok=True)
+    with open(os.path.join(workdir, 'mnist', 'summary_paper.csv'), 'w') as f:
+      f.write('method,samples,clean_acc,random_acc,fgsm_expected_acc,'
+              'pgd_expected_acc\\nhmc,250,0.974,0.946,0.182,0.092\\n'
+              'vi,250,0.974,0.966,0.33,0.22\\n')
+    with open(os.path.join(workdir, 'mnist', 'summary_paper.md'), 'w') as f:
+      f.write('| method | clean_acc |\\n|---|---|\\n| hmc | 0.974 |\\n')
+    with open(os.path.join(workdir, 'mnist', 'figure2_hmc.png'), 'wb') as f:
+      f.write(b'png')
+    with open(os.path.join(workdir, 'mnist', 'checks.md'), 'w') as f:
+      f.write('checks\\n')
+    print('fake step', label, 'done', args.get('executor', ''))
+''')
+
+
+def _fake_steps(tmp_path, **first):
+  binary = tmp_path / 'fake_binary.py'
+  binary.write_text(_FAKE_BINARY)
+  one = dict(name='one', group='table1', binary=str(binary),
+             flags=('--label=one',), workdir='shared',
+             tables=('mnist/summary_paper.md',),
+             figures=('mnist/figure2_*.png',), links=('mnist/checks.md',),
+             paper='table1', dataset='mnist',
+             summary='mnist/summary_paper.csv', about='A fake Table 1')
+  one.update(first)
+  return [reproduce.Step(**one),
+          reproduce.Step(name='two', group='table2', binary=str(binary),
+                         flags=('--label=two',), workdir='shared'),
+          reproduce.Step(name='three', group='figure4', binary=str(binary),
+                         flags=('--label=three',), workdir='grid',
+                         takes_executor=True)]
+
+
+def _runs(workdir):
+  path = workdir / 'runs.txt'
+  return path.read_text().split() if path.exists() else []
+
+
+def _run(steps, workdir, executor='in_process'):
+  output = []
+  outcome = reproduce.run(steps, str(workdir),
+                          reproduce.Launch(scale='cpu', executor=executor),
+                          echo=output.append)
+  return outcome, ''.join(output)
+
+
+def test_a_resumed_run_skips_finished_steps_and_reruns_the_rest(tmp_path):
+  workdir = tmp_path / 'run'
+  steps = _fake_steps(tmp_path)
+  workdir.mkdir()
+  (workdir / 'fail_two').write_text('')
+  outcome, output = _run(steps, workdir)
+  # One finished, two failed, three never started.
+  assert outcome.ran == ['one'] and outcome.failed[:2] == ('two', 3)
+  assert _runs(workdir) == ['one', 'two']
+  assert 'fake failure of two' in output
+  assert 'fake failure of two' in (workdir / 'logs' / 'two.log').read_text()
+  marker = json.loads((workdir / 'steps' / 'one.json').read_text())
+  assert marker['command'] == reproduce.command(
+      steps[0], str(workdir), reproduce.Launch())
+  assert marker['seconds'] > 0 and marker['scale'] == 'cpu'
+  assert not (workdir / 'steps' / 'two.json').exists()
+  report = (workdir / 'REPORT.md').read_text()
+  assert '**1 of 3 steps finished' in report
+  assert 'failed (exit code 3)' in report and 'logs/two.log' in report
+
+  outcome, output = _run(steps, workdir, executor='ray')
+  assert outcome.skipped == ['one'] and outcome.ran == ['two', 'three']
+  assert outcome.failed is None
+  assert _runs(workdir) == ['one', 'two', 'two', 'three']
+  assert 'one: finished earlier' in output
+  assert 'fake step three done ray' in output  # --executor passed on
+
+  outcome, _ = _run(steps, workdir)
+  assert outcome.skipped == ['one', 'two', 'three'] and not outcome.ran
+  assert _runs(workdir) == ['one', 'two', 'two', 'three']
+  # A step whose command changed runs again; the others stay skipped.
+  changed = _fake_steps(tmp_path, flags=('--label=one', '--other=1'))
+  outcome, _ = _run(changed, workdir)
+  assert outcome.ran == ['one'] and outcome.skipped == ['two', 'three']
+  # A corrupt marker counts as unfinished.
+  (workdir / 'steps' / 'two.json').write_text('{"seconds": ')
+  outcome, _ = _run(changed, workdir)
+  assert outcome.ran == ['two']
+  assert not [p for p in os.listdir(workdir / 'steps')
+              if p.startswith('.tmp')]
+
+
+def test_dry_run_marks_finished_steps(tmp_path):
+  workdir = tmp_path / 'run'
+  steps = _fake_steps(tmp_path)
+  _run(steps[:1], workdir)
+  text = reproduce.dry_run(steps, str(workdir), reproduce.Launch())
+  lines = text.splitlines()
+  assert lines[0].startswith('# 1/3 one: finished (') and 'skipped' in lines[0]
+  assert lines[2] == '# 2/3 two: would run'
+  assert shlex.split(lines[3]) == reproduce.command(steps[1], str(workdir),
+                                                    reproduce.Launch())
+  assert _runs(workdir) == ['one']
+
+
+def test_report_shows_a_finished_steps_table_figures_and_paper_numbers(
+    tmp_path):
+  workdir = tmp_path / 'run'
+  steps = _fake_steps(tmp_path)
+  _run(steps[:1], workdir)
+  launch = reproduce.Launch()
+  report = reproduce.build_report(steps, str(workdir), launch)
+  # The run wrote the same section (its report covers the steps it ran).
+  written = (workdir / 'REPORT.md').read_text()
+  assert written.split('### `one`')[1].strip() == report.split(
+      '### `one`')[1].split('## Table 2')[0].strip()
+  # The step's own table, read from its file, and its figure, linked.
+  table = 'shared/mnist/summary_paper.md'
+  assert f'**[{table}]({table})**' in report
+  assert '| hmc | 0.974 |' in report
+  figure = 'shared/mnist/figure2_hmc.png'
+  assert f'![{figure}]({figure})' in report
+  assert '[shared/mnist/checks.md](shared/mnist/checks.md)' in report
+  # The paper's Table 1 beside ours: MNIST HMC random / FGSM / PGD.
+  beside = report.split("Beside the paper's Table 1")[1]
+  assert ('| hmc (HMC) | 0.946 | 0.85 | 0.182 | 0.96 | 0.092 | 0.97 |'
+          in beside)
+  assert '| vi (VI) | 0.966 | 0.956 | 0.33 | 0.936 | 0.22 | 0.938 |' in beside
+  assert (workdir / 'report' / 'one_beside_paper.csv').exists()
+  # Wall times: the step's and the whole run's; unfinished steps say so.
+  seconds = json.loads((workdir / 'steps' / 'one.json').read_text())['seconds']
+  assert f'in **{reproduce.duration(seconds)}**' in report
+  assert '**1 of 3 steps finished. Wall time of the whole run:' in report
+  assert '| [`two`](#two) | table2 | not run yet |  |' in report
+  assert report.index('## Table 1') < report.index('## Table 2') < \
+      report.index('## Figure 4')
+  assert 'fake_binary.py --label=two' in report  # the command it would run
+
+
+def test_durations_read_naturally():
+  assert [reproduce.duration(s) for s in (4.2, 90, 7260)] == [
+      '4 s', '1.5 min', '2 h 01 min']
+
+
+# -- bad input ----------------------------------------------------------------
+
+def test_select_takes_steps_and_groups_in_order_and_refuses_unknown_names():
+  steps = reproduce.STEPS
+  picked = reproduce.select(steps, ['ablation_mnist', 'table2'])
+  assert [s.name for s in picked] == ['table2_mnist_paper',
+                                      'table2_mnist_strong', 'ablation_mnist']
+  assert reproduce.select(steps, None) == list(steps)
+  with pytest.raises(validate.InvalidArgument,
+                     match=r"--steps='tabel1' is invalid: it must be one of "
+                     r"\('figure1', .*'table1'"):
+    reproduce.select(steps, ['table1', 'tabel1'])
+  with pytest.raises(validate.InvalidArgument, match="--scale='gpu'"):
+    reproduce.check_scale('gpu')
+  with pytest.raises(validate.InvalidArgument, match="--executor='slurm'"):
+    reproduce.check_executor('slurm')
+
+
+def test_a_workdir_holds_one_scale(tmp_path):
+  reproduce.claim_workdir(str(tmp_path), 'cpu')
+  reproduce.claim_workdir(str(tmp_path), 'cpu')
+  with pytest.raises(validate.InvalidArgument,
+                     match=r"--scale='paper' is invalid: the work directory "
+                     r'.* holds a cpu-scale run'):
+    reproduce.claim_workdir(str(tmp_path), 'paper')
+
+
+@pytest.mark.parametrize('flag,message', [
+    ('--steps=table1,nope', "Error: --steps='nope' is invalid: it must be one "
+     "of ('figure1', "),
+    ('--scale=huge', "Error: --scale='huge' is invalid: it must be one of "
+     "('cpu', 'paper')."),
+])
+def test_bad_steps_or_scale_end_with_one_clear_line(flag, message, tmp_path):
+  result = subprocess.run(
+      [sys.executable, 'binaries/reproduce.py', flag,
+       f'--workdir={tmp_path / "run"}'], cwd=REPO, capture_output=True,
+      text=True, timeout=300)
+  assert result.returncode == 1
+  assert message in result.stderr, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+  assert not (tmp_path / 'run').exists()
