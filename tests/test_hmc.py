@@ -10,6 +10,7 @@ import tensorflow_probability as tfp
 
 from tfp_robust import data
 from tfp_robust import hmc
+from tfp_robust.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust import networks
 from tfp_robust import summaries
 
@@ -330,7 +331,7 @@ def test_function_space_diagnostics():
   x = data.half_moons(20, 10, seed=15).x_train
   # 200 steps x 2 chains of independent draws: R-hat 1, ESS about 400.
   iid = ArchitectureEnsemble(TINY, random_params(TINY, 400, seed=16, scale=1.0))
-  report = hmc.function_space_diagnostics(iid, 2, x)
+  report = mcmc_diagnostics.function_space_diagnostics(iid, 2, x)
   assert report['fn_fraction_varying'] == 1.0
   assert report['fn_rhat_max'] < 1.1
   assert 250 < report['fn_ess_median'] < 600
@@ -341,11 +342,11 @@ def test_function_space_diagnostics():
   first_chain = np.arange(400) % 2 == 0  # Chains are interleaved.
   stuck = [np.where(first_chain.reshape((400,) + (1,) * (a.ndim - 1)), a, b)
            + n for a, b, n in zip(one, two, noise)]
-  report = hmc.function_space_diagnostics(ArchitectureEnsemble(TINY, stuck), 2, x)
+  report = mcmc_diagnostics.function_space_diagnostics(ArchitectureEnsemble(TINY, stuck), 2, x)
   assert report['fn_rhat_median'] > 2.0
   # Identical samples: no probability varies, nothing else is reported.
   constant = ArchitectureEnsemble(TINY, [np.repeat(a, 40, 0) for a in one])
-  assert hmc.function_space_diagnostics(constant, 2, x) == {
+  assert mcmc_diagnostics.function_space_diagnostics(constant, 2, x) == {
       'fn_fraction_varying': 0.0}
 
 
@@ -354,13 +355,13 @@ def test_diagnostics_of_known_chains():
   iid = [rng.normal(size=(500, 2, 3)).astype(np.float32)]
   log_prob = rng.normal(size=(500, 2)).astype(np.float32)
   accepted = rng.uniform(size=(500, 2)) < 0.7
-  report = hmc.diagnostics(iid, log_prob, accepted)
+  report = mcmc_diagnostics.diagnostics(iid, log_prob, accepted)
   assert report['acceptance_rate'] == pytest.approx(np.mean(accepted))
   assert report['num_kept_samples'] == 1000
   assert 700 < report['ess_median'] < 1300
   assert report['rhat_max'] < 1.02
   stuck = [iid[0] + np.array([0.0, 5.0])[None, :, None]]  # Chains disagree.
-  assert hmc.diagnostics(stuck, log_prob, accepted)['rhat_median'] > 2.0
+  assert mcmc_diagnostics.diagnostics(stuck, log_prob, accepted)['rhat_median'] > 2.0
 
 
 @pytest.mark.slow
@@ -378,7 +379,7 @@ def test_hmc_on_a_network_classifies_half_moons():
 
 def test_diagnostics_of_chains_that_never_moved_are_nan_not_an_error():
   samples = [np.stack([np.zeros((5, 3)), np.ones((5, 3))], axis=1)]
-  report = hmc.diagnostics(samples, np.zeros((5, 2)), np.zeros((5, 2), bool))
+  report = mcmc_diagnostics.diagnostics(samples, np.zeros((5, 2)), np.zeros((5, 2), bool))
   assert report['acceptance_rate'] == 0.0
   assert np.isnan(report['rhat_max'])
 
@@ -386,7 +387,7 @@ def test_diagnostics_of_chains_that_never_moved_are_nan_not_an_error():
 def test_diagnostics_subsample_weights_to_bound_memory():
   rng = np.random.RandomState(0)
   samples = [rng.normal(size=(20, 2, 50, 40)), rng.normal(size=(20, 2, 40))]
-  report = hmc.diagnostics(samples, rng.normal(size=(20, 2)),
+  report = mcmc_diagnostics.diagnostics(samples, rng.normal(size=(20, 2)),
                            np.ones((20, 2), bool), max_coordinates=300)
   assert report['ess_coordinates'] == 300
   assert 10 < report['ess_median'] < 80  # Independent draws: ESS near 40.

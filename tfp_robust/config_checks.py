@@ -114,6 +114,13 @@ def _hmc(section, path):
     validate.one_of(_flag(path, 'init'), section['init'], ('prior', 'sgd'))
   if 'init_sgd' in section:
     _training(section['init_sgd'], f'{path}.init_sgd')
+  # The sampler settings, checked by `HMCConfig` itself, under the flag's name.
+  settings = {k: section[k] for k in fields if k in section}
+  try:
+    hmc.HMCConfig(**settings).validate()
+  except validate.InvalidArgument as error:
+    raise validate.InvalidArgument(
+        str(error).replace('HMCConfig.', _flag(path, ''))) from None
 
 
 def _hmc_original(section, path):

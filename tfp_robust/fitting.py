@@ -16,6 +16,7 @@ import numpy as np
 
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import hmc
+from tfp_robust.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import original_hmc
@@ -181,7 +182,7 @@ def fit_facts(method: str, ensemble, config, x_test, y_test):
   facts = {'test_accuracy': ensemble.accuracy(x_test, y_test,
                                               batch_size=1000)}
   if method == 'hmc':
-    facts.update(hmc.function_space_diagnostics(
+    facts.update(mcmc_diagnostics.function_space_diagnostics(
         ensemble, int(config.hmc.num_chains),
         x_test[:int(config.get('diagnostic_points', 100))]))
   return facts

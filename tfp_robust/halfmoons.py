@@ -16,6 +16,7 @@ from tfp_robust import evaluation
 from tfp_robust import files
 from tfp_robust import gradients
 from tfp_robust import hmc
+from tfp_robust.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust import networks
 from tfp_robust import reports
 
@@ -181,7 +182,7 @@ def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
          'fit_seconds': time.time() - start}
   row.update(result.diagnostics)
   row['test_accuracy'] = ensemble.accuracy(dataset.x_test, dataset.y_test)
-  row.update(hmc.function_space_diagnostics(
+  row.update(mcmc_diagnostics.function_space_diagnostics(
       ensemble, hmc_settings.num_chains,
       dataset.x_test[:int(config.num_gradient_points)]))
   row['kept'] = row['test_accuracy'] > config.min_accuracy

@@ -81,7 +81,7 @@ def mixing_warnings(fit_info: Dict[str, Dict],
   """A warning per method whose chains have not mixed.
 
   Judged on the function: the worst R-hat of the predicted class
-  probabilities at the test points (`hmc.function_space_diagnostics`).
+  probabilities at the test points (`mcmc.diagnostics.function_space_diagnostics`).
   """
   warnings = []
   for method, info in fit_info.items():

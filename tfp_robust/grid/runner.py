@@ -20,6 +20,7 @@ import numpy as np
 from tfp_robust import data as data_lib
 from tfp_robust import files
 from tfp_robust import hmc
+from tfp_robust.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import protocols
@@ -124,7 +125,7 @@ def _train(unit: cells_lib.Unit, grid_config, dataset, workdir: str
   for n, steps in per_chain.items():
     ensembles[n] = ensemble.subset(list(range(burn_in * chains,
                                               (burn_in + steps) * chains)))
-    ensembles[n].diagnostics = hmc.diagnostics(
+    ensembles[n].diagnostics = mcmc_diagnostics.diagnostics(
         [s[burn_in:burn_in + steps] for s in result.samples],
         result.log_prob[burn_in:burn_in + steps],
         result.is_accepted[burn_in:burn_in + steps])

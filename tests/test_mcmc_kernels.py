@@ -1,0 +1,164 @@
+"""Sampler variants: each recovers a posterior known in closed form, adapts
+what it claims to adapt, and resumes to the same bits."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_robust import hmc
+from tfp_robust import validate
+from tfp_robust.mcmc import kernels
+
+# A Gaussian with standard deviations 100 times apart and one correlated
+# pair: the shape a diagonal mass matrix is for, and where a fixed
+# trajectory tuned to the narrow axis crawls along the wide one.
+SCALES = np.array([0.05, 1.0, 5.0])
+RHO = 0.6  # Correlation between the last two axes.
+COV = np.diag(SCALES**2)
+COV[1, 2] = COV[2, 1] = RHO * SCALES[1] * SCALES[2]
+PRECISION = np.linalg.inv(COV).astype(np.float32)
+MEAN = np.array([0.3, -1.0, 2.0], np.float32)
+
+
+def log_prob(w):
+  centred = w - MEAN
+  return -0.5 * tf.einsum('ci,ij,cj->c', centred, PRECISION, centred)
+
+
+def config_for(**settings):
+  return dataclasses.replace(
+      hmc.HMCConfig(num_results=600, num_burnin_steps=300,
+                    num_leapfrog_steps=5, step_size=0.05, num_chains=4,
+                    seed=3, segment_size=300, jit_compile=False), **settings)
+
+
+def run(checkpoint_dir=None, stop=None, **settings):
+  return hmc.sample(log_prob, [tf.zeros((4, 3))], config_for(**settings),
+                    checkpoint_dir=checkpoint_dir, target_identity='gaussian',
+                    **(stop or {}))
+
+
+VARIANTS = {
+    'jittered': dict(trajectory='jittered'),
+    'adapted (ChEES)': dict(trajectory='adapted'),
+    'diagonal': dict(mass_matrix='diagonal'),
+    'diagonal, jittered': dict(mass_matrix='diagonal', trajectory='jittered'),
+    'nuts, diagonal': dict(kernel='nuts', mass_matrix='diagonal'),
+}
+
+
+@pytest.fixture(scope='module')
+def results():
+  return {name: run(**settings) for name, settings in VARIANTS.items()}
+
+
+@pytest.mark.parametrize('name', ['adapted (ChEES)', 'diagonal',
+                                  'diagonal, jittered', 'nuts, diagonal'])
+def test_variant_recovers_the_gaussian(results, name):
+  draws = results[name].samples[0].reshape(-1, 3).astype(np.float64)
+  # Means within 0.15 standard deviations, standard deviations within 15%,
+  # the correlation within 0.1 (thousands of draws; ESS in the hundreds).
+  np.testing.assert_array_less(np.abs(draws.mean(0) - MEAN), 0.15 * SCALES)
+  np.testing.assert_allclose(draws.std(0), SCALES, rtol=0.15)
+  assert abs(np.corrcoef(draws.T)[1, 2] - RHO) < 0.1
+  assert results[name].diagnostics['ess_min'] > 50
+
+
+def test_diagonal_mass_matrix_mixes_where_the_identity_crawls(results):
+  # Same leapfrog count per proposal: the identity mass matrix adapts its
+  # step to the 0.05 axis and barely moves along the 5.0 one.
+  plain = run()
+  assert plain.diagnostics['ess_min'] < 30
+  assert results['diagonal'].diagnostics['ess_min'] > 10 * (
+      plain.diagnostics['ess_min'])
+  # The adapted step size is in the preconditioned units, about one
+  # standard deviation, not the narrow axis' 0.05.
+  assert results['diagonal'].step_size > 0.3 > plain.step_size
+
+
+def test_jittered_trajectory_varies_the_leapfrog_count(results):
+  # u uniform in [0, 1]: ceil(u * 5) steps, about 3 on average.
+  report = results['jittered'].diagnostics
+  assert 2.5 < report['leapfrog_steps_per_iteration'] < 3.5
+  no_jitter = run(trajectory='jittered', jitter=0.0)
+  assert no_jitter.diagnostics['leapfrog_steps_per_iteration'] == 5.0
+
+
+def test_nuts_and_chees_choose_longer_trajectories_than_the_fixed_one(results):
+  for name in ('adapted (ChEES)', 'nuts, diagonal'):
+    assert results[name].diagnostics['leapfrog_steps_per_iteration'] != 5.0
+  assert results['adapted (ChEES)'].diagnostics[
+      'leapfrog_steps_per_iteration'] > 10
+
+
+@pytest.mark.parametrize('settings, stop', [
+    (dict(mass_matrix='diagonal', trajectory='jittered'),
+     dict(stop_after_warm_up_steps=20)),
+    (dict(kernel='nuts', mass_matrix='diagonal'), dict(stop_after_phases=2)),
+])
+def test_adaptive_sampler_resumes_to_the_same_samples(tmp_path, settings,
+                                                      stop):
+  small = dict(num_results=40, num_burnin_steps=40, segment_size=20,
+               warm_up_checkpoint_every=20, **settings)
+  whole = run(**small)
+  directory = str(tmp_path / 'run')
+  assert run(directory, stop, **small) is None
+  resumed = run(directory, **small)
+  np.testing.assert_array_equal(resumed.samples[0], whole.samples[0])
+  np.testing.assert_array_equal(resumed.log_prob, whole.log_prob)
+  assert resumed.step_size == whole.step_size
+
+
+def test_run_started_before_the_sampler_settings_still_resumes(tmp_path):
+  directory = str(tmp_path / 'run')
+  config = hmc.HMCConfig(num_results=20, num_burnin_steps=10,
+                         num_leapfrog_steps=3, step_size=0.05, num_chains=2,
+                         seed=1, segment_size=10)
+  whole = hmc.sample(log_prob, [tf.zeros((2, 3))], config)
+  assert hmc.sample(log_prob, [tf.zeros((2, 3))], config,
+                    checkpoint_dir=directory, target_identity='gaussian',
+                    stop_after_phases=2) is None
+  path = os.path.join(directory, 'run.json')
+  with open(path) as f:
+    description = json.load(f)
+  for name in ('kernel', 'mass_matrix', 'mass_matrix_window', 'trajectory',
+               'trajectory_length', 'jitter', 'max_tree_depth'):
+    del description['config'][name]  # What the code before them wrote.
+  with open(path, 'w') as f:
+    json.dump(description, f)
+  resumed = hmc.sample(log_prob, [tf.zeros((2, 3))], config,
+                       checkpoint_dir=directory, target_identity='gaussian')
+  np.testing.assert_array_equal(resumed.samples[0], whole.samples[0])
+  # A resume with another sampler is still refused.
+  other = dataclasses.replace(config, trajectory='jittered')
+  with pytest.raises(ValueError, match='different configuration'):
+    hmc.sample(log_prob, [tf.zeros((2, 3))], other, checkpoint_dir=directory,
+               target_identity='gaussian')
+
+
+@pytest.mark.parametrize('settings, message', [
+    (dict(kernel='mala'), "HMCConfig.kernel='mala'"),
+    (dict(mass_matrix='dense'), "HMCConfig.mass_matrix='dense'"),
+    (dict(trajectory='long'), "HMCConfig.trajectory='long'"),
+    (dict(kernel='nuts', trajectory='jittered'), 'NUTS chooses its own'),
+    (dict(jitter=1.5), 'HMCConfig.jitter=1.5'),
+    (dict(mass_matrix_window=0.0), 'HMCConfig.mass_matrix_window=0.0'),
+    (dict(max_tree_depth=20), 'HMCConfig.max_tree_depth=20'),
+    (dict(trajectory_length=-1.0), 'HMCConfig.trajectory_length=-1.0'),
+])
+def test_bad_sampler_settings_are_refused_by_name(settings, message):
+  with pytest.raises(validate.InvalidArgument, match=message.replace(
+      '(', r'\(')):
+    dataclasses.replace(hmc.HMCConfig(), **settings).validate()
+
+
+def test_describe_and_plain():
+  assert kernels.is_plain(hmc.HMCConfig())
+  assert not kernels.is_plain(hmc.HMCConfig(trajectory='jittered'))
+  assert kernels.describe(hmc.HMCConfig(mass_matrix='diagonal')) == (
+      'hmc/diagonal/fixed')
+  assert kernels.describe(hmc.HMCConfig(kernel='nuts')) == 'nuts/identity'

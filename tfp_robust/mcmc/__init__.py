@@ -1,0 +1,2 @@
+"""MCMC over network weights: sampler kernels, the checkpointed driver,
+checkpoints and diagnostics (see `tfp_robust.hmc` for the network target)."""

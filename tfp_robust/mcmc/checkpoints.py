@@ -1,0 +1,200 @@
+"""Checkpoints of a sampling run: the state after each phase, each segment's
+kept samples, the warm-up's kernel results and trace, and `run.json`.
+
+Every checkpoint is a `tf.train.Checkpoint` written to a staging directory
+and renamed into place (the previous version kept as `.old` until then), so
+a run killed at any moment leaves either the old or the new checkpoint.
+Files read back are untrusted: shapes are checked against templates and a
+truncated or foreign checkpoint ends in one clear error naming it.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Optional
+
+from absl import logging
+import tensorflow as tf
+
+from tfp_robust import files
+
+
+RUN_FILE = 'run.json'
+
+
+def is_checkpoint_name(name: str) -> bool:
+  """Whether `name` is one of the checkpoints `Checkpoints` writes."""
+  base = name[:-len('.old')] if name.endswith('.old') else name
+  return base in ('state', 'warm_up', 'warm_up_trace') or (
+      base.startswith('segment_') and base[len('segment_'):].isdigit())
+
+
+class Checkpoints:
+  """State after each phase, and each segment's samples, in `directory`.
+
+  `run.json` describes the run: `config` and `target` (what produced the
+  checkpoints; a resume must match both), plus, for runs started by this
+  version, `data_sha256` (a SHA-256 of the training data, checked on resume
+  when present) and `code_version` (a different one is logged). A directory
+  holding checkpoints but no readable `run.json` is refused: nothing would
+  say which run they belong to.
+  """
+
+  def __init__(self, directory: Optional[str], config,
+               identity: str, data_digest: str = ''):
+    self.directory = directory
+    if not directory:
+      return
+    os.makedirs(directory, exist_ok=True)
+    description = json.loads(json.dumps(
+        {'config': dataclasses.asdict(config), 'target': identity}))
+    path = os.path.join(directory, RUN_FILE)
+    fresh = ('Delete the directory to start afresh, or use another '
+             'checkpoint directory.')
+    if not os.path.exists(path):
+      started = sorted(name for name in os.listdir(directory)
+                       if is_checkpoint_name(name))
+      if started:
+        files.invalid(path, 'it is missing, but the directory holds HMC '
+                      f'checkpoints ({", ".join(started[:4])}'
+                      f'{", ..." if len(started) > 4 else ""}), so nothing '
+                      'says which configuration and data produced them', fresh)
+      files.write_text_atomically(path, json.dumps(dict(
+          description, data_sha256=data_digest,
+          code_version=files.code_version()), indent=2))
+      return
+    saved = files.read_json(path, 'an HMC run description')
+    if not (isinstance(saved, dict) and 'config' in saved and
+            'target' in saved):
+      files.invalid(path, 'it should be a JSON object with the run\'s '
+                    '"config" and "target"', fresh)
+    # A field added to the config after the run started is read as its
+    # default, which is what the run used (new fields default to the old
+    # behaviour), so old runs still resume.
+    defaults = json.loads(json.dumps({
+        f.name: f.default for f in dataclasses.fields(config)
+        if f.default is not dataclasses.MISSING}))
+    recorded = {'config': (dict(defaults, **saved['config'])
+                           if isinstance(saved['config'], dict)
+                           else saved['config']),
+                'target': saved['target']}
+    if recorded != description:
+      files.invalid(path, 'the HMC checkpoint in this directory was written '
+                    f'by a different configuration or target ({recorded})',
+                    fresh)
+    if data_digest and saved.get('data_sha256') and (
+        saved['data_sha256'] != data_digest):
+      files.invalid(path, 'the HMC checkpoint in this directory was written '
+                    'for different training data (data SHA-256 '
+                    f'{saved["data_sha256"][:12]}..., now '
+                    f'{data_digest[:12]}...)', fresh)
+    if saved.get('code_version') not in (None, files.code_version()):
+      logging.warning('HMC: resuming %s, started by %s, with %s.', directory,
+                      saved['code_version'], files.code_version())
+
+  def _write(self, name, tensors):
+    if not self.directory:
+      return
+    final = os.path.join(self.directory, name)
+    staging = files.staging_dir(self.directory, name)
+    try:
+      variables = {f't{i}': tf.Variable(t) for i, t in enumerate(tensors)}
+      tf.train.Checkpoint(**variables).write(os.path.join(staging, 'ckpt'))
+    except BaseException:
+      shutil.rmtree(staging, ignore_errors=True)
+      raise
+    # The previous version stays readable (as .old) until the new one is in.
+    old = final + '.old'
+    if os.path.exists(final):
+      shutil.rmtree(old, ignore_errors=True)
+      os.rename(final, old)
+    os.rename(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+  def _read(self, name, templates):
+    path = os.path.join(self.directory or '', name)
+    if self.directory and not os.path.isdir(path) and os.path.isdir(
+        path + '.old'):
+      path += '.old'  # Killed between the two renames of `_write`.
+    if not self.directory or not os.path.isdir(path):
+      return None
+    variables = {f't{i}': tf.Variable(tf.zeros_like(t))
+                 for i, t in enumerate(templates)}
+    try:
+      tf.train.Checkpoint(**variables).read(
+          os.path.join(path, 'ckpt')).assert_existing_objects_matched()
+    except (AssertionError, ValueError, IndexError, OSError,
+            tf.errors.OpError) as error:
+      files.invalid(path, 'the HMC checkpoint cannot be read '
+                    f'({type(error).__name__}: {error}); it is truncated, '
+                    'corrupt or from another run',
+                    f'Delete {self.directory!r} to start the run afresh.')
+    return [variables[f't{i}'].read_value() for i in range(len(templates))]
+
+  def save_state(self, state, step_size, phases_done, results=None):
+    """The state after `phases_done` phases, and the kernel's results when
+    sampling carries them from segment to segment (adaptive kernels)."""
+    flat = [tf.convert_to_tensor(t) for t in tf.nest.flatten(results, expand_composites=True)] if (
+        results is not None) else []
+    self._write('state', list(state) + flat + [
+        tf.constant(step_size, tf.float32), tf.constant(phases_done, tf.int64)])
+
+  def load_state(self, template_state, template_results=None):
+    """`(state, step_size, phases_done, results)`, or None before any."""
+    flat = [tf.convert_to_tensor(t) for t in tf.nest.flatten(
+        template_results, expand_composites=True)] if template_results is not None else []
+    values = self._read('state', list(template_state) + flat +
+                        [tf.constant(0.0), tf.constant(0, tf.int64)])
+    if values is None:
+      return None
+    count = len(template_state)
+    results = (tf.nest.pack_sequence_as(template_results,
+                                        values[count:count + len(flat)],
+                                        expand_composites=True)
+               if template_results is not None else None)
+    return values[:count], float(values[-2]), int(values[-1]), results
+
+  def save_warm_up(self, state, results, seed, accepted, steps_done):
+    self._write('warm_up', list(state) + [
+        tf.convert_to_tensor(t) for t in tf.nest.flatten(results, expand_composites=True)] + [
+            seed, tf.constant(accepted, tf.float32),
+            tf.constant(steps_done, tf.int64)])
+
+  def load_warm_up(self, template_state, template_results, template_seed):
+    flat_results = [tf.convert_to_tensor(t)
+                    for t in tf.nest.flatten(template_results,
+                                                expand_composites=True)]
+    values = self._read('warm_up', list(template_state) + flat_results + [
+        template_seed, tf.constant(0.0), tf.constant(0, tf.int64)])
+    if values is None:
+      return None
+    count = len(template_state)
+    results = tf.nest.pack_sequence_as(template_results,
+                                       values[count:count + len(flat_results)],
+                                       expand_composites=True)
+    return (values[:count], results, values[-3], float(values[-2]),
+            int(values[-1]))
+
+  def save_warm_up_trace(self, trace):
+    self._write('warm_up_trace', [tf.convert_to_tensor(t) for t in trace])
+
+  def load_warm_up_trace(self, config):
+    """The warm-up trace, or None (none yet, or an older run's checkpoint)."""
+    templates = [tf.zeros((config.num_burnin_steps, config.num_chains)),
+                 tf.zeros((config.num_burnin_steps, config.num_chains)),
+                 tf.zeros((config.num_burnin_steps,))]
+    try:
+      values = self._read('warm_up_trace', templates)
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+      logging.warning('HMC: the warm-up trace in %s is unreadable (%s); '
+                      'TensorBoard will lack the warm-up.', self.directory,
+                      error)
+      return None
+    return None if values is None else [v.numpy() for v in values]
+
+  def save_segment(self, index, samples, log_prob, is_accepted):
+    self._write(f'segment_{index:05d}', list(samples) + [log_prob, is_accepted])
+
+  def load_segment(self, index, templates):
+    return self._read(f'segment_{index:05d}', templates)

@@ -1,0 +1,191 @@
+"""Sampler kernels, built from `tfp.mcmc` and `tfp.experimental.mcmc` pieces.
+
+A sampler is named by four settings of the run's config:
+
+- `kernel`: `'hmc'` (a fixed trajectory per proposal) or `'nuts'`
+  (`tfp.mcmc.NoUTurnSampler`, the trajectory chosen by the U-turn rule, at
+  most `2**max_tree_depth - 1` leapfrog steps).
+- `mass_matrix`: `'identity'`, or `'diagonal'`: a per-weight, per-chain
+  diagonal mass matrix estimated from the chain's own states over the first
+  `mass_matrix_window` of warm-up (`DiagonalMassMatrixAdaptation` around
+  `PreconditionedHamiltonianMonteCarlo` / `PreconditionedNoUTurnSampler`),
+  then held fixed while the step size adapts to it.
+- `trajectory` (HMC only): `'fixed'` (`num_leapfrog_steps` every proposal;
+  fixed-length trajectories can resonate), `'jittered'` (a trajectory length
+  `L` in time, each proposal integrating for `u L`, `u` uniform in
+  `[1 - jitter, 1]`, so the leapfrog count follows the adapted step size) or
+  `'adapted'` (`L` adapted during warm-up by the ChEES criterion,
+  `GradientBasedTrajectoryLengthAdaptation`, and jittered as above).
+  `L` starts at `trajectory_length`, or at `num_leapfrog_steps * step_size`
+  when that is 0.
+- every sampler adapts its step size by dual averaging during warm-up
+  (`DualAveragingStepSizeAdaptation`) towards `target_accept_prob`.
+
+`kernel='hmc', mass_matrix='identity', trajectory='fixed'` is the plain
+sampler: the driver then samples with a fresh fixed-step
+`HamiltonianMonteCarlo` (as every run before these settings did, bit for
+bit). Every other sampler carries its kernel results from warm-up through
+sampling, its adaptation switched off by step count, so the adapted step
+size, mass matrix and trajectory length stay in force.
+"""
+
+from typing import Callable, Sequence
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+KERNELS = ('hmc', 'nuts')
+MASS_MATRICES = ('identity', 'diagonal')
+TRAJECTORIES = ('fixed', 'jittered', 'adapted')
+
+
+def is_plain(config) -> bool:
+  """Whether `config` names the plain sampler (fixed-step HMC sampling)."""
+  return (getattr(config, 'kernel', 'hmc') == 'hmc' and
+          getattr(config, 'mass_matrix', 'identity') == 'identity' and
+          getattr(config, 'trajectory', 'fixed') == 'fixed')
+
+
+def describe(config) -> str:
+  """A short name of the sampler, e.g. `hmc/diagonal/jittered`."""
+  if config.kernel == 'nuts':
+    return f'nuts/{config.mass_matrix}'
+  return f'hmc/{config.mass_matrix}/{config.trajectory}'
+
+
+def warm_up_kernel(target_log_prob_fn: Callable, config, step_size,
+                   initial_state: Sequence[tf.Tensor]):
+  """The kernel that adapts during warm-up (and, carried on, samples).
+
+  Adaptation runs for `config.num_burnin_steps` steps of this kernel; after
+  that every adaptive layer holds its adapted value.
+  """
+  steps = config.num_burnin_steps
+  if is_plain(config):
+    # Exactly the kernel of every run before the sampler settings existed.
+    return tfp.mcmc.DualAveragingStepSizeAdaptation(
+        tfp.mcmc.HamiltonianMonteCarlo(target_log_prob_fn, step_size,
+                                       config.num_leapfrog_steps),
+        num_adaptation_steps=steps,
+        target_accept_prob=config.target_accept_prob)
+  diagonal = config.mass_matrix == 'diagonal'
+  if config.kernel == 'nuts':
+    make = (tfp.experimental.mcmc.PreconditionedNoUTurnSampler if diagonal
+            else tfp.mcmc.NoUTurnSampler)
+    kernel = make(target_log_prob_fn, step_size,
+                  max_tree_depth=config.max_tree_depth)
+  else:
+    make = (tfp.experimental.mcmc.PreconditionedHamiltonianMonteCarlo
+            if diagonal else tfp.mcmc.HamiltonianMonteCarlo)
+    kernel = make(target_log_prob_fn, step_size, config.num_leapfrog_steps,
+                  store_parameters_in_results=True)
+    if config.trajectory != 'fixed':
+      kernel = tfp.experimental.mcmc.GradientBasedTrajectoryLengthAdaptation(
+          kernel,
+          num_adaptation_steps=steps if config.trajectory == 'adapted' else 0,
+          jitter_amount=config.jitter)
+  kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
+      kernel, num_adaptation_steps=steps,
+      target_accept_prob=config.target_accept_prob)
+  if diagonal:
+    kernel = tfp.experimental.mcmc.DiagonalMassMatrixAdaptation(
+        kernel,
+        initial_running_variance=[
+            tfp.experimental.stats.RunningVariance.from_stats(
+                num_samples=tf.zeros([]), mean=tf.zeros_like(part),
+                variance=tf.ones_like(part)) for part in initial_state],
+        num_estimation_steps=mass_matrix_steps(config))
+  return kernel
+
+
+def mass_matrix_steps(config) -> int:
+  """Warm-up steps whose states estimate the diagonal mass matrix."""
+  return max(1, int(round(config.mass_matrix_window *
+                          config.num_burnin_steps)))
+
+
+def bootstrap(kernel, state, config):
+  """`kernel.bootstrap_results(state)`, with the trajectory length set.
+
+  A jittered trajectory that is not adapted integrates for the length
+  `GradientBasedTrajectoryLengthAdaptation` keeps as its averaged value,
+  which starts at 0; it is set here to the run's trajectory length.
+  """
+  results = kernel.bootstrap_results(state)
+  if is_plain(config) or config.kernel != 'hmc' or (
+      config.trajectory == 'fixed'):
+    return results
+  length = float(config.trajectory_length) or (
+      config.num_leapfrog_steps * config.step_size)
+
+  def set_length(r):
+    if hasattr(r, 'max_trajectory_length'):
+      value = tf.constant(length, r.max_trajectory_length.dtype)
+      return r._replace(max_trajectory_length=value,
+                        averaged_max_trajectory_length=value)
+    return r._replace(inner_results=set_length(r.inner_results))
+
+  return set_length(results)
+
+
+def end_warm_up(results, config):
+  """The results that sampling starts from, once warm-up has finished.
+
+  A jittered trajectory given as a leapfrog count (`trajectory_length` 0)
+  integrates, from here on, for `num_leapfrog_steps` times the adapted step
+  size (jittered), so its mean leapfrog count does not depend on the step
+  size the adaptation reached, nor on the units a mass matrix sets.
+  """
+  if is_plain(config) or config.kernel != 'hmc' or (
+      config.trajectory != 'jittered') or config.trajectory_length:
+    return results
+  length = config.num_leapfrog_steps * step_size(results)
+
+  def set_length(r):
+    if hasattr(r, 'averaged_max_trajectory_length'):
+      value = tf.cast(length, r.averaged_max_trajectory_length.dtype)
+      return r._replace(max_trajectory_length=value,
+                        averaged_max_trajectory_length=value)
+    return r._replace(inner_results=set_length(r.inner_results))
+
+  return set_length(results)
+
+
+def _find(results, attribute):
+  while not hasattr(results, attribute):
+    results = results.inner_results
+  return results
+
+
+def log_prob_and_accepted(results):
+  """Each chain's log-density at the current state, and the acceptance."""
+  inner = _find(results, 'is_accepted')
+  if hasattr(inner, 'accepted_results'):
+    log_prob = inner.accepted_results.target_log_prob
+  else:
+    log_prob = inner.target_log_prob
+  return log_prob, inner.is_accepted
+
+
+def step_size(results) -> tf.Tensor:
+  """The step size the next proposal uses (a scalar)."""
+  value = _find(results, 'new_step_size').new_step_size
+  return tf.cast(tf.reshape(tf.nest.flatten(value)[0], []), tf.float32)
+
+
+def leapfrogs(results) -> tf.Tensor:
+  """Leapfrog steps the last proposal took, averaged over chains."""
+  inner = _find(results, 'is_accepted')
+  if hasattr(inner, 'leapfrogs_taken'):
+    return tf.reduce_mean(tf.cast(inner.leapfrogs_taken, tf.float32))
+  accepted = getattr(inner, 'accepted_results', inner)
+  return tf.cast(tf.reduce_mean(accepted.num_leapfrog_steps), tf.float32)
+
+
+def trajectory_length(results):
+  """The (averaged) trajectory length in force, or None without one."""
+  try:
+    inner = _find(results, 'averaged_max_trajectory_length')
+  except AttributeError:
+    return None
+  return inner.averaged_max_trajectory_length
