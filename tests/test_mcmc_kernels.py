@@ -126,7 +126,8 @@ def test_run_started_before_the_sampler_settings_still_resumes(tmp_path):
   with open(path) as f:
     description = json.load(f)
   for name in ('kernel', 'mass_matrix', 'mass_matrix_window', 'trajectory',
-               'trajectory_length', 'jitter', 'max_tree_depth'):
+               'trajectory_length', 'jitter', 'max_tree_depth',
+               'max_leapfrog_steps'):
     del description['config'][name]  # What the code before them wrote.
   with open(path, 'w') as f:
     json.dump(description, f)

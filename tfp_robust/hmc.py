@@ -59,6 +59,9 @@ class HMCConfig:
       uniform in `[1 - jitter, 1]`.
     max_tree_depth: NUTS only: at most `2**max_tree_depth - 1` leapfrog steps
       per proposal.
+    max_leapfrog_steps: adapted trajectories only: at most this many
+      leapfrog steps per proposal (ChEES may otherwise ask for very long
+      trajectories; the default is the library's).
   """
   num_results: int = 250
   num_burnin_steps: int = 200
@@ -81,6 +84,7 @@ class HMCConfig:
   trajectory_length: float = 0.0
   jitter: float = 1.0
   max_tree_depth: int = 6
+  max_leapfrog_steps: int = 1000
 
   def validate(self):
     for name in ('num_results', 'num_leapfrog_steps', 'thinning', 'num_chains',
@@ -113,6 +117,8 @@ class HMCConfig:
                     fix='e.g. 1.0 (uniform in [0, L]) or 0 (no jitter).')
     validate.integer('HMCConfig.max_tree_depth', self.max_tree_depth, 1, 12,
                      "e.g. 6: at most 63 leapfrog steps per proposal.")
+    validate.integer('HMCConfig.max_leapfrog_steps', self.max_leapfrog_steps,
+                     1, fix='e.g. 100.')
 
 
 # The driver's result, under the name this module has always used.

@@ -338,3 +338,48 @@ def figure4(frame, dataset: str, protocol: str = 'paper'):
   figure.suptitle(f'Figure 4, {dataset}, {protocol} protocol')
   figure.tight_layout()
   return figure
+
+
+def sampler_comparison(frame):
+  """Mixing per variant, and robustness against mixing (issue 11).
+
+  Args:
+    frame: rows of `sampler_comparison.run`.
+
+  Returns:
+    A figure with one row of three panels per target: the worst
+    function-space R-hat per variant (the 1.1 line marked), the worst
+    function-space ESS per hour of sampling, and PGD accuracy and the mean
+    expected-gradient magnitude against R-hat, one point per variant.
+  """
+  targets = list(dict.fromkeys(frame['target']))
+  figure, axes = plt.subplots(len(targets), 3, figsize=(13, 3.6 * len(targets)),
+                              squeeze=False)
+  for row, target in zip(axes, targets):
+    rows = frame[frame['target'] == target]
+    names = list(rows['variant'])
+    positions = np.arange(len(names))
+    row[0].bar(positions, rows['fn_rhat_max'], color='tab:blue')
+    row[0].axhline(1.1, color='k', linestyle='--', linewidth=1)
+    row[0].set_ylabel('function-space R-hat (max)')
+    row[1].bar(positions, rows['fn_ess_min_per_hour'], color='tab:green')
+    row[1].set_ylabel('function-space ESS (min) per hour')
+    row[1].set_yscale('log')
+    for axis in row[:2]:
+      axis.set_xticks(positions)
+      axis.set_xticklabels(names, rotation=45, ha='right', fontsize=8)
+      axis.set_title(target)
+    row[2].scatter(rows['fn_rhat_max'], rows['pgd_predictive_acc'],
+                   color='tab:red', label='PGD accuracy')
+    for name, x, y in zip(names, rows['fn_rhat_max'],
+                          rows['pgd_predictive_acc']):
+      row[2].annotate(name, (x, y), fontsize=7)
+    row[2].set_xlabel('function-space R-hat (max)')
+    row[2].set_ylabel('PGD accuracy (predictive loss)', color='tab:red')
+    twin = row[2].twinx()
+    twin.scatter(rows['fn_rhat_max'], rows['mean_abs_expected_grad'],
+                 color='tab:purple', marker='x')
+    twin.set_ylabel('mean |expected gradient|', color='tab:purple')
+    row[2].set_title(f'{target}: robustness against mixing')
+  figure.tight_layout()
+  return figure

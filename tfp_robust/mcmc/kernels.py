@@ -83,7 +83,8 @@ def warm_up_kernel(target_log_prob_fn: Callable, config, step_size,
       kernel = tfp.experimental.mcmc.GradientBasedTrajectoryLengthAdaptation(
           kernel,
           num_adaptation_steps=steps if config.trajectory == 'adapted' else 0,
-          jitter_amount=config.jitter)
+          jitter_amount=config.jitter,
+          max_leapfrog_steps=config.max_leapfrog_steps)
   kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
       kernel, num_adaptation_steps=steps,
       target_accept_prob=config.target_accept_prob)
