@@ -1,0 +1,84 @@
+"""The sampler comparison: rows, resumption, and settings checked up front."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tfp_robust import config_lib
+from tfp_robust import fitting
+from tfp_robust import sampler_comparison
+from tfp_robust import validate
+
+CONFIG_PATH = os.path.join(os.path.dirname(__file__), '..', 'configs',
+                           'samplers.py')
+
+
+def tiny_config():
+  config = config_lib.load_config_file(CONFIG_PATH, 'cpu')
+  target = config.targets.halfmoons
+  target.num_train, target.num_test = 100, 100
+  target.fit.hmc.update(dict(hidden=(8,), num_results=10, num_burnin_steps=10,
+                             segment_size=5, jit_compile=False))
+  target.variants = ('fixed_2', 'diagonal_jittered')
+  config.target_order = ('halfmoons',)
+  config.diagnostic_points = 20
+  config.attack_points = 20
+  config.pgd_steps = 3
+  return config
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('samplers'))
+  config = tiny_config()
+  return config, workdir, sampler_comparison.run(config, workdir)
+
+
+def test_rows_measure_each_variant(finished):
+  _, _, frame = finished
+  assert list(frame['variant']) == ['fixed_2', 'diagonal_jittered']
+  assert list(frame['sampler']) == ['hmc/identity/fixed',
+                                    'hmc/diagonal/jittered']
+  assert list(frame['chains']) == [2, 4]
+  fixed, jittered = frame.iloc[0], frame.iloc[1]
+  assert fixed['leapfrogs_per_iteration'] == 10.0
+  # u * 10 steps, u ~ U[0, 1]: about 5.5 on average, never the fixed 10.
+  assert 2.0 < jittered['leapfrogs_per_iteration'] < 9.0
+  for column in ('fn_rhat_max', 'fn_ess_min', 'fn_ess_min_per_hour',
+                 'test_accuracy', 'pgd_predictive_acc',
+                 'mean_abs_expected_grad', 'sampling_seconds'):
+    assert np.all(np.isfinite(frame[column])), column
+  assert np.all(frame['pgd_predictive_acc'] <= frame['clean_acc_attack_points'])
+  assert np.all(frame['fn_ess_min_per_hour'] > frame['fn_ess_min'])
+  assert list(sampler_comparison.mixed(frame)) == list(
+      (frame['fn_rhat_max'] < 1.1) & (frame['fn_ess_min'] >= 100))
+
+
+def test_finished_variants_are_read_back_not_refitted(finished, monkeypatch):
+  config, workdir, frame = finished
+
+  def no_fit(*args, **kwargs):
+    raise AssertionError('a finished variant was fitted again')
+
+  monkeypatch.setattr(fitting, 'fit', no_fit)
+  again = sampler_comparison.run(config, workdir)
+  assert again.equals(frame)
+
+
+def test_variant_settings_are_checked_before_anything_runs():
+  config = tiny_config()
+  config.variants.diagonal_jittered = dict(mass_matrix='dense')
+  with pytest.raises(validate.InvalidArgument,
+                     match="variant 'diagonal_jittered'.*mass_matrix='dense'"):
+    sampler_comparison.check(config)
+  config = tiny_config()
+  config.targets.halfmoons.variants = ('fixed_2', 'hamiltonian')
+  with pytest.raises(validate.InvalidArgument, match="'hamiltonian'"):
+    sampler_comparison.check(config)
+  with pytest.raises(validate.InvalidArgument, match="--targets='cifar'"):
+    sampler_comparison.check(tiny_config(), ['cifar'])
+  config = tiny_config()
+  config.variants.fixed_2 = dict(num_chains=2, learning_rate=0.1)
+  with pytest.raises(ValueError, match='not sampler settings'):
+    sampler_comparison.check(config)
