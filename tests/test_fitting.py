@@ -35,3 +35,52 @@ def test_ensure_trained_trains_only_what_is_missing(tmp_path):
   assert os.stat(saved).st_mtime_ns == first
   with pytest.raises(FileNotFoundError, match='binaries/train.py'):
     fitting.load_trained(config, 'hmc', str(tmp_path))
+
+
+def test_vi_resampled_is_a_view_of_the_one_vi_training(tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfp_robust import evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  config = config_lib.load_config_file(
+      os.path.join(REPO, 'configs', 'table1.py'), 'cpu')
+  config.num_train, config.num_test = 200, 20
+  config.vi.hidden, config.vi.epochs, config.vi.num_samples = (8,), 1, 4
+  workdir = str(tmp_path)
+  # Asking for the view trains its method once, and nothing else.
+  fitting.ensure_trained(config, ['vi_resampled'], workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'mnist'))) == ['vi']
+  fixed, _ = fitting.load_trained(config, 'vi', workdir)
+  view, extra = fitting.load_trained(config, 'vi_resampled', workdir)
+  assert view.resamples and not fixed.resamples
+  assert view.method == 'vi_resampled' and view.num_samples == 4
+  assert 'test_accuracy' not in extra and extra['num_train'] == 200
+  x = tf.random.stateless_uniform((5, 784), (1, 2))
+  # It resamples: two evaluations differ; the fixed draws do not.
+  assert not np.array_equal(view.log_probs(x).numpy(),
+                            view.log_probs(x).numpy())
+  np.testing.assert_array_equal(fixed.log_probs(x), fixed.log_probs(x))
+  # The restored model is the trained one: drawing from it with the
+  # training's seed gives the saved fixed draws bit for bit.
+  from tfp_robust import vi  # pylint: disable=g-import-not-at-top
+  redrawn = vi.posterior_ensemble(view.model, fixed.architecture, 4,
+                                  seed=int(config.seed))
+  for saved, again in zip(fixed.params, redrawn.params):
+    np.testing.assert_array_equal(saved, again)
+  # Attack rows say which evaluation made them.
+  dataset = fitting.load_dataset_for(config, 'vi_resampled')
+  attack = config_lib.attack_section(num_points=5, num_samples=4,
+                                     pgd_steps=2, losses=('predictive',))
+  rows = evaluation.attack_rows(view, dataset.x_test[:5], dataset.y_test[:5],
+                                attack)
+  assert rows and all(row['resampled'] for row in rows)
+  # A tampered checkpoint file is refused by name.
+  directory = os.path.join(workdir, 'mnist', 'vi', 'variational')
+  name = next(n for n in os.listdir(directory) if n.startswith('ckpt.data'))
+  with open(os.path.join(directory, name), 'r+b') as f:
+    f.seek(0)
+    first = f.read(1)
+    f.seek(0)
+    f.write(bytes([first[0] ^ 1]))
+  with pytest.raises(files.InvalidFile, match=name):
+    fitting.load_trained(config, 'vi_resampled', workdir)

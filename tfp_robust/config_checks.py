@@ -244,8 +244,10 @@ def check(config, methods: Optional[Iterable[str]] = None):
   methods = list(methods if methods is not None else
                  config.get('methods', ()))
   for method in methods:
-    validate.one_of('--methods', method, fitting.METHODS)
-    section = 'sgd' if method == 'ensemble' else method
+    validate.one_of('--methods', method, fitting.METHODS + tuple(
+        fitting.VIEWS))
+    section = fitting.VIEWS.get(method, method)
+    section = 'sgd' if section == 'ensemble' else section
     if section not in config:
       validate.fail('--methods', method, f'the config has no {section!r} '
                     'section for it', 'Pick a method the config defines.')

@@ -24,6 +24,11 @@ from tfp_robust import summaries
 from tfp_robust import vi
 
 METHODS = ('sgd', 'ensemble', 'vi', 'hmc', 'hmc_original')
+# Evaluation views of a trained method: `vi_resampled` is the VI model
+# resampling its weights on every call (each evaluation S fresh draws; the
+# attacks average `eot_iter` of them per gradient), where `vi` is S draws
+# fixed once. Both come from one training.
+VIEWS = {'vi_resampled': 'vi'}
 
 def architecture_from_config(config, input_shape, num_classes):
   """An `Architecture` from a config with `hidden` (list) and `activation`."""
@@ -94,6 +99,9 @@ def fit(method: str, architecture, x, y, config, seed: int = 0,
                       log_dir=log_dir)
     ensemble = vi.posterior_ensemble(result, architecture,
                                      int(config.vi.num_samples), seed=seed)
+    if workdir:
+      vi.save_variational(result, architecture,
+                          os.path.join(workdir, 'variational'), int(seed))
     info['elbo_per_example'] = result.elbo_per_example
   elif method == 'hmc_original':
     # The replay of the original code's posterior (see `original_hmc`).
@@ -129,6 +137,7 @@ def fit(method: str, architecture, x, y, config, seed: int = 0,
 
 def method_section(config, method: str):
   """The config section holding `method`'s model (ensembles use `sgd`'s)."""
+  method = VIEWS.get(method, method)
   return config.sgd if method == 'ensemble' else config[method]
 
 def load_dataset_for(config, method: str):
@@ -207,6 +216,8 @@ def write_fit_summaries(log_dir: str, method: str, ensemble, info) -> None:
 
 def load_trained(config, method: str, workdir: str):
   """The saved posterior ensemble of `method`, with its fit facts."""
+  if method in VIEWS:
+    return _load_view(config, method, workdir)
   path = ensemble_dir(workdir, config.dataset, method)
   if not (os.path.exists(path) or os.path.exists(path + '.old')):
     raise FileNotFoundError(
@@ -226,8 +237,21 @@ def ensure_trained(config, methods, workdir: str) -> None:
   """
   from tfp_robust import config_checks  # pylint: disable=g-import-not-at-top
   config_checks.check(config, methods)
-  for method in methods:
+  for method in dict.fromkeys(VIEWS.get(m, m) for m in methods):
     path = ensemble_dir(workdir, config.dataset, method)
     if not (os.path.exists(path) or os.path.exists(path + '.old')):
       logging.info('No saved %s ensemble in %s: training it.', method, path)
       train_and_save(config, method, workdir)
+
+
+def _load_view(config, method: str, workdir: str):
+  """An evaluation view (see `VIEWS`) of a trained method."""
+  from tfp_robust.ensemble import stochastic  # pylint: disable=g-import-not-at-top
+  base, extra = load_trained(config, VIEWS[method], workdir)
+  model = vi.load_variational(os.path.join(workdir, config.dataset,
+                                           VIEWS[method], 'variational'))
+  ensemble = stochastic.StochasticEnsemble(
+      model, int(config.vi.num_samples), seed=int(config.seed), method=method,
+      memory_budget_bytes=base.memory_budget_bytes)
+  # The fixed draws' test accuracy is not this view's.
+  return ensemble, {k: v for k, v in extra.items() if k != 'test_accuracy'}

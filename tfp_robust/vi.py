@@ -156,3 +156,74 @@ def posterior_ensemble(result_or_model, architecture: networks.Architecture,
     params.append(layer.kernel_posterior.sample(num_samples, seed=kernel_seed))
     params.append(layer.bias_posterior.sample(num_samples, seed=bias_seed))
   return ensemble_lib.ArchitectureEnsemble(architecture, params, method='vi')
+
+
+_VARIATIONAL_FILE = 'variational.json'
+
+
+def save_variational(result: VIResult, architecture: networks.Architecture,
+                     directory: str, seed: int) -> None:
+  """Saves the variational parameters, so the model can resample later.
+
+  A `tf.train.Checkpoint` of the Flipout model plus `variational.json`
+  (architecture, training-set size, seed and the SHA-256 of every file),
+  staged and renamed into `directory` as a whole.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  parent = os.path.dirname(os.path.abspath(directory))
+  staging = files.staging_dir(parent, os.path.basename(directory))
+  try:
+    tf.train.Checkpoint(model=result.model).write(
+        os.path.join(staging, 'ckpt'))
+    digests = {name: files.sha256_file(os.path.join(staging, name))
+               for name in sorted(os.listdir(staging))}
+    files.write_text_atomically(os.path.join(staging, _VARIATIONAL_FILE),
+                                json.dumps(dict(
+                                    architecture=json.loads(
+                                        architecture.to_json()),
+                                    num_train=int(result.num_train),
+                                    seed=int(seed), sha256=digests), indent=2))
+    if os.path.exists(directory):
+      shutil.rmtree(directory)
+    os.rename(staging, directory)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+
+
+def load_variational(directory: str) -> tf_keras.Model:
+  """The Flipout model `save_variational` wrote, its files checked first."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  path = os.path.join(directory, _VARIATIONAL_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f'No variational parameters in {directory!r} (VI models trained '
+        'before they were saved hold fixed draws only); retrain VI (delete '
+        'its ensemble directory and run the binary again) to evaluate it '
+        'resampled.')
+  description = files.read_json(path, 'a VI description')
+  if not (isinstance(description, dict) and isinstance(
+      description.get('sha256'), dict)):
+    files.invalid(path, 'it should hold the architecture, num_train, seed '
+                  'and sha256 of the checkpoint files')
+  for name, digest in description['sha256'].items():
+    if os.path.basename(name) != name or not os.path.exists(
+        os.path.join(directory, name)) or files.sha256_file(
+            os.path.join(directory, name)) != digest:
+      files.invalid(os.path.join(directory, name), 'it is missing or does '
+                    'not match the SHA-256 recorded in variational.json',
+                    'Retrain VI.')
+  architecture = networks.Architecture.from_json(
+      json.dumps(description['architecture']))
+  model = flipout_model(architecture, int(description['num_train']),
+                        int(description['seed']))
+  model(tf.zeros((1,) + tuple(architecture.input_shape)))
+  tf.train.Checkpoint(model=model).read(
+      os.path.join(directory, 'ckpt')).assert_existing_objects_matched(
+          ).expect_partial()
+  return model
