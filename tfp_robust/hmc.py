@@ -9,7 +9,8 @@ evaluates all chains.
 This module holds the settings (`HMCConfig`), the network target and `fit`;
 the sampler kernels are in `mcmc.kernels`, the checkpointed warm-up and
 sampling driver in `mcmc.driver` (re-exported here as `sample`), and ESS and
-R-hat in `mcmc.diagnostics`.
+R-hat in `mcmc.diagnostics`. Given a `tf.distribute` strategy, `fit` sums
+the same target across devices (`mcmc.distributed.sharded_log_joint`).
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ import json
 import os
 from typing import Callable, List, Optional, Sequence
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -25,6 +27,7 @@ import tensorflow_probability as tfp
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import networks
 from tfp_robust import validate
+from tfp_robust.mcmc import distributed
 from tfp_robust.mcmc import driver
 from tfp_robust.mcmc import kernels
 
@@ -187,7 +190,8 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
         checkpoint_dir: Optional[str] = None, log_dir: Optional[str] = None,
         stop_after_phases: Optional[int] = None,
         initial_state: Optional[Sequence] = None, init_description: str = '',
-        stop_after_warm_up_steps: Optional[int] = None):
+        stop_after_warm_up_steps: Optional[int] = None,
+        strategy: Optional[tf.distribute.Strategy] = None):
   """HMC over the weights of `architecture` on the full training set.
 
   Args:
@@ -204,6 +208,13 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
       resuming (see `has_checkpoint`).
     init_description: how `initial_state` was made, kept with the checkpoint
       so that resuming with another start is refused.
+    strategy: optional `tf.distribute.Strategy`: the log-joint and its
+      gradient are then summed across its replicas, each holding a shard of
+      the training data (`mcmc.distributed.sharded_log_joint`); the samples
+      equal the one-device ones within float rounding. The sharded target
+      cannot be XLA-compiled, so the chain runs with `jit_compile=False`
+      (logged when the config asked for XLA; the checkpoint records the
+      setting that ran).
 
   Returns:
     `(ensemble, result)`: the kept samples as a `PosteriorEnsemble` (samples
@@ -212,7 +223,16 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
   """
   x = validate.pixels('x', x)
   y = validate.labels('y', y, architecture.num_classes)
-  target = network_log_joint(architecture, x, y, config.prior_scale)
+  if strategy is None:
+    target = network_log_joint(architecture, x, y, config.prior_scale)
+  else:
+    target = distributed.sharded_log_joint(architecture, x, y,
+                                           config.prior_scale, strategy)
+    if config.jit_compile:
+      logging.info('HMC across %d replicas: running with jit_compile=False '
+                   '(XLA would compile the replicas into one single-device '
+                   'program).', strategy.num_replicas_in_sync)
+      config = dataclasses.replace(config, jit_compile=False)
   if initial_state is None:
     # Also the shape template when resuming a run started from elsewhere.
     initial = initial_network_state(architecture, config.num_chains,

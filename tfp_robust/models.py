@@ -162,11 +162,16 @@ def fit_keras(model, x, y, config: TrainConfig, name: str,
 
   With `log_dir`, `tags(logs)` (by default `sgd/loss` and `sgd/accuracy`)
   goes to TensorBoard at every epoch; `callbacks` are added to Keras' list.
+  A model built in a `strategy.scope()` trains data-parallel (see
+  `build_in_scope`): `config.batch_size` is the global batch.
   """
-  model.compile(
-      optimizer=tf_keras.optimizers.Adam(config.learning_rate),
-      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-      metrics=list(metrics))
+  # The model's strategy (the default one unless it was built in a
+  # `strategy.scope()`) also holds the optimizer's and metrics' variables.
+  with model.distribute_strategy.scope():
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(config.learning_rate),
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=list(metrics))
   callbacks = [ProgressLogger(name, len(x), config.epochs)] + list(callbacks)
   if log_dir:
     callbacks.append(SummaryCallback(log_dir, tags))
@@ -174,20 +179,64 @@ def fit_keras(model, x, y, config: TrainConfig, name: str,
                    shuffle=True, verbose=0, callbacks=callbacks)
 
 
+def build_in_scope(build: Callable[[], tf_keras.Model],
+                   strategy: Optional[tf.distribute.Strategy],
+                   num_examples: int, batch_size: int) -> tf_keras.Model:
+  """`build()` inside `strategy.scope()` (or as is when `strategy` is None).
+
+  A model built in the scope trains data-parallel under `model.fit`: every
+  global batch of `batch_size` examples (the same examples, in the same
+  shuffled order, as on one device) is split over the replicas, each
+  computes the gradient of its part, and the gradients are summed before
+  one optimizer step, so the weights follow the one-device run within float
+  rounding. Keras averages each replica's loss over its own part and
+  divides by the number of replicas, which is the global mean only when
+  the batch splits evenly: a last partial batch that does not (e.g. 53
+  examples on 2 replicas) weights its examples slightly differently from
+  one device; this is logged.
+  """
+  if strategy is None:
+    return build()
+  if not isinstance(strategy, tf.distribute.Strategy):
+    raise TypeError('strategy must be a tf.distribute.Strategy (e.g. '
+                    'tf.distribute.MirroredStrategy()), got '
+                    f'{type(strategy).__name__}.')
+  replicas = strategy.num_replicas_in_sync
+  last = num_examples % batch_size
+  if batch_size % replicas or last % replicas:
+    logging.info('Data-parallel training on %d replicas: a global batch of '
+                 '%d (last batch %d) does not split evenly, so those batches '
+                 'weight examples per replica, not exactly as on one device.',
+                 replicas, batch_size, last or batch_size)
+  with strategy.scope():
+    return build()
+
+
 def train_deterministic(architecture: networks.Architecture, x, y,
                         config: TrainConfig,
-                        log_dir: Optional[str] = None
+                        log_dir: Optional[str] = None,
+                        strategy: Optional[tf.distribute.Strategy] = None
                         ) -> ensemble_lib.PosteriorEnsemble:
-  """Trains one net by maximum likelihood; returns it as an S = 1 ensemble."""
+  """Trains one net by maximum likelihood; returns it as an S = 1 ensemble.
+
+  With `strategy` (a `tf.distribute.Strategy`) the training is
+  data-parallel over its replicas, with the same global batch
+  (`build_in_scope`).
+  """
   return train_deterministic_at_epochs(architecture, x, y, config,
-                                       [config.epochs], log_dir)[config.epochs]
+                                       [config.epochs], log_dir,
+                                       strategy)[config.epochs]
 
 
 def train_deterministic_at_epochs(architecture: networks.Architecture, x, y,
                                   config: TrainConfig, epochs: Sequence[int],
-                                  log_dir: Optional[str] = None
+                                  log_dir: Optional[str] = None,
+                                  strategy: Optional[
+                                      tf.distribute.Strategy] = None
                                   ) -> Dict[int, ensemble_lib.PosteriorEnsemble]:
   """One training of `max(epochs)` epochs; the net after each epoch asked.
+
+  `strategy`: optional, data-parallel training (see `train_deterministic`).
 
   Returns:
     dict epoch -> S = 1 ensemble, equal to what `train_deterministic` with
@@ -196,7 +245,8 @@ def train_deterministic_at_epochs(architecture: networks.Architecture, x, y,
   config = dataclasses.replace(config, epochs=max(int(e) for e in epochs))
   x, y = check_training_data(architecture, x, y, config)
   tf_keras.utils.set_random_seed(config.seed)
-  model = deterministic_model(architecture)
+  model = build_in_scope(lambda: deterministic_model(architecture), strategy,
+                         len(x), config.batch_size)
 
   def take():
     params = []
@@ -213,9 +263,13 @@ def train_deterministic_at_epochs(architecture: networks.Architecture, x, y,
 
 def train_deep_ensemble(architecture: networks.Architecture, x, y,
                         config: TrainConfig, num_members: int,
-                        log_dir: Optional[str] = None
+                        log_dir: Optional[str] = None,
+                        strategy: Optional[tf.distribute.Strategy] = None
                         ) -> ensemble_lib.PosteriorEnsemble:
-  """Trains `num_members` nets from seeds `seed, seed + 1, ...` and stacks them."""
+  """Trains `num_members` nets from seeds `seed, seed + 1, ...` and stacks them.
+
+  `strategy`: optional, each member trained data-parallel over its replicas.
+  """
   num_members = validate.integer('num_members', num_members, 1)
   x, y = check_training_data(architecture, x, y, config)
   members = []
@@ -223,6 +277,7 @@ def train_deep_ensemble(architecture: networks.Architecture, x, y,
     member_config = dataclasses.replace(config, seed=config.seed + member)
     members.append(train_deterministic(
         architecture, x, y, member_config,
-        log_dir=f'{log_dir}/member_{member}' if log_dir else None))
+        log_dir=f'{log_dir}/member_{member}' if log_dir else None,
+        strategy=strategy))
   return ensemble_lib.stack(members, method='ensemble')
 

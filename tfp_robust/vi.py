@@ -77,7 +77,8 @@ def vi_tags(logs: dict) -> dict:
 
 def train(architecture: networks.Architecture, x, y,
           config: models.TrainConfig,
-          log_dir: Optional[str] = None, callbacks=()) -> VIResult:
+          log_dir: Optional[str] = None, callbacks=(),
+          strategy: Optional[tf.distribute.Strategy] = None) -> VIResult:
   """Fits the variational posterior by maximising the ELBO with Adam.
 
   Args:
@@ -86,6 +87,13 @@ def train(architecture: networks.Architecture, x, y,
     y: training labels `[N]`.
     config: epochs, batch size, learning rate and seed.
     log_dir: optional TensorBoard directory.
+    strategy: optional `tf.distribute.Strategy`: data-parallel training,
+      the model built in its scope, `config.batch_size` the global batch
+      (`models.build_in_scope`). Each replica's Flipout layers draw their
+      own perturbations with tfp's stateful seeded ops, so the noise (and
+      hence the ELBO trajectory) is not the one-device run's, only as
+      good; the KL term is counted once (Keras divides each replica's
+      regularisation loss by the number of replicas).
 
   Returns:
     A `VIResult`; Keras' loss is the negative ELBO per example (the KL
@@ -93,23 +101,29 @@ def train(architecture: networks.Architecture, x, y,
   """
   x, y = models.check_training_data(architecture, x, y, config)
   tf_keras.utils.set_random_seed(config.seed)
-  model = flipout_model(architecture, len(x), config.seed)
+  model = models.build_in_scope(
+      lambda: flipout_model(architecture, len(x), config.seed), strategy,
+      len(x), config.batch_size)
   # Keras' loss is the mean over batches of (cross-entropy + KL / N), each
   # batch weighted by its size, as is the `nll` metric: their difference is
   # the epoch's mean KL term.
+  with model.distribute_strategy.scope():  # Metrics live with the model.
+    nll = tf_keras.metrics.SparseCategoricalCrossentropy(name='nll',
+                                                         from_logits=True)
   history = models.fit_keras(
       model, x, y, config, name=f'vi(seed={config.seed})', log_dir=log_dir,
-      metrics=['accuracy', tf_keras.metrics.SparseCategoricalCrossentropy(
-          name='nll', from_logits=True)],
-      tags=vi_tags, callbacks=callbacks)
+      metrics=['accuracy', nll], tags=vi_tags, callbacks=callbacks)
   elbo = [-float(v) for v in history.history['loss']]
   return VIResult(model, elbo, len(x))
 
 
 def train_at_epochs(architecture: networks.Architecture, x, y,
                     config: models.TrainConfig, epochs, num_samples: int,
-                    seed=0, log_dir: Optional[str] = None):
+                    seed=0, log_dir: Optional[str] = None,
+                    strategy: Optional[tf.distribute.Strategy] = None):
   """One VI training of `max(epochs)` epochs; the posterior after each asked.
+
+  `strategy`: optional, data-parallel training (see `train`).
 
   Returns:
     dict epoch -> `posterior_ensemble(model after that epoch, num_samples,
@@ -128,7 +142,8 @@ def train_at_epochs(architecture: networks.Architecture, x, y,
       holder['model'] = model
 
   snapshots = _Bind(epochs, take)
-  train(architecture, x, y, config, log_dir=log_dir, callbacks=[snapshots])
+  train(architecture, x, y, config, log_dir=log_dir, callbacks=[snapshots],
+        strategy=strategy)
   return snapshots.taken
 
 
