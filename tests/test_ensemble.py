@@ -79,8 +79,11 @@ def test_chunked_log_probs_equal_unchunked(arch):
   x = np.random.RandomState(14).uniform(
       size=(5,) + arch.input_shape).astype(np.float32)
   big = ArchitectureEnsemble(arch, params)
-  per_sample = 16 * 5 * arch.widest_activation()
-  for budget, starts in ((1, list(range(7))), (3 * per_sample, [0, 3, 6])):
+  # Activations of 5 inputs plus one copy of a sample's weights.
+  per_sample = 16 * 5 * arch.widest_activation() + 4 * arch.num_params()
+  assert big.weight_bytes_per_sample() == 4 * arch.num_params()
+  for budget, starts in ((1, list(range(7))), (3 * per_sample, [0, 3, 6]),
+                         (3 * per_sample - 1, [0, 2, 4, 6])):
     small = ArchitectureEnsemble(arch, params, memory_budget_bytes=budget)
     assert [start for start, _ in small.chunks(5)] == starts
     np.testing.assert_allclose(small.log_probs(x).numpy(),

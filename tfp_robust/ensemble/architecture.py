@@ -90,6 +90,12 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
   def activation_elements_per_example(self) -> int:
     return self.architecture.widest_activation()
 
+  def weight_bytes_per_sample(self) -> int:
+    # Chunks slice the stacked weights (and XLA may lay a chunk's weights
+    # out anew inside a compiled call): one copy per sample is counted.
+    return sum(int(np.prod(p.shape[1:])) * p.dtype.size
+               for p in tf.nest.flatten(self.params))
+
   def chunk(self, start: int, stop: int):
     # Slicing copies weights, so a single chunk is the weights themselves;
     # the copy of one chunk's weights is not counted in the memory budget.

@@ -111,8 +111,12 @@ class PosteriorEnsemble(abc.ABC):
   Args:
     method: how the samples were obtained ('sgd', 'ensemble', 'vi', 'hmc',
       'keras', ...).
-    memory_budget_bytes: bound on the activations of one chunk's evaluation;
-      the samples are split into chunks to respect it.
+    memory_budget_bytes: bound on the memory of one chunk's evaluation: its
+      activations and, for backends that hold the samples' weights stacked,
+      one copy of the chunk's weights (a slice when there are several
+      chunks; the layout copies XLA makes of the weights inside a compiled
+      call when there is one). The samples are split into chunks to respect
+      it; the stored weights themselves are not counted.
     jit_compile: compile the hot paths with XLA.
 
   Attributes:
@@ -170,6 +174,13 @@ class PosteriorEnsemble(abc.ABC):
         f'{type(self).__name__} must define activation_elements_per_example '
         'or chunks.')
 
+  def weight_bytes_per_sample(self) -> int:
+    """Bytes of one sample's weights that evaluating a chunk may copy.
+
+    0 for backends whose samples are separate models (nothing is sliced).
+    """
+    return 0
+
   def chunk(self, start: int, stop: int):
     """The handle of samples `start` to `stop` for `chunk_log_probs`."""
     return (start, stop)
@@ -188,10 +199,12 @@ class PosteriorEnsemble(abc.ABC):
   # -- chunking ---------------------------------------------------------------
 
   def sample_chunk_size(self, batch_size: int) -> int:
-    """Samples per chunk so that one chunk's activations fit the budget."""
+    """Samples per chunk so that one chunk's evaluation fits the budget."""
     widest = self.activation_elements_per_example()
-    # Forward and backward keep a few tensors of the widest layer alive.
-    per_sample = 4 * 4 * max(batch_size, 1) * widest
+    # Forward and backward keep a few tensors of the widest layer alive, and
+    # the chunk's weights may be copied once (see `memory_budget_bytes`).
+    per_sample = (4 * 4 * max(batch_size, 1) * widest +
+                  self.weight_bytes_per_sample())
     return max(1, min(self.num_samples,
                       self.memory_budget_bytes // per_sample))
 
