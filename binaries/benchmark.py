@@ -43,7 +43,7 @@ def main(argv):
   results = {}
   wanted = set(_ONLY.value or ['mnist_gradient', 'halfmoons_gradient',
                                'hmc_leapfrog', 'pgd_memory', 'paper_costs',
-                               'halfmoons_paper_grid'])
+                               'halfmoons_paper_grid', 'pgd_overhead'])
   if 'mnist_gradient' in wanted:
     results['mnist_gradient'] = benchmarks.expected_gradient_speed(
         loop_images=_LOOP_IMAGES.value)
@@ -56,6 +56,9 @@ def main(argv):
     results['hmc_leapfrog'] = benchmarks.hmc_leapfrog_cost(mnist.x_train,
                                                            mnist.y_train)
     logging.info('%s', results['hmc_leapfrog'])
+  if 'pgd_overhead' in wanted:
+    results['pgd_overhead'] = benchmarks.pgd_step_overhead()
+    logging.info('%s', results['pgd_overhead'])
   if 'pgd_memory' in wanted:
     results['pgd_memory'] = [
         benchmarks.pgd_peak_memory(int(gib * (1 << 30)))

@@ -1,6 +1,7 @@
 """The benchmark's loop baselines compute what the vectorised code computes."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfp_robust import benchmarks
@@ -26,3 +27,15 @@ def test_flop_count_of_dense_forward():
   architecture = networks.Architecture.mlp(4, [3], 2)
   # 2 * batch * samples * (4*3 + 3*2) multiply-adds.
   assert benchmarks.dense_forward_flops(architecture, 5, 7) == 2 * 5 * 7 * 18
+
+
+def test_pgd_step_overhead_compares_identical_attacks():
+  result = benchmarks.pgd_step_overhead(hidden=(4,), num_samples=3, batch=5,
+                                        num_steps=4)
+  # Both forms produce the same adversarial examples, bit for bit.
+  assert result['max_abs_difference'] == 0.0
+  assert result['num_steps'] == 4
+  assert result['python_steps_seconds'] > 0 and result[
+      'compiled_loop_seconds'] > 0
+  assert result['overhead_ms_per_step_removed'] == pytest.approx(
+      result['python_steps_ms_per_step'] - result['compiled_loop_ms_per_step'])

@@ -172,11 +172,55 @@ def hmc_leapfrog_cost(x, y, hidden=(512,), num_chains=1, num_leapfrog_steps=10,
   step_seconds = best_time(lambda: one_step(
       state, results, tf.constant([seed, 1]))[0][0].numpy(), repeats)
   per_leapfrog = step_seconds / num_leapfrog_steps
+  # Forward and backward to the weights: about three times the forward's
+  # matmul FLOPs (the first layer's input gradient is not needed but XLA
+  # may not skip all of it; counted as 3x, the usual estimate).
+  gradient_flops = 3.0 * dense_forward_flops(architecture, int(x.shape[0]),
+                                             num_chains)
+  peak = matmul_gflops()
   return {'forward_backward_seconds': gradient_seconds,
+          'gradient_gflops': gradient_flops / gradient_seconds / 1e9,
+          'matmul_gflops': peak,
+          'gradient_fraction_of_matmul_peak': (
+              gradient_flops / gradient_seconds / 1e9 / peak),
           'hmc_step_seconds': step_seconds,
           'leapfrog_seconds': per_leapfrog,
           'leapfrog_over_forward_backward': per_leapfrog / gradient_seconds,
           'num_train': int(x.shape[0]), 'num_chains': num_chains}
+
+
+def pgd_step_overhead(hidden=(32, 32), num_samples=100, batch=100,
+                      num_steps=100, seed=0) -> Dict[str, float]:
+  """PGD's per-step overhead: a Python-level call per step vs one loop.
+
+  On a net small enough that the arithmetic is negligible (half-moons
+  sized), the whole attack is timed with the iteration loop compiled into
+  one `tf.while_loop` and with one compiled step per Python call
+  (`compiled=False`); the difference per step is what a Python-level step
+  costs. The adversarial examples agree (the same seed, the same steps).
+  """
+  from tfp_robust import attacks  # pylint: disable=g-import-not-at-top
+  architecture = networks.Architecture.mlp(2, list(hidden), 2)
+  ensemble = random_ensemble(architecture, num_samples, seed)
+  x = tf.random.stateless_uniform([batch, 2], [seed, 1])
+  labels = tf.random.stateless_uniform([batch], [seed, 2], 0, 2, tf.int32)
+
+  def attack(compiled):
+    return attacks.pgd(ensemble, x, labels, 0.1, num_steps=num_steps,
+                       loss='predictive', compiled=compiled).numpy()
+
+  looped = best_time(lambda: attack(True))
+  stepwise = best_time(lambda: attack(False))
+  return {
+      'num_steps': num_steps,
+      'compiled_loop_seconds': looped,
+      'python_steps_seconds': stepwise,
+      'compiled_loop_ms_per_step': 1e3 * looped / num_steps,
+      'python_steps_ms_per_step': 1e3 * stepwise / num_steps,
+      'overhead_ms_per_step_removed': 1e3 * (stepwise - looped) / num_steps,
+      'max_abs_difference': float(np.max(np.abs(attack(True) -
+                                                attack(False)))),
+  }
 
 
 def pgd_peak_memory(budget_bytes: int, hidden=(1024, 1024), num_samples=250,
