@@ -19,7 +19,6 @@ returning the predictive probabilities.
 """
 
 import os
-import shutil
 
 import tensorflow as tf
 import tf_keras
@@ -106,19 +105,11 @@ def save_model(ensemble, directory: str, batch_size: int = 256) -> str:
                      'the model itself (tf.saved_model.save) or draw fixed '
                      'weights first (tfp_robust.vi.posterior_ensemble).')
   directory = os.path.abspath(directory)
-  parent = os.path.dirname(directory)
-  staging = files.staging_dir(parent, 'savedmodel')
-  try:
+  with files.staged_directory(directory, 'savedmodel') as staging:
     module = _Exported(ensemble, batch_size)
     tf.saved_model.save(module, staging, signatures={
         'predictive': module.predictive, 'log_probs': module.log_probs,
         'pgd': module.pgd})
-    if os.path.exists(directory):
-      shutil.rmtree(directory)
-    os.rename(staging, directory)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   return directory
 
 

@@ -19,6 +19,7 @@
   produced them.
 """
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -97,6 +98,32 @@ def staging_dir(parent: str, name: str) -> str:
   path = tempfile.mkdtemp(prefix=f'{STAGING_PREFIX}{name}-', dir=parent)
   os.chmod(path, dir_mode())
   return path
+
+
+@contextlib.contextmanager
+def staged_directory(directory: str, name: Optional[str] = None):
+  """Yields an empty staging directory that replaces `directory` on success.
+
+  Fill the yielded directory; when the block ends without an exception it
+  is renamed into place. An existing `directory` stays readable as
+  `<directory>.old` until the new one is in (readers that find only the
+  `.old` one may use it), then it is removed. On an exception the staging
+  directory is removed and `directory` is left as it was.
+  """
+  directory = os.path.abspath(directory)
+  staging = staging_dir(os.path.dirname(directory),
+                        name or os.path.basename(directory))
+  try:
+    yield staging
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  old = directory + '.old'
+  if os.path.exists(directory):
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(directory, old)
+  os.rename(staging, directory)
+  shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text_atomically(path: str, text: str) -> None:

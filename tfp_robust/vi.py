@@ -186,11 +186,8 @@ def save_variational(result: VIResult, architecture: networks.Architecture,
   """
   import json  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
-  import shutil  # pylint: disable=g-import-not-at-top
   from tfp_robust import files  # pylint: disable=g-import-not-at-top
-  parent = os.path.dirname(os.path.abspath(directory))
-  staging = files.staging_dir(parent, os.path.basename(directory))
-  try:
+  with files.staged_directory(directory) as staging:
     tf.train.Checkpoint(model=result.model).write(
         os.path.join(staging, 'ckpt'))
     digests = {name: files.sha256_file(os.path.join(staging, name))
@@ -201,12 +198,6 @@ def save_variational(result: VIResult, architecture: networks.Architecture,
                                         architecture.to_json()),
                                     num_train=int(result.num_train),
                                     seed=int(seed), sha256=digests), indent=2))
-    if os.path.exists(directory):
-      shutil.rmtree(directory)
-    os.rename(staging, directory)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
 
 
 def load_variational(directory: str) -> tf_keras.Model:

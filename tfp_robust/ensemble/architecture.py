@@ -9,7 +9,6 @@ of a chunk in one traced call and is the only backend with a file format.
 
 import json
 import os
-import shutil
 from typing import Optional, Sequence
 
 from absl import logging
@@ -126,9 +125,8 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
       The directory.
     """
     directory = os.path.abspath(directory)
-    parent = os.path.dirname(directory)
-    staging = files.staging_dir(parent, 'ensemble')
-    try:
+    # The previous version stays readable (as .old) until the new one is in.
+    with files.staged_directory(directory, 'ensemble') as staging:
       variables = {f'param_{i}': tf.Variable(p, trainable=False)
                    for i, p in enumerate(self.params)}
       tf.train.Checkpoint(**variables).write(
@@ -150,17 +148,6 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
       }
       with open(os.path.join(staging, _DESCRIPTION_FILE), 'w') as f:
         json.dump(description, f, indent=2, sort_keys=True)
-      if os.path.exists(directory):
-        old = directory + '.old'
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(directory, old)
-        os.rename(staging, directory)
-        shutil.rmtree(old, ignore_errors=True)
-      else:
-        os.rename(staging, directory)
-    except BaseException:
-      shutil.rmtree(staging, ignore_errors=True)
-      raise
     return directory
 
   @classmethod

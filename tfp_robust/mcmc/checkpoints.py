@@ -11,7 +11,6 @@ truncated or foreign checkpoint ends in one clear error naming it.
 import dataclasses
 import json
 import os
-import shutil
 from typing import Optional
 
 from absl import logging
@@ -96,21 +95,10 @@ class Checkpoints:
   def _write(self, name, tensors):
     if not self.directory:
       return
-    final = os.path.join(self.directory, name)
-    staging = files.staging_dir(self.directory, name)
-    try:
+    # The previous version stays readable (as .old) until the new one is in.
+    with files.staged_directory(os.path.join(self.directory, name)) as staging:
       variables = {f't{i}': tf.Variable(t) for i, t in enumerate(tensors)}
       tf.train.Checkpoint(**variables).write(os.path.join(staging, 'ckpt'))
-    except BaseException:
-      shutil.rmtree(staging, ignore_errors=True)
-      raise
-    # The previous version stays readable (as .old) until the new one is in.
-    old = final + '.old'
-    if os.path.exists(final):
-      shutil.rmtree(old, ignore_errors=True)
-      os.rename(final, old)
-    os.rename(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
 
   def _read(self, name, templates):
     path = os.path.join(self.directory or '', name)

@@ -118,15 +118,17 @@ def bootstrap(kernel, state, config):
     return results
   length = float(config.trajectory_length) or (
       config.num_leapfrog_steps * config.step_size)
+  return _with_trajectory_length(results, length)
 
-  def set_length(r):
-    if hasattr(r, 'max_trajectory_length'):
-      value = tf.constant(length, r.max_trajectory_length.dtype)
-      return r._replace(max_trajectory_length=value,
-                        averaged_max_trajectory_length=value)
-    return r._replace(inner_results=set_length(r.inner_results))
 
-  return set_length(results)
+def _with_trajectory_length(results, length):
+  """`results` with the trajectory length (current and averaged) set."""
+  if hasattr(results, 'averaged_max_trajectory_length'):
+    value = tf.cast(length, results.averaged_max_trajectory_length.dtype)
+    return results._replace(max_trajectory_length=value,
+                            averaged_max_trajectory_length=value)
+  return results._replace(inner_results=_with_trajectory_length(
+      results.inner_results, length))
 
 
 def end_warm_up(results, config):
@@ -140,16 +142,8 @@ def end_warm_up(results, config):
   if is_plain(config) or config.kernel != 'hmc' or (
       config.trajectory != 'jittered') or config.trajectory_length:
     return results
-  length = config.num_leapfrog_steps * step_size(results)
-
-  def set_length(r):
-    if hasattr(r, 'averaged_max_trajectory_length'):
-      value = tf.cast(length, r.averaged_max_trajectory_length.dtype)
-      return r._replace(max_trajectory_length=value,
-                        averaged_max_trajectory_length=value)
-    return r._replace(inner_results=set_length(r.inner_results))
-
-  return set_length(results)
+  return _with_trajectory_length(
+      results, config.num_leapfrog_steps * step_size(results))
 
 
 def _find(results, attribute):
