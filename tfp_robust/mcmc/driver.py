@@ -336,10 +336,13 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
     record(done, steps)
     done += num_steps
     checkpoints.save_warm_up(state, results, seed, accepted, done)
-    logging.info('HMC warm-up %d/%d: %.1f ms per leapfrog step, acceptance '
-                 '%.3f, step size %.3g', done, total,
-                 1e3 * elapsed / (num_steps * config.num_leapfrog_steps),
-                 float(chunk_accepted) / num_steps,
+    if kernels.is_plain(config):
+      timing = '%.1f ms per leapfrog step' % (
+          1e3 * elapsed / (num_steps * config.num_leapfrog_steps))
+    else:  # The leapfrog count varies (jitter, NUTS): per iteration.
+      timing = '%.1f s per iteration' % (elapsed / num_steps)
+    logging.info('HMC warm-up %d/%d: %s, acceptance %.3f, step size %.3g',
+                 done, total, timing, float(chunk_accepted) / num_steps,
                  float(kernels.step_size(results)))
     if stop_after_steps is not None and done >= stop_after_steps:
       return None
