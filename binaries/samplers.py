@@ -48,9 +48,9 @@ def main(argv):
              'fn_ess_min_per_hour', 'pgd_predictive_acc',
              'mean_abs_expected_grad']
   print(frame[columns].to_string(index=False, float_format='%.3f'))
-  mixed = sampler_comparison.mixed(frame)
+  mixed = sampler_comparison.mixed(frame, config.mixed_rhat, config.mixed_ess)
   print(f'\n{int(mixed.sum())} of {len(frame)} variants reach function-space '
-        'R-hat < 1.1 and ESS >= 100.')
+        f'R-hat < {config.mixed_rhat} and ESS >= {config.mixed_ess:g}.')
   print(f'Table: {os.path.abspath(_WORKDIR.value)}/samplers.md')
 
 

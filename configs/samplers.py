@@ -75,6 +75,9 @@ def get_config(variant='cpu'):
   config.diagnostic_points = 100   # test points of the function-space R-hat
   config.attack_points = 200       # test points attacked by PGD
   config.pgd_steps = 15
+  # The target for chains that have mixed.
+  config.mixed_rhat = 1.1
+  config.mixed_ess = 100.0
   config.variants = ml_collections.ConfigDict(dict(
       fixed_2=dict(num_chains=2),
       fixed=dict(),

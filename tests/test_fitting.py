@@ -74,8 +74,12 @@ def test_vi_resampled_is_a_view_of_the_one_vi_training(tmp_path):
   rows = evaluation.attack_rows(view, dataset.x_test[:5], dataset.y_test[:5],
                                 attack)
   assert rows and all(row['resampled'] for row in rows)
-  # A tampered checkpoint file is refused by name.
   directory = os.path.join(workdir, 'mnist', 'vi', 'variational')
+  # Parameters of another architecture are refused before any model is built.
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  with pytest.raises(files.InvalidFile, match='describes'):
+    vi.load_variational(directory, networks.Architecture.mlp(784, [9], 10))
+  # A tampered checkpoint file is refused by name.
   name = next(n for n in os.listdir(directory) if n.startswith('ckpt.data'))
   with open(os.path.join(directory, name), 'r+b') as f:
     f.seek(0)

@@ -149,6 +149,8 @@ def test_run_started_before_the_sampler_settings_still_resumes(tmp_path):
     (dict(jitter=1.5), 'HMCConfig.jitter=1.5'),
     (dict(mass_matrix_window=0.0), 'HMCConfig.mass_matrix_window=0.0'),
     (dict(max_tree_depth=20), 'HMCConfig.max_tree_depth=20'),
+    (dict(mass_matrix_window=1.0), 'HMCConfig.mass_matrix_window=1.0'),
+    (dict(mass_matrix='diagonal', num_burnin_steps=5), 'at least 20 steps'),
     (dict(trajectory_length=-1.0), 'HMCConfig.trajectory_length=-1.0'),
 ])
 def test_bad_sampler_settings_are_refused_by_name(settings, message):

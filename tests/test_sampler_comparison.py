@@ -18,7 +18,7 @@ def tiny_config():
   config = config_lib.load_config_file(CONFIG_PATH, 'cpu')
   target = config.targets.halfmoons
   target.num_train, target.num_test = 100, 100
-  target.fit.hmc.update(dict(hidden=(8,), num_results=10, num_burnin_steps=10,
+  target.fit.hmc.update(dict(hidden=(8,), num_results=10, num_burnin_steps=20,
                              segment_size=5, jit_compile=False))
   target.variants = ('fixed_2', 'diagonal_jittered')
   config.target_order = ('halfmoons',)
@@ -51,7 +51,7 @@ def test_rows_measure_each_variant(finished):
     assert np.all(np.isfinite(frame[column])), column
   assert np.all(frame['pgd_predictive_acc'] <= frame['clean_acc_attack_points'])
   assert np.all(frame['fn_ess_min_per_hour'] > frame['fn_ess_min'])
-  assert list(sampler_comparison.mixed(frame)) == list(
+  assert list(sampler_comparison.mixed(frame, 1.1, 100)) == list(
       (frame['fn_rhat_max'] < 1.1) & (frame['fn_ess_min'] >= 100))
 
 
@@ -82,3 +82,20 @@ def test_variant_settings_are_checked_before_anything_runs():
   config.variants.fixed_2 = dict(num_chains=2, learning_rate=0.1)
   with pytest.raises(ValueError, match='not sampler settings'):
     sampler_comparison.check(config)
+  with pytest.raises(validate.InvalidArgument, match='eps'):
+    bad = tiny_config()
+    bad.targets.halfmoons.eps = 5.0
+    sampler_comparison.check(bad)
+  with pytest.raises(validate.InvalidArgument, match="init='sgdd'"):
+    bad = tiny_config()
+    bad.variants.fixed_2 = dict(num_chains=2, init='sgdd')
+    sampler_comparison.check(bad)
+
+
+def test_a_row_measured_with_other_settings_is_refused(finished):
+  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  config, workdir, _ = finished
+  config.pgd_steps = 4
+  with pytest.raises(files.InvalidFile, match='other settings'):
+    sampler_comparison.run(config, workdir)
+  config.pgd_steps = 3

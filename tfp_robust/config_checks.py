@@ -123,6 +123,11 @@ def _hmc(section, path):
         str(error).replace('HMCConfig.', _flag(path, ''))) from None
 
 
+def hmc_section(section, path: str) -> None:
+  """Checks one HMC config section (named `--config.<path>` in messages)."""
+  _hmc(section, path)
+
+
 def _hmc_original(section, path):
   from tfp_robust import original_hmc  # pylint: disable=g-import-not-at-top
   fields = [f.name for f in dataclasses.fields(original_hmc.OriginalHMCConfig)

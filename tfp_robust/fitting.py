@@ -248,8 +248,9 @@ def _load_view(config, method: str, workdir: str):
   """An evaluation view (see `VIEWS`) of a trained method."""
   from tfp_robust.ensemble import stochastic  # pylint: disable=g-import-not-at-top
   base, extra = load_trained(config, VIEWS[method], workdir)
-  model = vi.load_variational(os.path.join(workdir, config.dataset,
-                                           VIEWS[method], 'variational'))
+  model = vi.load_variational(
+      os.path.join(workdir, config.dataset, VIEWS[method], 'variational'),
+      base.architecture)
   ensemble = stochastic.StochasticEnsemble(
       model, int(config.vi.num_samples), seed=int(config.seed), method=method,
       memory_budget_bytes=base.memory_budget_bytes)

@@ -59,7 +59,8 @@ class HMCConfig:
     trajectory_length: the (starting) trajectory length in time; 0 means
       `num_leapfrog_steps * step_size`.
     jitter: each jittered proposal integrates for `u * length`, with `u`
-      uniform in `[1 - jitter, 1]`.
+      in `[1 - jitter, 1]` from a Halton sequence over the iterations (TFP's
+      default: deterministic, spread evenly, shared by all chains).
     max_tree_depth: NUTS only: at most `2**max_tree_depth - 1` leapfrog steps
       per proposal.
     max_leapfrog_steps: adapted trajectories only: at most this many
@@ -112,8 +113,16 @@ class HMCConfig:
                     "NUTS chooses its own trajectory, so it must be 'fixed'",
                     "Drop the trajectory setting, or use kernel='hmc'.")
     validate.number('HMCConfig.mass_matrix_window', self.mass_matrix_window,
-                    0.0, 1.0, exclusive_minimum=True,
-                    fix='e.g. 0.6: the first 60% of warm-up.')
+                    0.0, 1.0, exclusive_minimum=True, exclusive_maximum=True,
+                    fix='e.g. 0.6: the first 60% of warm-up, the rest tunes '
+                    'the step size to the new mass matrix.')
+    if self.mass_matrix == 'diagonal' and self.num_burnin_steps < 20:
+      # A variance estimated from a handful of states can be 0, which
+      # freezes the chain (zero precision).
+      validate.fail('HMCConfig.num_burnin_steps', self.num_burnin_steps,
+                    'a diagonal mass matrix is estimated during warm-up, '
+                    'which needs at least 20 steps',
+                    "Use num_burnin_steps >= 20, or mass_matrix='identity'.")
     validate.number('HMCConfig.trajectory_length', self.trajectory_length,
                     0.0, fix='0 means num_leapfrog_steps * step_size.')
     validate.number('HMCConfig.jitter', self.jitter, 0.0, 1.0,

@@ -67,11 +67,22 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
   """Fits and measures one variant; returns its row (read back if done)."""
   directory = os.path.join(workdir, target_name, variant_name)
   row_path = os.path.join(directory, 'row.json')
+  fit_config = variant_config(config, target_name, variant_name)
+  settings_json = json.loads(json.dumps(dict(
+      fit=fit_config.to_dict(), target={
+          k: v for k, v in config.targets[target_name].items()
+          if k not in ('fit', 'variants')},
+      attack_points=int(config.attack_points),
+      pgd_steps=int(config.pgd_steps), seed=int(config.seed)), default=list))
   if os.path.exists(row_path):
     row = files.read_json(row_path, 'a sampler-comparison row')
+    if not isinstance(row, dict) or row.get('settings') != settings_json:
+      files.invalid(row_path, 'it was measured with other settings than the '
+                    f'config now gives {target_name}/{variant_name}',
+                    'Use another --workdir, or delete the variant\'s '
+                    'directory to measure it again.')
     logging.info('%s/%s: done before, read back.', target_name, variant_name)
     return row
-  fit_config = variant_config(config, target_name, variant_name)
   dataset = dataset or load_target(config.targets[target_name])
   architecture = fitting.architecture_from_config(
       fit_config.hmc, dataset.input_shape, dataset.num_classes)
@@ -123,6 +134,7 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
       'pgd_predictive_acc': float(ensemble.accuracy(x_adv, y)),
       'clean_acc_attack_points': float(ensemble.accuracy(x, y)),
       'mean_abs_expected_grad': gradient['grad_mean_abs'],
+      'settings': settings_json,
   }
   row = json.loads(json.dumps(row, default=float))
   files.write_text_atomically(row_path, json.dumps(row, indent=2))
@@ -146,17 +158,18 @@ def run(config, workdir: str, targets=None) -> pd.DataFrame:
         dataset = load_target(config.targets[target_name])
       rows.append(run_variant(config, target_name, variant_name, workdir,
                               dataset))
-  return pd.DataFrame(rows)
+  return pd.DataFrame(rows).drop(columns=['settings'], errors='ignore')
 
 
-def mixed(frame: pd.DataFrame, rhat_bound: float = 1.1,
-          min_ess: float = 100.0) -> pd.Series:
-  """Rows whose chains meet the issue's target (fn R-hat < 1.1, ESS >= 100)."""
+def mixed(frame: pd.DataFrame, rhat_bound: float,
+          min_ess: float) -> pd.Series:
+  """Rows whose chains meet the target: fn R-hat < bound, fn ESS >= min."""
   return (frame['fn_rhat_max'] < rhat_bound) & (frame['fn_ess_min'] >= min_ess)
 
 
 def check(config, targets=None) -> List[str]:
   """Every variant's settings, checked before anything runs; the targets."""
+  from tfp_robust import config_checks  # pylint: disable=g-import-not-at-top
   from tfp_robust import validate  # pylint: disable=g-import-not-at-top
   names = list(targets or config.target_order)
   for name in names:
@@ -168,8 +181,19 @@ def check(config, targets=None) -> List[str]:
                       'Each variant needs an entry in config.variants.')
       section = variant_config(config, name, variant_name).hmc
       try:
+        config_checks.hmc_section(section, f'targets.{name}.fit.hmc')
         fitting.hmc_config(section, int(config.seed)).validate()
       except validate.InvalidArgument as error:
         raise validate.InvalidArgument(
             f'variant {variant_name!r} of target {name!r}: {error}') from None
+    target = config.targets[name]
+    validate.eps(f'--config.targets.{name}.eps', target.eps)
+    validate.one_of(f'--config.targets.{name}.dataset', target.dataset,
+                    ('half_moons', 'mnist', 'fashion_mnist'))
+    validate.integer(f'--config.targets.{name}.num_train', target.num_train, 0)
+  for key in ('attack_points', 'pgd_steps', 'diagnostic_points'):
+    validate.integer(f'--config.{key}', config[key], 1)
+  validate.number('--config.mixed_rhat', config.mixed_rhat, 1.0,
+                  exclusive_minimum=True, fix='e.g. 1.1.')
+  validate.number('--config.mixed_ess', config.mixed_ess, 0.0, fix='e.g. 100.')
   return names

@@ -200,8 +200,14 @@ def save_variational(result: VIResult, architecture: networks.Architecture,
                                     seed=int(seed), sha256=digests), indent=2))
 
 
-def load_variational(directory: str) -> tf_keras.Model:
-  """The Flipout model `save_variational` wrote, its files checked first."""
+def load_variational(directory: str,
+                     architecture: Optional[networks.Architecture] = None
+                     ) -> tf_keras.Model:
+  """The Flipout model `save_variational` wrote, its files checked first.
+
+  With `architecture`, the description must name that architecture (checked
+  before anything is built from the untrusted file).
+  """
   import json  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
   from tfp_robust import files  # pylint: disable=g-import-not-at-top
@@ -224,12 +230,26 @@ def load_variational(directory: str) -> tf_keras.Model:
       files.invalid(os.path.join(directory, name), 'it is missing or does '
                     'not match the SHA-256 recorded in variational.json',
                     'Retrain VI.')
-  architecture = networks.Architecture.from_json(
-      json.dumps(description['architecture']))
-  model = flipout_model(architecture, int(description['num_train']),
-                        int(description['seed']))
-  model(tf.zeros((1,) + tuple(architecture.input_shape)))
-  tf.train.Checkpoint(model=model).read(
-      os.path.join(directory, 'ckpt')).assert_existing_objects_matched(
-          ).expect_partial()
+  if not description['sha256']:
+    files.invalid(path, 'it lists no checkpoint files', 'Retrain VI.')
+  try:
+    saved = networks.Architecture.from_json(
+        json.dumps(description['architecture']))
+    num_train, seed = int(description['num_train']), int(description['seed'])
+  except (KeyError, TypeError, ValueError) as error:
+    files.invalid(path, f'its architecture, num_train or seed is unreadable '
+                  f'({error})', 'Retrain VI.')
+  if architecture is not None and saved.to_json() != architecture.to_json():
+    files.invalid(path, f'it describes {saved.to_json()}, but the VI '
+                  f'ensemble beside it is {architecture.to_json()}',
+                  'Retrain VI.')
+  model = flipout_model(saved, num_train, seed)
+  model(tf.zeros((1,) + tuple(saved.input_shape)))
+  try:
+    tf.train.Checkpoint(model=model).read(
+        os.path.join(directory, 'ckpt')).assert_existing_objects_matched(
+            ).expect_partial()
+  except (AssertionError, ValueError, tf.errors.OpError) as error:
+    files.invalid(directory, 'its checkpoint does not match the described '
+                  f'model ({type(error).__name__}: {error})', 'Retrain VI.')
   return model

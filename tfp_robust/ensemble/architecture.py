@@ -31,8 +31,8 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
     params: weights in `architecture.param_shapes()` order, each with a
       leading sample axis `S` of the same size.
     method: how the samples were obtained ('sgd', 'ensemble', 'vi', 'hmc').
-    memory_budget_bytes: bound on the largest activation tensor of one
-      evaluation; the samples are split into chunks to respect it.
+    memory_budget_bytes: bound on one chunk's evaluation: its activations
+      and one copy of its weights (see `PosteriorEnsemble`).
     jit_compile: compile the hot paths with XLA.
   """
 
@@ -97,7 +97,7 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
 
   def chunk(self, start: int, stop: int):
     # Slicing copies weights, so a single chunk is the weights themselves;
-    # the copy of one chunk's weights is not counted in the memory budget.
+    # the copy of a chunk's weights is counted in the memory budget.
     if start == 0 and stop == self.num_samples:
       return self.params
     return [p[start:stop] for p in self.params]

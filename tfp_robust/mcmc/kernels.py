@@ -12,14 +12,23 @@ A sampler is named by four settings of the run's config:
   then held fixed while the step size adapts to it.
 - `trajectory` (HMC only): `'fixed'` (`num_leapfrog_steps` every proposal;
   fixed-length trajectories can resonate), `'jittered'` (a trajectory length
-  `L` in time, each proposal integrating for `u L`, `u` uniform in
-  `[1 - jitter, 1]`, so the leapfrog count follows the adapted step size) or
+  `L` in time, each proposal integrating for `u L`, with `u` in
+  `[1 - jitter, 1]` from a Halton sequence over the iterations (TFP's
+  default: deterministic, evenly spread, shared by all chains), so the
+  leapfrog count follows the adapted step size) or
   `'adapted'` (`L` adapted during warm-up by the ChEES criterion,
   `GradientBasedTrajectoryLengthAdaptation`, and jittered as above).
   `L` starts at `trajectory_length`, or at `num_leapfrog_steps * step_size`
   when that is 0.
 - every sampler adapts its step size by dual averaging during warm-up
   (`DualAveragingStepSizeAdaptation`) towards `target_accept_prob`.
+
+Known limits (BUILD_NOTES): the dual averaging is not restarted when the
+diagonal mass matrix is set, so its averaged step size still remembers the
+steps taken before (TFP's windowed sampler restarts it); the step size
+after warm-up is then smaller than the target acceptance asks for. A
+jittered trajectory that is not adapted is not capped by
+`max_leapfrog_steps` during warm-up (TFP caps only adapted ones).
 
 `kernel='hmc', mass_matrix='identity', trajectory='fixed'` is the plain
 sampler: the driver then samples with a fresh fixed-step
@@ -169,10 +178,12 @@ def step_size(results) -> tf.Tensor:
 
 
 def leapfrogs(results) -> tf.Tensor:
-  """Leapfrog steps the last proposal took, averaged over chains."""
+  """Leapfrog steps the last iteration computed (NUTS: the longest chain)."""
   inner = _find(results, 'is_accepted')
   if hasattr(inner, 'leapfrogs_taken'):
-    return tf.reduce_mean(tf.cast(inner.leapfrogs_taken, tf.float32))
+    # NUTS runs all chains in lockstep while any still grows its tree: the
+    # work of an iteration is the longest chain's.
+    return tf.reduce_max(tf.cast(inner.leapfrogs_taken, tf.float32))
   accepted = getattr(inner, 'accepted_results', inner)
   return tf.cast(tf.reduce_mean(accepted.num_leapfrog_steps), tf.float32)
 
