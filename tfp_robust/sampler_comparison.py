@@ -76,7 +76,14 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
       pgd_steps=int(config.pgd_steps), seed=int(config.seed)), default=list))
   if os.path.exists(row_path):
     row = files.read_json(row_path, 'a sampler-comparison row')
-    if not isinstance(row, dict) or row.get('settings') != settings_json:
+    if not isinstance(row, dict) or 'fn_rhat_max' not in row:
+      files.invalid(row_path, 'it is not a sampler-comparison row',
+                    'Delete the variant\'s directory to measure it again.')
+    if 'settings' not in row:
+      # Written before rows recorded their settings: nothing to compare.
+      logging.warning('%s records no settings; read back unchecked.',
+                      row_path)
+    elif row['settings'] != settings_json:
       files.invalid(row_path, 'it was measured with other settings than the '
                     f'config now gives {target_name}/{variant_name}',
                     'Use another --workdir, or delete the variant\'s '
