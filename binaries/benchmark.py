@@ -43,7 +43,8 @@ def main(argv):
   results = {}
   wanted = set(_ONLY.value or ['mnist_gradient', 'halfmoons_gradient',
                                'hmc_leapfrog', 'pgd_memory', 'paper_costs',
-                               'halfmoons_paper_grid', 'pgd_overhead'])
+                               'halfmoons_paper_grid', 'pgd_overhead',
+                               'gradient_forms'])
   if 'mnist_gradient' in wanted:
     results['mnist_gradient'] = benchmarks.expected_gradient_speed(
         loop_images=_LOOP_IMAGES.value)
@@ -56,6 +57,9 @@ def main(argv):
     results['hmc_leapfrog'] = benchmarks.hmc_leapfrog_cost(mnist.x_train,
                                                            mnist.y_train)
     logging.info('%s', results['hmc_leapfrog'])
+  if 'gradient_forms' in wanted:
+    results['gradient_forms'] = benchmarks.expected_gradient_forms()
+    logging.info('%s', results['gradient_forms'])
   if 'pgd_overhead' in wanted:
     results['pgd_overhead'] = benchmarks.pgd_step_overhead()
     logging.info('%s', results['pgd_overhead'])

@@ -189,6 +189,85 @@ def hmc_leapfrog_cost(x, y, hidden=(512,), num_chains=1, num_leapfrog_steps=10,
           'num_train': int(x.shape[0]), 'num_chains': num_chains}
 
 
+def expected_gradient_forms(hidden=(1024, 1024), num_samples=100, batch=500,
+                            seed=0, repeats=3) -> Dict[str, Dict[str, float]]:
+  """The expected loss gradient computed three ways, against the matmul peak.
+
+  Forms (each compiled with XLA, the same gradient to float rounding):
+  `einsum`, the package's path (`networks.forward`: one contraction over the
+  sample axis for the shared first layer, batched matmuls after);
+  `loop`, a `tf.while_loop` over samples, each a tape over 2-D matmuls
+  (the design note's fastest form); `batched`, the input broadcast to every
+  sample and batched matmuls throughout. Each form's GFLOP/s is taken as a
+  fraction of a `tf.matmul` peak measured right after it, so that load
+  from other processes affects both sides of each ratio alike.
+  """
+  architecture = networks.Architecture.mlp(784, list(hidden), 10)
+  ensemble = random_ensemble(architecture, num_samples, seed,
+                             memory_budget_bytes=4 << 30)
+  params = [tf.convert_to_tensor(p) for p in ensemble.params]
+  x = tf.random.stateless_uniform([batch, 784], [seed, 1])
+  labels = tf.random.stateless_uniform([batch], [seed, 2], 0, 10, tf.int32)
+  one_hot = tf.one_hot(labels, 10)
+  activation = networks.ACTIVATIONS[architecture.activation]
+  flops = 2.0 * dense_forward_flops(architecture, batch, num_samples)
+
+  @tf.function(jit_compile=True)
+  def einsum(x, *params):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      log_probs = networks.log_probs(architecture, params, x)
+      loss = losses.expected_cross_entropy(log_probs, labels)
+    return tape.gradient(loss, x)
+
+  def dense_stack(h, kernels, biases):
+    for index, (kernel, bias) in enumerate(zip(kernels, biases)):
+      h = tf.matmul(h, kernel) + bias
+      if index < len(kernels) - 1:
+        h = activation(h)
+    return h
+
+  @tf.function(jit_compile=True)
+  def loop(x, *params):
+    kernels, biases = params[0::2], params[1::2]
+
+    def body(s, total):
+      with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = dense_stack(x, [tf.gather(k, s) for k in kernels],
+                             [tf.gather(b, s) for b in biases])
+        loss = -tf.reduce_sum(tf.nn.log_softmax(logits) * one_hot)
+      return s + 1, total + tape.gradient(loss, x)
+
+    _, total = tf.while_loop(lambda s, _: s < num_samples, body,
+                             (0, tf.zeros_like(x)))
+    return total / num_samples
+
+  @tf.function(jit_compile=True)
+  def batched(x, *params):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      h = tf.broadcast_to(x, [num_samples, batch, 784])
+      logits = dense_stack(h, params[0::2],
+                           [b[:, None, :] for b in params[1::2]])
+      loss = -tf.reduce_sum(tf.nn.log_softmax(logits) * one_hot) / (
+          num_samples)
+    return tape.gradient(loss, x)
+
+  reference = einsum(x, *params)
+  results = {}
+  for name, fn in (('einsum', einsum), ('loop', loop), ('batched', batched)):
+    difference = float(tf.reduce_max(tf.abs(fn(x, *params) - reference)))
+    seconds = best_time(lambda fn=fn: fn(x, *params).numpy(), repeats)
+    peak = matmul_gflops()
+    results[name] = {'seconds': seconds,
+                     'gflops': flops / seconds / 1e9,
+                     'matmul_gflops': peak,
+                     'fraction_of_matmul_peak': flops / seconds / 1e9 / peak,
+                     'max_abs_difference_vs_einsum': difference}
+  return results
+
+
 def pgd_step_overhead(hidden=(32, 32), num_samples=100, batch=100,
                       num_steps=100, seed=0) -> Dict[str, float]:
   """PGD's per-step overhead: a Python-level call per step vs one loop.
