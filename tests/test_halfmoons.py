@@ -104,7 +104,8 @@ def _kill_after_phases(monkeypatch, phases):
 def _forbid_warm_up(monkeypatch):
   def warm_up_again(*args, **kwargs):
     raise AssertionError('the resumed cell ran its HMC warm-up again')
-  monkeypatch.setattr(hmc, '_warm_up', warm_up_again)
+  from tfp_robust.mcmc import driver  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(driver, '_warm_up', warm_up_again)
 
 
 def test_killed_cell_resumes_inside_hmc_with_identical_results(
