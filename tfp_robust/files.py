@@ -171,6 +171,28 @@ def canonical_json(value) -> str:
                     default=float)
 
 
+def file_digests(directory: str) -> Dict[str, str]:
+  """SHA-256 of every file directly in `directory`, by name."""
+  return {name: sha256_file(os.path.join(directory, name))
+          for name in sorted(os.listdir(directory))}
+
+
+def check_file_digests(directory: str, digests, listed_in: str,
+                       fix: str) -> None:
+  """Refuses a file listed in `digests` that is missing or has changed."""
+  for name, expected in sorted(digests.items()):
+    if os.path.basename(str(name)) != name:
+      invalid(listed_in, f'it lists {name!r}, which is not a file name in '
+              'its own directory', fix)
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+      invalid(path, f'it is missing (listed in the digest of {listed_in})',
+              fix)
+    if sha256_file(path) != expected:
+      invalid(path, f'its SHA-256 differs from the digest stored in '
+              f'{listed_in}: it is truncated, corrupt or was replaced', fix)
+
+
 def sha256_json(value) -> str:
   """The hex SHA-256 of `canonical_json(value)`."""
   return hashlib.sha256(canonical_json(value).encode('utf-8')).hexdigest()

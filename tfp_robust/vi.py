@@ -10,6 +10,8 @@ gradients and are not part of the predictive that is attacked.
 """
 
 import dataclasses
+import json
+import os
 from typing import List, Optional
 
 import tensorflow as tf
@@ -17,6 +19,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import files
 from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import seeds
@@ -184,14 +187,10 @@ def save_variational(result: VIResult, architecture: networks.Architecture,
   (architecture, training-set size, seed and the SHA-256 of every file),
   staged and renamed into `directory` as a whole.
   """
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
   with files.staged_directory(directory) as staging:
     tf.train.Checkpoint(model=result.model).write(
         os.path.join(staging, 'ckpt'))
-    digests = {name: files.sha256_file(os.path.join(staging, name))
-               for name in sorted(os.listdir(staging))}
+    digests = files.file_digests(staging)
     files.write_text_atomically(os.path.join(staging, _VARIATIONAL_FILE),
                                 json.dumps(dict(
                                     architecture=json.loads(
@@ -208,9 +207,6 @@ def load_variational(directory: str,
   With `architecture`, the description must name that architecture (checked
   before anything is built from the untrusted file).
   """
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
   path = os.path.join(directory, _VARIATIONAL_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(
@@ -223,13 +219,8 @@ def load_variational(directory: str,
       description.get('sha256'), dict)):
     files.invalid(path, 'it should hold the architecture, num_train, seed '
                   'and sha256 of the checkpoint files')
-  for name, digest in description['sha256'].items():
-    if os.path.basename(name) != name or not os.path.exists(
-        os.path.join(directory, name)) or files.sha256_file(
-            os.path.join(directory, name)) != digest:
-      files.invalid(os.path.join(directory, name), 'it is missing or does '
-                    'not match the SHA-256 recorded in variational.json',
-                    'Retrain VI.')
+  files.check_file_digests(directory, description['sha256'], path,
+                           'Retrain VI.')
   if not description['sha256']:
     files.invalid(path, 'it lists no checkpoint files', 'Retrain VI.')
   try:

@@ -90,10 +90,7 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
     return self.architecture.widest_activation()
 
   def weight_bytes_per_sample(self) -> int:
-    # Chunks slice the stacked weights (and XLA may lay a chunk's weights
-    # out anew inside a compiled call): one copy per sample is counted.
-    return sum(int(np.prod(p.shape[1:])) * p.dtype.size
-               for p in tf.nest.flatten(self.params))
+    return base.stacked_bytes_per_sample(self.params)
 
   def chunk(self, start: int, stop: int):
     # Slicing copies weights, so a single chunk is the weights themselves;
@@ -143,8 +140,7 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
       description[_DIGEST_KEY] = {
           'algorithm': 'sha256',
           'description': files.sha256_json(description),
-          'files': {name: files.sha256_file(os.path.join(staging, name))
-                    for name in sorted(os.listdir(staging))},
+          'files': files.file_digests(staging),
       }
       with open(os.path.join(staging, _DESCRIPTION_FILE), 'w') as f:
         json.dump(description, f, indent=2, sort_keys=True)
@@ -331,15 +327,8 @@ def _check_digest(directory: str, description_path: str, description: dict,
                   'weights belong to',
                   'Restore the saved file or retrain. To use an edited '
                   'description on purpose, delete its "digest" entry.')
-  for name, expected in sorted(digest['files'].items()):
-    path = os.path.join(directory, os.path.basename(str(name)))
-    if not os.path.exists(path):
-      files.invalid(path, 'it is missing (listed in the digest of '
-                    f'{description_path})', _RESAVE)
-    if files.sha256_file(path) != expected:
-      files.invalid(path, 'its SHA-256 differs from the digest stored in '
-                    f'{description_path}: it is truncated, corrupt or was '
-                    'replaced', _RESAVE)
+  files.check_file_digests(directory, digest['files'], description_path,
+                           _RESAVE)
 
 
 def stack(ensembles: Sequence[ArchitectureEnsemble],

@@ -82,6 +82,17 @@ def check_inputs(x, input_shape, labels=None, num_classes=None):
   return x, labels
 
 
+def stacked_bytes_per_sample(params) -> int:
+  """Bytes of one sample of weights stacked on a leading sample axis.
+
+  For backends that slice such weights into chunks (and whose weights XLA
+  may lay out anew inside a compiled call): the copy the memory budget
+  counts per sample.
+  """
+  return sum(int(np.prod(p.shape[1:])) * p.dtype.size
+             for p in tf.nest.flatten(params))
+
+
 def predictive_from_log_probs(log_probs: tf.Tensor) -> tf.Tensor:
   """`[S, B, C]` per-sample log-softmax -> `[B, C]` log of the mean softmax."""
   num_samples = tf.cast(tf.shape(log_probs)[0], log_probs.dtype)

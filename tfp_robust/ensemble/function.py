@@ -84,10 +84,7 @@ class FunctionEnsemble(base.PosteriorEnsemble):
     return self._activation_elements
 
   def weight_bytes_per_sample(self) -> int:
-    # Chunks slice the stacked weights (and XLA may lay a chunk's weights
-    # out anew inside a compiled call): one copy per sample is counted.
-    return sum(int(np.prod(p.shape[1:])) * p.dtype.size
-               for p in tf.nest.flatten(self.params))
+    return base.stacked_bytes_per_sample(self.params)
 
   def chunk(self, start: int, stop: int):
     if start == 0 and stop == self.num_samples:
