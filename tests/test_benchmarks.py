@@ -44,7 +44,7 @@ def test_pgd_step_overhead_compares_identical_attacks():
 def test_expected_gradient_forms_compute_the_same_gradient():
   results = benchmarks.expected_gradient_forms(hidden=(16, 8), num_samples=3,
                                                batch=4, repeats=1)
-  assert sorted(results) == ['batched', 'einsum', 'loop']
+  assert sorted(results) == ['batched', 'einsum', 'loop', 'package']
   for name, result in results.items():
     assert result['max_abs_difference_vs_einsum'] < 1e-5, name
     assert result['seconds'] > 0 and result['fraction_of_matmul_peak'] > 0

@@ -175,3 +175,72 @@ def test_gradient_errors():
   for bad in ([0, 2], [4], []):
     with pytest.raises(ValueError, match=r'must lie in \[1, 3\]'):
       gradients.expected_gradients_by_num_samples(ens, x, labels, bad)
+
+
+# -- the per-sample loop form (networks.weighted_input_gradient) --------------
+
+def _loop_forced(monkeypatch, forced):
+  monkeypatch.setattr(networks, 'SAMPLE_LOOP_MIN_MACS',
+                      0 if forced else float('inf'))
+
+
+@pytest.mark.parametrize('budget', [gradients.ensemble_lib.
+                                    DEFAULT_MEMORY_BUDGET_BYTES, 1],
+                         ids=['one_chunk', 'many_chunks'])
+@pytest.mark.parametrize('loss', ['expected', 'predictive', 'margin'])
+def test_sample_loop_gives_the_one_tape_gradient(monkeypatch, loss, budget):
+  params = random_params(MLP, 6, seed=41, scale=1.0)
+  x, labels = _inputs(MLP, 5, seed=42)
+  results = {}
+  for forced in (False, True):
+    _loop_forced(monkeypatch, forced)
+    # A fresh ensemble: the choice is made when its functions are traced.
+    ens = ArchitectureEnsemble(MLP, params, memory_budget_bytes=budget)
+    results[forced] = [t.numpy() for t in gradients.loss_and_input_gradient(
+        ens, x, labels, loss)]
+  assert np.abs(results[False][1]).max() > 1e-3
+  for looped, taped in zip(results[True], results[False]):
+    np.testing.assert_allclose(looped, taped, rtol=1e-5, atol=1e-6)
+
+
+def test_sample_loop_per_sample_weights_and_log_probs():
+  params = [tf.constant(p) for p in random_params(MLP, 4, seed=43, scale=1.0)]
+  x, _ = _inputs(MLP, 3, seed=44)
+  x = tf.constant(x)
+  weights = tf.random.stateless_normal([4, 3, 3], [0, 45])
+  log_probs, gradient = networks.weighted_input_gradient(MLP, params, x,
+                                                         weights)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    want_log_probs = networks.log_probs(MLP, params, x)
+    objective = tf.reduce_sum(weights * want_log_probs)
+  np.testing.assert_allclose(log_probs.numpy(), want_log_probs.numpy(),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(gradient.numpy(),
+                             tape.gradient(objective, x).numpy(),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_sample_loop_attack_finds_the_same_examples(monkeypatch):
+  from tfp_robust import attacks  # pylint: disable=g-import-not-at-top
+  params = random_params(MLP, 6, seed=46, scale=1.0)
+  x, labels = _inputs(MLP, 20, seed=47)
+  found = {}
+  for forced in (False, True):
+    _loop_forced(monkeypatch, forced)
+    ens = ArchitectureEnsemble(MLP, params)
+    found[forced] = attacks.pgd(ens, x, labels, 0.1, num_steps=10,
+                                loss='expected').numpy()
+  assert np.abs(found[False] - x).max() > 0.05
+  np.testing.assert_allclose(found[True], found[False], atol=1e-6)
+
+
+def test_sample_loop_is_picked_for_large_dense_nets_only():
+  big = networks.Architecture.mlp(784, [1024, 1024], 10)
+  mnist = networks.Architecture.mlp(784, [128], 10)
+  moons = networks.Architecture.mlp(2, [128, 128], 2)
+  assert networks.sample_loop_pays(big, 500)
+  assert networks.sample_loop_pays(mnist, 500)
+  assert not networks.sample_loop_pays(moons, 100)
+  assert not networks.sample_loop_pays(big, None)  # batch unknown at trace
+  assert not networks.sample_loop_pays(CONV, 10**6)  # conv: not measured

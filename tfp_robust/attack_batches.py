@@ -118,11 +118,16 @@ def loss_gradient_prediction(ensemble, chunk, x, labels, loss_fn,
             tf.argmax(predictive, -1, output_type=tf.int32))
   total_loss, total_grad, total_log_probs = 0.0, 0.0, []
   for _ in range(eot_iter):
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      log_probs = ensemble.chunk_log_probs(chunk, x)
-      value = loss_fn(log_probs, labels)
-    gradient = tape.gradient(value, x)
+    if loss_fn is losses.expected_cross_entropy:
+      # Linear in the log-probs: the backend's weighted gradient.
+      value, gradient, log_probs = gradients.expected_loss_and_gradient(
+          ensemble, chunk, x, labels)
+    else:
+      with tf.GradientTape() as tape:
+        tape.watch(x)
+        log_probs = ensemble.chunk_log_probs(chunk, x)
+        value = loss_fn(log_probs, labels)
+      gradient = tape.gradient(value, x)
     total_grad += tf.zeros_like(x) if gradient is None else gradient
     total_loss += value
     total_log_probs.append(log_probs)

@@ -194,11 +194,13 @@ def expected_gradient_forms(hidden=(1024, 1024), num_samples=100, batch=500,
   """The expected loss gradient computed three ways, against the matmul peak.
 
   Forms (each compiled with XLA, the same gradient to float rounding):
-  `einsum`, the package's path (`networks.forward`: one contraction over the
+  `einsum`, `networks.forward` under one tape (one contraction over the
   sample axis for the shared first layer, batched matmuls after);
   `loop`, a `tf.while_loop` over samples, each a tape over 2-D matmuls
   (the design note's fastest form); `batched`, the input broadcast to every
-  sample and batched matmuls throughout. Each form's GFLOP/s is taken as a
+  sample and batched matmuls throughout; `package`, what attacks call
+  (`gradients.loss_and_input_gradient`, which picks the form by shape:
+  `networks.sample_loop_pays`). Each form's GFLOP/s is taken as a
   fraction of a `tf.matmul` peak measured right after it, so that load
   from other processes affects both sides of each ratio alike.
   """
@@ -254,9 +256,14 @@ def expected_gradient_forms(hidden=(1024, 1024), num_samples=100, batch=500,
           num_samples)
     return tape.gradient(loss, x)
 
+  def package(x, *unused_params):
+    return gradients.loss_and_input_gradient(ensemble, x, labels,
+                                             'expected')[1]
+
   reference = einsum(x, *params)
   results = {}
-  for name, fn in (('einsum', einsum), ('loop', loop), ('batched', batched)):
+  for name, fn in (('einsum', einsum), ('loop', loop), ('batched', batched),
+                   ('package', package)):
     difference = float(tf.reduce_max(tf.abs(fn(x, *params) - reference)))
     seconds = best_time(lambda fn=fn: fn(x, *params).numpy(), repeats)
     peak = matmul_gflops()

@@ -23,10 +23,28 @@ from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import losses
 
 
+def expected_loss_and_gradient(ensemble, chunk, x, labels):
+  """The expected cross-entropy `[B]`, its input gradient and the log-probs.
+
+  Traceable. The expected loss is linear in each sample's log-probabilities,
+  so its gradient is the ensemble's weighted gradient with weights
+  `-one_hot(labels) / n`: the backend may then take it sample by sample.
+  """
+  log_probs, gradient = ensemble.chunk_weighted_gradient(
+      chunk, x, -tf.one_hot(labels, ensemble.num_classes, dtype=x.dtype))
+  num_samples = tf.cast(tf.shape(log_probs)[0], x.dtype)
+  return (losses.expected_cross_entropy(log_probs, labels),
+          gradient / num_samples, log_probs)
+
+
 def _direct_fn(ensemble, loss_name):
   loss_fn = losses.get(loss_name)
 
   def loss_and_gradient(chunk, x, labels):
+    if loss_fn is losses.expected_cross_entropy:
+      value, gradient, _ = expected_loss_and_gradient(ensemble, chunk, x,
+                                                      labels)
+      return value, gradient
     with tf.GradientTape() as tape:
       tape.watch(x)
       loss = loss_fn(ensemble.chunk_log_probs(chunk, x), labels)
@@ -38,11 +56,7 @@ def _direct_fn(ensemble, loss_name):
 
 def _linearised_fn(ensemble):
   def gradient(chunk, x, coefficients):
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      objective = tf.reduce_sum(coefficients *
-                                ensemble.chunk_log_probs(chunk, x))
-    return tape.gradient(objective, x)
+    return ensemble.chunk_weighted_gradient(chunk, x, coefficients)[1]
 
   return tf.function(gradient, jit_compile=ensemble.jit_compile,
                      reduce_retracing=True)
@@ -103,11 +117,9 @@ def _loss_and_gradient_unchecked(ensemble, x, labels, loss):
 
 def _summed_cross_entropy_fn(ensemble):
   def summed_gradient(chunk, x, labels):
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      cross_entropy = tf.reduce_sum(losses.per_sample_cross_entropy(
-          ensemble.chunk_log_probs(chunk, x), labels))
-    return tape.gradient(cross_entropy, x)
+    # The input gradient of the chunk's summed cross-entropy.
+    return ensemble.chunk_weighted_gradient(
+        chunk, x, -tf.one_hot(labels, ensemble.num_classes, dtype=x.dtype))[1]
 
   return tf.function(summed_gradient, jit_compile=ensemble.jit_compile,
                      reduce_retracing=True)

@@ -236,6 +236,88 @@ def log_probs(architecture: Architecture, params: Sequence[tf.Tensor],
   return tf.nn.log_softmax(forward(architecture, params, x))
 
 
+# Above this many multiply-adds per sample (batch x dense weights), the input
+# gradient is taken one sample at a time, each a tape over 2-D matmuls in a
+# compiled loop, instead of through one contraction over the sample axis.
+# Measured on 2 cores (BUILD_NOTES, "The forward pass, picked per shape"):
+# fraction of the same-run matmul peak, loop against contraction:
+# 784-1024-1024-10 S=100 B=500 0.91/0.65, S=250 B=100 0.69/0.34;
+# 784-512-10 S=250 B=500 0.85/0.53; 784-128-10 S=250 B=500 0.61/0.51;
+# the half-moons net 2-128-128-2 S=250 B=100 (1.7e6) 0.25/0.29.
+SAMPLE_LOOP_MIN_MACS = 1e7
+
+
+def sample_loop_pays(architecture: Architecture, batch_size) -> bool:
+  """Whether `weighted_input_gradient` should loop over samples.
+
+  Only all-dense architectures (a leading flatten allowed), whose loop form
+  was measured, and only with a static batch size.
+  """
+  if batch_size is None:
+    return False
+  if any(layer['kind'] not in ('dense', 'flatten')
+         for layer in architecture.layers()):
+    return False
+  macs = sum(_prod(shape) for name, shape in architecture.param_shapes()
+             if len(shape) == 2)
+  return int(batch_size) * macs >= SAMPLE_LOOP_MIN_MACS
+
+
+def _dense_forward_one(architecture: Architecture, params, x):
+  """Logits `[B, C]` of one sample's weights (no sample axis) on `x`."""
+  activation = ACTIVATIONS[architecture.activation]
+  h = tf.reshape(x, [tf.shape(x)[0], -1])
+  params = list(params)
+  for layer in architecture.layers():
+    if layer['kind'] != 'dense':
+      continue  # flatten: done above.
+    kernel, bias = params.pop(0), params.pop(0)
+    h = tf.matmul(h, kernel) + bias
+    if not layer.get('logits'):
+      h = activation(h)
+  return h
+
+
+def weighted_input_gradient(architecture: Architecture,
+                            params: Sequence[tf.Tensor], x: tf.Tensor,
+                            weights: tf.Tensor):
+  """Per-sample log-softmax and d/dx sum(weights * log_softmax), by sample.
+
+  A `tf.while_loop` over the sample axis; each iteration is a tape over one
+  sample's 2-D matmuls and adds that sample's input gradient. All-dense
+  architectures only (see `sample_loop_pays`).
+
+  Args:
+    architecture: an all-dense network description.
+    params: weights with a leading sample axis `n`.
+    x: inputs `[B, *input_shape]`, shared by all samples.
+    weights: `[n, B, C]`, or `[B, C]` shared by every sample.
+
+  Returns:
+    `(log_probs [n, B, C], gradient [B, *input_shape])`.
+  """
+  params = list(params)
+  num_samples = tf.shape(params[0])[0]
+  shared = len(weights.shape) == 2
+
+  def body(s, gradient, log_probs):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      sample_log_probs = tf.nn.log_softmax(_dense_forward_one(
+          architecture, [tf.gather(p, s) for p in params], x))
+      sample_weights = weights if shared else tf.gather(weights, s)
+      objective = tf.reduce_sum(sample_weights * sample_log_probs)
+    return (s + 1, gradient + tape.gradient(objective, x),
+            log_probs.write(s, sample_log_probs))
+
+  _, gradient, log_probs = tf.while_loop(
+      lambda s, *_: s < num_samples, body,
+      (tf.constant(0), tf.zeros_like(x),
+       tf.TensorArray(x.dtype, size=num_samples, element_shape=[
+           x.shape[0], architecture.num_classes])))
+  return log_probs.stack(), gradient
+
+
 def _fold_samples(h, per_sample_inputs, fn):
   """Applies a per-image op to `[S, B, ...]` by folding S into the batch."""
   if not per_sample_inputs:

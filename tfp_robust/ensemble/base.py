@@ -11,6 +11,10 @@ read a model only through the public methods of `PosteriorEnsemble`:
   `chunk_log_probs` understands;
 - `chunk_log_probs(chunk, x)`: per-sample log-softmax `[n, B, C]` of one
   chunk; traceable inside a `tf.function` and differentiable in `x`;
+- `chunk_weighted_gradient(chunk, x, weights)`: one chunk's log-softmax and
+  the input gradient of `sum(weights * log_probs)`; by default a tape over
+  `chunk_log_probs`, and a backend may compute it faster (the architecture
+  backend loops over samples on large dense nets);
 - `subset(indices)`: some of the samples as an ensemble of their own;
 - derived from those: `log_probs`, `predictive_log_probs`, `predict`,
   `accuracy`, `take`, `samples`, `evenly_spaced`.
@@ -195,6 +199,25 @@ class PosteriorEnsemble(abc.ABC):
   def chunk(self, start: int, stop: int):
     """The handle of samples `start` to `stop` for `chunk_log_probs`."""
     return (start, stop)
+
+  def chunk_weighted_gradient(self, chunk, x: tf.Tensor, weights: tf.Tensor):
+    """One chunk's log-softmax and the input gradient of a linear objective.
+
+    Args:
+      chunk: a handle from `chunks`.
+      x: inputs `[B, *input_shape]`.
+      weights: `[n, B, C]`, or `[B, C]` shared by the chunk's samples.
+
+    Returns:
+      `(log_probs [n, B, C], d/dx sum(weights * log_probs))`, the gradient
+      zero where the output does not depend on the input. Traceable.
+    """
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      log_probs = self.chunk_log_probs(chunk, x)
+      objective = tf.reduce_sum(weights * log_probs)
+    gradient = tape.gradient(objective, x)
+    return log_probs, tf.zeros_like(x) if gradient is None else gradient
 
   def chunk_logit_bounds(self, chunk, lower, upper):
     """Interval bounds `([n, B, C], [n, B, C])` on one chunk's logits.
