@@ -48,3 +48,21 @@ def test_expected_gradient_forms_compute_the_same_gradient():
   for name, result in results.items():
     assert result['max_abs_difference_vs_einsum'] < 1e-5, name
     assert result['seconds'] > 0 and result['fraction_of_matmul_peak'] > 0
+
+
+def test_hmc_step_size_batching_times_the_same_chains():
+  result = benchmarks.hmc_step_size_batching(
+      num_cells=2, num_train=30, hidden=(3,), num_leapfrog_steps=2,
+      num_results=2, num_segments=2, repeats=1)
+  # Each batched cell's chains are its lone run's (to float rounding).
+  assert result['max_abs_difference'] < 1e-6
+  assert result['max_abs_difference_stacked'] < 1e-5
+  assert result['num_cells'] == 2 and result['iterations_per_cell'] == 4
+  for name in ('one_after_another', 'one_compiled_chain', 'batched',
+               'batched_stacked'):
+    assert result[f'{name}_seconds'] > 0
+    assert result[f'{name}_first_seconds'] >= result[f'{name}_seconds']
+  assert result['ratio'] == pytest.approx(
+      result['one_after_another_seconds'] / result['batched_seconds'])
+  with pytest.raises(ValueError, match='num_cells=7 is invalid'):
+    benchmarks.hmc_step_size_batching(num_cells=7)

@@ -444,3 +444,132 @@ def halfmoons_grid_projection(config) -> Dict[str, float]:
                              int(config.hmc.thinning))
         total_seconds += cost['leapfrog_seconds'] * steps * num_train / largest
   return dict(per_width, projected_hours=total_seconds / 3600)
+
+
+def hmc_step_size_batching(num_cells: int = 4, num_train: int = 5000,
+                           hidden=(32,), activation: str = 'relu',
+                           num_chains: int = 2, num_leapfrog_steps: int = 5,
+                           num_results: int = 10, num_segments: int = 2,
+                           repeats: int = 2, seed: int = 0
+                           ) -> Dict[str, float]:
+  """K HMC cells that differ only in step size: batched against one by one.
+
+  One MNIST-shaped problem (random pixels and labels: the cost does not
+  depend on the values), K cells with step sizes 0.005, 0.001, ... and
+  seeds `seed + k`, each sampled for `num_segments` calls of `num_results`
+  iterations (the grid's segments), four ways:
+
+  - `one_after_another`: as the grid runner trains cells, a fresh compiled
+    chain of the driver's plain sampler per cell;
+  - `one_compiled_chain`: one compiled driver chain reused by every cell
+    (its step size is an argument of the compiled call);
+  - `batched`: `mcmc.batched.fixed_step_chain`, the K * C chains in one
+    compiled call, the target evaluated cell by cell (each cell bit for bit
+    its lone run);
+  - `batched_stacked`: the same with one target call on all K * C chains
+    (equal to float rounding).
+
+  The first pass of each (compilation included) runs once, in that order;
+  then `repeats` passes of the compiled calls run interleaved, and their
+  medians are the steady times.
+
+  Returns:
+    Seconds per way (`*_first_seconds`, `*_seconds`), `ratio`: one after
+    another over batched, both compiled (above 1: batching samples faster),
+    `ratio_with_compile`: the same for the first passes, the stacked and
+    compiled-once ratios likewise, `max_abs_difference` between each
+    batched cell's samples and its lone run's (0.0: bit for bit), and the
+    shapes.
+  """
+  from tfp_robust.mcmc import batched
+  from tfp_robust.mcmc import driver
+  num_cells = int(num_cells)
+  all_step_sizes = (0.005, 0.001, 0.0005, 0.0001, 0.00005, 0.00001)
+  if not 1 <= num_cells <= len(all_step_sizes):
+    raise ValueError(f'num_cells={num_cells} is invalid: it must be in [1, '
+                     f'{len(all_step_sizes)}]. Use e.g. 4 (the paper\'s step '
+                     'sizes per grid row).')
+  step_sizes = all_step_sizes[:num_cells]
+  rng = np.random.default_rng(seed)
+  x = rng.uniform(size=(int(num_train), 784)).astype(np.float32)
+  y = rng.integers(0, 10, size=int(num_train))
+  architecture = networks.Architecture.mlp(784, list(hidden), 10, activation)
+  target = hmc.network_log_joint(architecture, x, y)
+  seeds = [seed + k for k in range(num_cells)]
+  starts = [hmc.initial_network_state(architecture, num_chains,
+                                      driver.phase_seed(s, 1 << 20))
+            for s in seeds]
+  config = hmc.HMCConfig(num_results=num_results, num_burnin_steps=0,
+                         num_leapfrog_steps=num_leapfrog_steps,
+                         num_chains=num_chains, seed=seed)
+
+  def sample_one_by_one(chains):
+    samples = []
+    for k, (step_size, cell_seed) in enumerate(zip(step_sizes, seeds)):
+      state = starts[k]
+      for segment in range(num_segments):
+        out = chains[k](state, tf.constant(step_size, tf.float32),
+                        num_results, driver.phase_seed(cell_seed,
+                                                       segment + 1))[0]
+        state = [s[-1] for s in out]
+      samples.append([s.numpy() for s in out])
+    return samples
+
+  def sample_batched(run):
+    state = [tf.concat(parts, 0) for parts in zip(*starts)]
+    for segment in range(num_segments):
+      out = run(state, tf.constant(step_sizes, tf.float32), tf.stack(
+          [driver.phase_seed(s, segment + 1) for s in seeds]))[0]
+      state = [s[-1] for s in out]
+    return [s.numpy() for s in out]
+
+  # Each way's compiled calls are built here and compiled by its first pass.
+  plain_chain = driver._fixed_step_chain  # pylint: disable=protected-access
+  fresh = [plain_chain(target, config) for _ in step_sizes]
+  shared = plain_chain(target, config)
+  cellwise = batched.fixed_step_chain(target, num_cells, num_chains,
+                                      num_leapfrog_steps, num_results)
+  stacked = batched.fixed_step_chain(target, num_cells, num_chains,
+                                     num_leapfrog_steps, num_results,
+                                     per_cell_target=False)
+  ways = {
+      'one_after_another': lambda: sample_one_by_one(fresh),
+      'one_compiled_chain': lambda: sample_one_by_one([shared] * num_cells),
+      'batched': lambda: sample_batched(cellwise),
+      'batched_stacked': lambda: sample_batched(stacked),
+  }
+  first, outputs = {}, {}
+  for name, fn in ways.items():
+    start = time.perf_counter()
+    outputs[name] = fn()
+    first[name] = time.perf_counter() - start
+  steady = {name: [] for name in ways}
+  for _ in range(int(repeats)):
+    for name, fn in ways.items():
+      start = time.perf_counter()
+      fn()
+      steady[name].append(time.perf_counter() - start)
+  seconds = {name: float(np.median(times)) for name, times in steady.items()}
+  lone = outputs['one_after_another']
+
+  def difference(name):
+    return max(float(np.max(np.abs(
+        outputs[name][p][:, k * num_chains:(k + 1) * num_chains] -
+        lone[k][p]))) for k in range(num_cells) for p in range(len(lone[k])))
+
+  result = {f'{name}_first_seconds': value for name, value in first.items()}
+  result.update({f'{name}_seconds': value for name, value in seconds.items()})
+  result.update(
+      ratio=seconds['one_after_another'] / seconds['batched'],
+      ratio_with_compile=(first['one_after_another'] / first['batched']),
+      ratio_stacked=seconds['one_after_another'] / seconds['batched_stacked'],
+      ratio_stacked_with_compile=(first['one_after_another'] /
+                                  first['batched_stacked']),
+      compiled_once_over_batched_with_compile=(
+          first['one_compiled_chain'] / first['batched']),
+      max_abs_difference=difference('batched'),
+      max_abs_difference_stacked=difference('batched_stacked'),
+      num_cells=num_cells, num_train=int(num_train), num_chains=num_chains,
+      num_leapfrog_steps=num_leapfrog_steps,
+      iterations_per_cell=num_results * num_segments)
+  return result
