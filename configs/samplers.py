@@ -13,8 +13,10 @@ chain start: 'sgd' solutions or 'prior', a He-normal draw):
   fixed_2: the plain sampler as Table 1 / Figure 1 ran it (2 chains).
   fixed: the same with 4 chains.
   jittered: trajectory u * 10 steps of the adapted step size, u ~ U[0, 1].
-  diagonal: a diagonal mass matrix adapted over the first 60% of warm-up.
-  diagonal_jittered: both.
+  diagonal: a diagonal mass matrix adapted in TFP's windows (the step size
+    re-adapted after each); diagonal_jittered: with a jittered trajectory.
+  *_single: the same with one mass-matrix window over the first 60% of
+    warm-up and no step-size restart (session 4's rows).
   chees: trajectory length adapted by ChEES (at most 100 steps), jittered;
     chees_30 at most 30 (MNIST).
   nuts / nuts_diagonal: the No-U-Turn sampler (depth 6 on half moons, 4 on
@@ -40,8 +42,10 @@ def _halfmoons():
       dataset='half_moons', num_train=1000, num_test=1000, noise=0.1,
       data_seed=0, eps=0.1))
   target.fit = ml_collections.ConfigDict(dict(hmc=hmc))
-  target.variants = ('fixed_2', 'fixed', 'jittered', 'diagonal',
-                     'diagonal_jittered', 'chees', 'nuts', 'nuts_diagonal')
+  target.variants = ('fixed_2', 'fixed', 'jittered', 'diagonal_single',
+                     'diagonal_jittered_single', 'chees', 'nuts',
+                     'nuts_diagonal_single', 'diagonal', 'diagonal_jittered',
+                     'nuts_diagonal')
   return target
 
 
@@ -59,8 +63,10 @@ def _mnist(paper):
       noise=0.0, data_seed=0, eps=0.1))
   target.fit = ml_collections.ConfigDict(dict(hmc=hmc))
   # The baseline first, then the samplers that mixed best on half moons.
-  target.variants = ('fixed_2', 'nuts_diagonal_4', 'diagonal_jittered',
-                     'chees_30', 'fixed', 'fixed_prior')
+  target.variants = ('fixed_2', 'nuts_diagonal_4_single',
+                     'diagonal_jittered_single', 'chees_30',
+                     'diagonal_jittered', 'nuts_diagonal_4', 'fixed',
+                     'fixed_prior')
   return target
 
 
@@ -84,6 +90,13 @@ def get_config(variant='cpu'):
       jittered=dict(trajectory='jittered'),
       diagonal=dict(mass_matrix='diagonal'),
       diagonal_jittered=dict(mass_matrix='diagonal', trajectory='jittered'),
+      # Session 4's diagonal rows: one mass-matrix window, the step-size
+      # adaptation not restarted after it (see mcmc.kernels).
+      diagonal_single=dict(mass_matrix='diagonal',
+                           mass_matrix_adaptation='single'),
+      diagonal_jittered_single=dict(mass_matrix='diagonal',
+                                    trajectory='jittered',
+                                    mass_matrix_adaptation='single'),
       chees=dict(trajectory='adapted', max_leapfrog_steps=100),
       chees_30=dict(trajectory='adapted', max_leapfrog_steps=30),
       nuts=dict(kernel='nuts', max_tree_depth=6),
@@ -91,6 +104,12 @@ def get_config(variant='cpu'):
                          max_tree_depth=6),
       nuts_diagonal_4=dict(kernel='nuts', mass_matrix='diagonal',
                            max_tree_depth=4),
+      nuts_diagonal_single=dict(kernel='nuts', mass_matrix='diagonal',
+                                max_tree_depth=6,
+                                mass_matrix_adaptation='single'),
+      nuts_diagonal_4_single=dict(kernel='nuts', mass_matrix='diagonal',
+                                  max_tree_depth=4,
+                                  mass_matrix_adaptation='single'),
       fixed_prior=dict(init='prior'),
   ))
   return config

@@ -52,8 +52,16 @@ class HMCConfig:
     jit_compile: compile the chain with XLA.
     kernel: `'hmc'` or `'nuts'` (see `mcmc.kernels`).
     mass_matrix: `'identity'`, or `'diagonal'`, adapted during warm-up.
-    mass_matrix_window: the fraction of warm-up whose states estimate the
-      diagonal mass matrix; the rest adapts the step size to it.
+    mass_matrix_adaptation: how a diagonal mass matrix is adapted:
+      `'windowed'` (TFP's windowed schedule, as Stan's: a fast window
+      adapting the step size only, four doubling slow windows each
+      re-estimating the mass matrix from its own states and restarting the
+      step-size adaptation, a last fast window tuning the step size to the
+      final mass matrix), or `'single'`: one estimation window over the
+      first `mass_matrix_window` of warm-up, the step-size adaptation never
+      restarted (session 4's rows; under-adapts the step size).
+    mass_matrix_window: `'single'` only: the fraction of warm-up whose
+      states estimate the diagonal mass matrix.
     trajectory: HMC only: `'fixed'` (`num_leapfrog_steps` per proposal),
       `'jittered'` or `'adapted'` (ChEES) trajectory length.
     trajectory_length: the (starting) trajectory length in time; 0 means
@@ -83,12 +91,26 @@ class HMCConfig:
   # every earlier run used, so their run descriptions still match.
   kernel: str = 'hmc'
   mass_matrix: str = 'identity'
+  mass_matrix_adaptation: str = 'windowed'
   mass_matrix_window: float = 0.6
   trajectory: str = 'fixed'
   trajectory_length: float = 0.0
   jitter: float = 1.0
   max_tree_depth: int = 6
   max_leapfrog_steps: int = 1000
+
+  @staticmethod
+  def legacy_values(saved: dict) -> dict:
+    """Values of fields a run description from older code lacks.
+
+    A field added after runs were started is read as its default, unless
+    its default changed what such a run did: a diagonal mass matrix was
+    adapted in one window before `mass_matrix_adaptation` existed (see
+    `mcmc.checkpoints`).
+    """
+    if saved.get('mass_matrix') == 'diagonal':
+      return {'mass_matrix_adaptation': 'single'}
+    return {}
 
   def validate(self):
     for name in ('num_results', 'num_leapfrog_steps', 'thinning', 'num_chains',
@@ -112,6 +134,9 @@ class HMCConfig:
       validate.fail('HMCConfig.trajectory', self.trajectory,
                     "NUTS chooses its own trajectory, so it must be 'fixed'",
                     "Drop the trajectory setting, or use kernel='hmc'.")
+    validate.one_of('HMCConfig.mass_matrix_adaptation',
+                    self.mass_matrix_adaptation,
+                    kernels.MASS_MATRIX_ADAPTATIONS)
     validate.number('HMCConfig.mass_matrix_window', self.mass_matrix_window,
                     0.0, 1.0, exclusive_minimum=True, exclusive_maximum=True,
                     fix='e.g. 0.6: the first 60% of warm-up, the rest tunes '

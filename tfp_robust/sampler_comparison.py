@@ -31,7 +31,8 @@ from tfp_robust import fitting
 from tfp_robust import summaries
 from tfp_robust.mcmc import kernels
 
-_SAMPLER_FIELDS = ('kernel', 'mass_matrix', 'mass_matrix_window',
+_SAMPLER_FIELDS = ('kernel', 'mass_matrix', 'mass_matrix_adaptation',
+                   'mass_matrix_window',
                    'trajectory', 'trajectory_length', 'jitter',
                    'max_tree_depth', 'max_leapfrog_steps', 'init',
                    'num_chains', 'num_leapfrog_steps')

@@ -71,12 +71,16 @@ class Checkpoints:
     # A field added to the config after the run started is read as its
     # default, which is what the run used (new fields default to the old
     # behaviour), so old runs still resume.
-    defaults = json.loads(json.dumps({
-        f.name: f.default for f in dataclasses.fields(config)
-        if f.default is not dataclasses.MISSING}))
-    recorded = {'config': (dict(defaults, **saved['config'])
-                           if isinstance(saved['config'], dict)
-                           else saved['config']),
+    # A field whose new default changed what such a run did is read as the
+    # value the run used (the config class's `legacy_values`).
+    saved_config = saved['config']
+    if isinstance(saved_config, dict):
+      legacy = getattr(type(config), 'legacy_values', lambda _: {})
+      defaults = json.loads(json.dumps(dict({
+          f.name: f.default for f in dataclasses.fields(config)
+          if f.default is not dataclasses.MISSING}, **legacy(saved_config))))
+      saved_config = dict(defaults, **saved_config)
+    recorded = {'config': saved_config,
                 'target': saved['target']}
     if recorded != description:
       files.invalid(path, 'the HMC checkpoint in this directory was written '

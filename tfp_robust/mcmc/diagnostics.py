@@ -45,6 +45,7 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
   ess = tfp.mcmc.effective_sample_size(flat, cross_chain_dims=cross_chain)
   if cross_chain is None:
     ess = ess * num_chains
+  ess_second = _second_moment_ess(flat, cross_chain, num_chains)
   ess_log_prob = tfp.mcmc.effective_sample_size(
       tf.convert_to_tensor(log_prob), cross_chain_dims=cross_chain)
   result = {
@@ -53,6 +54,7 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
       'ess_coordinates': int(flat.shape[-1]),
       'ess_min': float(tf.reduce_min(ess)),
       'ess_median': float(np.median(ess.numpy())),
+      'ess_second_moment_min': float(tf.reduce_min(ess_second)),
       'ess_log_joint': float(tf.reduce_sum(ess_log_prob)) if cross_chain is None
                        else float(ess_log_prob),
   }
@@ -67,6 +69,21 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
         tf.convert_to_tensor(log_prob), independent_chain_ndims=1))
   return result
 
+
+def _second_moment_ess(draws, cross_chain, num_chains):
+  """ESS of the squared deviations from the mean of `draws` `[K, C, D]`.
+
+  A fixed-length trajectory near half a period of the target maps x to
+  about -x: the chain is antithetic, so the ESS of the mean exceeds the
+  number of draws (and is reported capped at it) while the spread is
+  barely explored. The ESS of the second moment does not share that
+  inflation (on the test Gaussian: ESS of the mean 2,400 of 2,400, of the
+  second moment 18).
+  """
+  centred = draws - tf.reduce_mean(draws, axis=[0, 1], keepdims=True)
+  ess = tfp.mcmc.effective_sample_size(tf.square(centred),
+                                       cross_chain_dims=cross_chain)
+  return ess * num_chains if cross_chain is None else ess
 
 
 def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
@@ -84,7 +101,8 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
     x: inputs `[B, *input_shape]`.
 
   Returns:
-    Median and worst ESS and R-hat over all (input, class) probabilities.
+    Median and worst ESS and R-hat over all (input, class) probabilities,
+    and the worst ESS of their second moment (`_second_moment_ess`).
   """
   probs = tf.exp(ensemble.log_probs(x))
   num_steps = ensemble.num_samples // num_chains
@@ -102,7 +120,9 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
     ess = ess * num_chains
   ess = ess.numpy()
   result.update(fn_ess_median=float(np.median(ess)),
-                fn_ess_min=float(np.min(ess)))
+                fn_ess_min=float(np.min(ess)),
+                fn_ess_second_moment_min=float(np.min(
+                    _second_moment_ess(probs, cross_chain, num_chains))))
   if num_chains > 1:
     rhat = tfp.mcmc.potential_scale_reduction(
         probs, independent_chain_ndims=1).numpy()
