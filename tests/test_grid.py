@@ -168,3 +168,14 @@ def test_shards_share_a_work_directory_but_not_a_shard(tmp_path):
   same = subprocess.run([sys.executable, '-c', probe, str(tmp_path),
                          '.lock-shard-0'], capture_output=True, text=True)
   assert same.returncode != 0 and 'another run is using it' in same.stderr
+
+
+def test_figure4_plots_the_grid(whole):
+  # Every panel, the width boxplots included (matplotlib 3.9 renamed their
+  # `labels` to `tick_labels`; the CPU grid's merge failed on it).
+  from tfp_robust import plots
+  _, frame = whole
+  figure = plots.figure4(frame, 'half_moons', 'paper')
+  assert figure is not None
+  assert any(axis.get_xticklabels() and axis.get_xticklabels()[0].get_text()
+             for axis in figure.axes)

@@ -331,7 +331,7 @@ def figure4(frame, dataset: str, protocol: str = 'paper'):
         groups.append(bnn[bnn['hidden'] == width][column].dropna().values)
         names.append(f'{method}\n{int(width)}')
     if groups:
-      axis.boxplot(groups, labels=names)
+      axis.boxplot(groups, tick_labels=names)
     axis.set_xlabel('method and hidden width')
     axis.set_ylabel(label)
     axis.set_title('by width')
