@@ -15,6 +15,7 @@ protocol, and HParams for TensorBoard.
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -38,6 +39,10 @@ _RAY_ADDRESS = flags.DEFINE_string('ray_address', None,
                                    'Ray cluster address (default: local).')
 _SHARD_INDEX = flags.DEFINE_integer('shard_index', 0, 'This job\'s shard.')
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Jobs sharing the grid.')
+_MAX_MAP_FRACTION = flags.DEFINE_float(
+    'max_map_fraction', grid.executors.MAX_MAP_FRACTION,
+    'in_process: start a fresh process (resuming) once this one holds this '
+    "share of the kernel's memory-map limit (vm.max_map_count).")
 _MERGE_ONLY = flags.DEFINE_bool('merge_only', False,
                                 'Only merge finished cells into the table.')
 
@@ -59,8 +64,17 @@ def main(argv):
           'trainings after sharing')
   mine = grid.executors.shard(units, _SHARD_INDEX.value, _NUM_SHARDS.value)
   if not _MERGE_ONLY.value:
-    options = {'address': _RAY_ADDRESS.value} if _EXECUTOR.value == 'ray' else {}
-    grid.executors.run(mine, config, workdir, _EXECUTOR.value, **options)
+    options = ({'address': _RAY_ADDRESS.value} if _EXECUTOR.value == 'ray'
+               else {'max_map_fraction': _MAX_MAP_FRACTION.value})
+    try:
+      grid.executors.run(mine, config, workdir, _EXECUTOR.value, **options)
+    except grid.executors.RestartProcess as restart:
+      # The units done so far are saved: the same command resumes after them.
+      logging.info('Grid: %s; starting again.', restart)
+      logging.flush()
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os.execv(sys.executable, [sys.executable] + sys.argv)
   frame = grid.merge.table(cells, config, workdir)
   grid.merge.write(frame, workdir)
   missing = len(cells) - len(frame)

@@ -9,6 +9,7 @@ import pytest
 from tfp_robust import config_checks
 from tfp_robust import config_lib
 from tfp_robust import grid
+from tfp_robust import validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMED = ('attack_seconds', 'unit_train_seconds')
@@ -179,3 +180,22 @@ def test_figure4_plots_the_grid(whole):
   assert figure is not None
   assert any(axis.get_xticklabels() and axis.get_xticklabels()[0].get_text()
              for axis in figure.axes)
+
+
+def test_in_process_asks_for_a_fresh_process_near_the_map_limit(whole,
+                                                                  tmp_path):
+  use = grid.executors.memory_map_use()
+  assert use is not None and 0 < use < grid.executors.MAX_MAP_FRACTION
+  # Units done already never trigger it: a restarted process gets past them.
+  workdir, frame = whole
+  config = _config()
+  cells = grid.cells.grid_cells(config, config.datasets, config.methods)
+  grid.executors.in_process(grid.cells.plan(cells), config, str(workdir),
+                            max_map_fraction=0.0)
+  # A unit not done yet is refused before any of its work starts.
+  with pytest.raises(grid.executors.RestartProcess, match='max_map_count'):
+    grid.executors.in_process(grid.cells.plan(cells), config,
+                              str(tmp_path), max_map_fraction=0.0)
+  assert grid.merge.table(cells, config, str(tmp_path)).empty
+  with pytest.raises(validate.InvalidArgument, match='--max_map_fraction=1.5'):
+    grid.executors.in_process([], config, str(tmp_path), max_map_fraction=1.5)
