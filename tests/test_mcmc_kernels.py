@@ -128,7 +128,7 @@ def test_nuts_and_chees_choose_longer_trajectories_than_the_fixed_one(results):
 ])
 def test_adaptive_sampler_resumes_to_the_same_samples(tmp_path, settings,
                                                       stop):
-  small = dict(num_results=40, num_burnin_steps=40, segment_size=20,
+  small = dict(num_results=40, num_burnin_steps=100, segment_size=20,
                warm_up_checkpoint_every=20, **settings)
   whole = run(**small)
   directory = str(tmp_path / 'run')
@@ -169,7 +169,9 @@ def test_run_started_before_the_sampler_settings_still_resumes(tmp_path):
 
 def test_diagonal_run_from_before_the_windows_resumes_with_one_window(
     tmp_path):
-  small = dict(num_results=20, num_burnin_steps=20, segment_size=10,
+  # 100 warm-up steps, so that the windowed config below is a valid one
+  # and only the checkpoint refuses it.
+  small = dict(num_results=20, num_burnin_steps=100, segment_size=10,
                mass_matrix='diagonal', mass_matrix_adaptation='single')
   whole = run(**small)
   directory = str(tmp_path / 'run')
@@ -199,6 +201,8 @@ def test_diagonal_run_from_before_the_windows_resumes_with_one_window(
     (dict(mass_matrix_adaptation='dense'),
      "HMCConfig.mass_matrix_adaptation='dense'"),
     (dict(mass_matrix='diagonal', num_burnin_steps=5), 'at least 20 steps'),
+    (dict(mass_matrix='diagonal', num_burnin_steps=60),
+     'at least 100 warm-up steps'),
     (dict(trajectory_length=-1.0), 'HMCConfig.trajectory_length=-1.0'),
 ])
 def test_bad_sampler_settings_are_refused_by_name(settings, message):

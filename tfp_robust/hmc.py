@@ -148,6 +148,20 @@ class HMCConfig:
                     'a diagonal mass matrix is estimated during warm-up, '
                     'which needs at least 20 steps',
                     "Use num_burnin_steps >= 20, or mass_matrix='identity'.")
+    if (self.mass_matrix == 'diagonal' and
+        self.mass_matrix_adaptation == 'windowed' and
+        self.num_burnin_steps < kernels.MIN_WINDOWED_BURNIN_STEPS):
+      # TFP's first mass-matrix window is a twentieth of warm-up: with 1 or
+      # 2 states its variance is 0 or nearly, the step size collapses and a
+      # jittered trajectory takes millions of leapfrog steps (seen: 20
+      # warm-up steps never finished on a 3-d Gaussian).
+      validate.fail('HMCConfig.num_burnin_steps', self.num_burnin_steps,
+                    'the windowed mass-matrix adaptation needs at least '
+                    f'{kernels.MIN_WINDOWED_BURNIN_STEPS} warm-up steps (its '
+                    'first window holds a twentieth of them)',
+                    f'Use num_burnin_steps >= '
+                    f'{kernels.MIN_WINDOWED_BURNIN_STEPS}, or '
+                    "mass_matrix_adaptation='single'.")
     validate.number('HMCConfig.trajectory_length', self.trajectory_length,
                     0.0, fix='0 means num_leapfrog_steps * step_size.')
     validate.number('HMCConfig.jitter', self.jitter, 0.0, 1.0,

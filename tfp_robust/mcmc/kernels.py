@@ -62,6 +62,9 @@ from tensorflow_probability.python.experimental.mcmc.windowed_sampling import Wi
 KERNELS = ('hmc', 'nuts')
 MASS_MATRICES = ('identity', 'diagonal')
 MASS_MATRIX_ADAPTATIONS = ('windowed', 'single')
+# Windowed adaptation's first mass-matrix window is a twentieth of warm-up;
+# this gives it 5 states (60 worked on the test Gaussian, 20 never ended).
+MIN_WINDOWED_BURNIN_STEPS = 100
 TRAJECTORIES = ('fixed', 'jittered', 'adapted')
 
 
