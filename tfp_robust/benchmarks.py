@@ -524,7 +524,7 @@ def hmc_step_size_batching(num_cells: int = 4, num_train: int = 5000,
     return [s.numpy() for s in out]
 
   # Each way's compiled calls are built here and compiled by its first pass.
-  plain_chain = driver._fixed_step_chain  # pylint: disable=protected-access
+  plain_chain = driver.fixed_step_chain
   fresh = [plain_chain(target, config) for _ in step_sizes]
   shared = plain_chain(target, config)
   cellwise = batched.fixed_step_chain(target, num_cells, num_chains,

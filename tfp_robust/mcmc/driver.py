@@ -134,7 +134,7 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
     if stop_after_phases is not None and phases_done >= stop_after_phases:
       return None
 
-  run_segment = (_fixed_step_chain(target_log_prob_fn, config) if plain else
+  run_segment = (fixed_step_chain(target_log_prob_fn, config) if plain else
                  _carried_chain(kernel, config))
   segment_seconds, segment_leapfrogs = [], []
   segments = {}
@@ -349,7 +349,7 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
   return state, float(kernels.step_size(results)), accepted / done, results
 
 
-def _fixed_step_chain(target_log_prob_fn, config):
+def fixed_step_chain(target_log_prob_fn, config):
   """A compiled `run(state, step_size, num_results, seed)` for kept samples."""
   compiled = {}
 

@@ -70,9 +70,8 @@ TRAJECTORIES = ('fixed', 'jittered', 'adapted')
 
 def is_plain(config) -> bool:
   """Whether `config` names the plain sampler (fixed-step HMC sampling)."""
-  return (getattr(config, 'kernel', 'hmc') == 'hmc' and
-          getattr(config, 'mass_matrix', 'identity') == 'identity' and
-          getattr(config, 'trajectory', 'fixed') == 'fixed')
+  return (config.kernel == 'hmc' and config.mass_matrix == 'identity' and
+          config.trajectory == 'fixed')
 
 
 def describe(config) -> str:
@@ -81,8 +80,7 @@ def describe(config) -> str:
   A diagonal mass matrix adapted in one window reads `diagonal-single`.
   """
   mass = config.mass_matrix
-  if mass == 'diagonal' and getattr(config, 'mass_matrix_adaptation',
-                                    'single') == 'single':
+  if mass == 'diagonal' and config.mass_matrix_adaptation == 'single':
     mass += '-single'
   if config.kernel == 'nuts':
     return f'nuts/{mass}'
@@ -132,7 +130,7 @@ def warm_up_kernel(target_log_prob_fn: Callable, config, step_size,
                 num_samples=tf.zeros([]), mean=tf.zeros_like(part),
                 variance=tf.ones_like(part)) for part in initial_state],
         num_estimation_steps=mass_matrix_steps(config))
-    if getattr(config, 'mass_matrix_adaptation', 'single') == 'windowed':
+    if config.mass_matrix_adaptation == 'windowed':
       # Sets the windows of both adaptations from its own step count.
       kernel = WindowedAdaptation(kernel, num_adaptation_steps=steps)
   return kernel
