@@ -40,5 +40,6 @@ def get_config(variant='cpu'):
   config.hmc_original = common.dense(
       (512,), 'relu', batch_size=5000, num_burnin_steps=50, step_size=0.005,
       num_leapfrog_steps=10, num_draws=100, prior_scale=1.0,
-      target_accept_prob=0.8, init='he_normal', num_train=0)
+      target_accept_prob=0.8, init='he_normal', mass_matrix='identity',
+      num_train=0)
   return config

@@ -52,3 +52,32 @@ def test_refuses_bad_settings(moons):
   with pytest.raises(ValueError, match="init must be"):
     original_hmc.fit(ARCH, moons.x_train[:200], moons.y_train[:200],
                      _config(init='zeros'))
+
+
+def test_pyro_uniform_start_switch(moons):
+  """`init='uniform'`: the chain starts from uniform(-2, 2), as Pyro's does."""
+  x, y = moons.x_train[:200], moons.y_train[:200]
+  # A step too small to move: the kept states are the start.
+  frozen = dict(batch_size=200, num_burnin_steps=0, num_leapfrog_steps=1,
+                step_size=1e-7)
+  uniform, _ = original_hmc.fit(ARCH, x, y, _config(init='uniform', **frozen))
+  normal, _ = original_hmc.fit(ARCH, x, y, _config(**frozen))
+  w_uniform = uniform.params[0].numpy()
+  assert np.abs(w_uniform).max() <= 2.0 + 1e-3
+  assert 0.9 < w_uniform.std() < 1.4  # uniform(-2, 2): std 1.15
+  assert np.abs(normal.params[0].numpy()).std() < 0.9 * w_uniform.std()
+
+
+def test_pyro_mass_matrix_switch(moons):
+  """`mass_matrix='diagonal'` adapts a diagonal mass matrix in warm-up."""
+  x, y = moons.x_train[:200], moons.y_train[:200]
+  settings = dict(batch_size=200, num_burnin_steps=20)
+  plain, plain_info = original_hmc.fit(ARCH, x, y, _config(**settings))
+  diagonal, info = original_hmc.fit(
+      ARCH, x, y, _config(mass_matrix='diagonal', **settings))
+  assert plain_info['mass_matrix'] == 'identity'
+  assert info['mass_matrix'] == 'diagonal'
+  assert np.abs(diagonal.params[0].numpy() -
+                plain.params[0].numpy()).max() > 1e-3
+  with pytest.raises(ValueError, match="mass_matrix must be"):
+    original_hmc.fit(ARCH, x, y, _config(mass_matrix='dense', **settings))

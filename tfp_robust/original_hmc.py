@@ -19,10 +19,15 @@ batch's chain only: the same posterior for a twelfth of the compute. Then
 `num_draws` samples are drawn with replacement from its kept states, as a
 caller asking for 100 samples would get them.
 
-Differences we keep, stated: Pyro also adapts a diagonal mass matrix in
-warm-up (we adapt only the step size, to the same 0.8 acceptance target),
-and it starts from uniform(-2, 2) in unconstrained space (`init='uniform'`
-here; the default 'he_normal' gives the chain a fair start).
+Two of Pyro's defaults are switches here, off by default so that the
+chain gets a fair start: Pyro starts from uniform(-2, 2) in unconstrained
+space (`init='uniform'`; default 'he_normal') and adapts a diagonal mass
+matrix in warm-up beside the step size (`mass_matrix='diagonal'`; default
+'identity', the step size alone, to the same 0.8 acceptance target). For 50
+warm-up steps Pyro's schedule has one mass-matrix window (steps 7 to 45,
+after a 15% start buffer); ours estimates the diagonal from the first
+`mass_matrix_window` of warm-up (0.9: steps 0 to 45) and then adapts the
+step size to it, as `hmc.HMCConfig`'s `'single'` adaptation does.
 """
 
 import dataclasses
@@ -49,6 +54,8 @@ class OriginalHMCConfig:
   prior_scale: float = 1.0
   target_accept_prob: float = 0.8
   init: str = 'he_normal'
+  mass_matrix: str = 'identity'
+  mass_matrix_window: float = 0.9
   seed: int = 0
 
   def validate(self, num_train: int):
@@ -60,6 +67,9 @@ class OriginalHMCConfig:
     if self.init not in ('he_normal', 'uniform'):
       raise ValueError(f"init must be 'he_normal' or 'uniform', got "
                        f'{self.init!r}.')
+    if self.mass_matrix not in ('identity', 'diagonal'):
+      raise ValueError(f"mass_matrix must be 'identity' or 'diagonal' "
+                       f"(Pyro's default), got {self.mass_matrix!r}.")
 
 
 def kept_per_batch(num_train: int, config: OriginalHMCConfig) -> int:
@@ -98,7 +108,10 @@ def fit(architecture: networks.Architecture, x, y,
       num_leapfrog_steps=config.num_leapfrog_steps,
       step_size=config.step_size, num_chains=1,
       target_accept_prob=config.target_accept_prob,
-      prior_scale=config.prior_scale, seed=config.seed, segment_size=kept)
+      prior_scale=config.prior_scale, seed=config.seed, segment_size=kept,
+      mass_matrix=config.mass_matrix,
+      mass_matrix_adaptation='single',
+      mass_matrix_window=config.mass_matrix_window)
   target = hmc.network_log_joint(architecture, x[last], y[last],
                                  config.prior_scale)
   result = hmc.sample(target, initial, settings)
@@ -110,5 +123,6 @@ def fit(architecture: networks.Architecture, x, y,
   info = dict(result.diagnostics, batch_size=config.batch_size,
               num_batches=num_batches, kept_states=kept,
               distinct_states=int(len(np.unique(draws))),
-              num_draws=config.num_draws)
+              num_draws=config.num_draws, init=config.init,
+              mass_matrix=config.mass_matrix)
   return ensemble, info
