@@ -8,6 +8,11 @@ net, 20x on the half-moons grid net), achieved vs `tf.matmul` GFLOP/s
 (target 60%), one HMC leapfrog step vs one forward and backward pass on
 full-batch MNIST (target 1.5x or less), and the peak memory of PGD over 250
 samples x 500 images for the default budget (4 GiB) and smaller ones.
+
+`--only=figure4_paper_grid` (not run by default: about 20 minutes) measures
+the rates of every net of the paper's Figure 4 grids on full MNIST and
+projects the grids' cost after sharing, on 1 to 128 workers like this
+machine (`tfp_robust.grid.projection`).
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
@@ -22,6 +27,7 @@ from tfp_robust import benchmarks
 from tfp_robust import data
 from tfp_robust import config_lib
 from tfp_robust import reports
+from tfp_robust.grid import projection
 
 _CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                         'configs')
@@ -36,6 +42,12 @@ _PAPER_CONFIGS = flags.DEFINE_list(
     'paper_configs', ['table1', 'table2', 'gradients'],
     'Experiments whose paper-scale cost is measured and projected '
     '(benchmark "paper_costs").')
+_FIGURE4_PROTOCOLS = flags.DEFINE_list(
+    'figure4_protocols', ['paper', 'strong'],
+    'Protocols each cell of the projected Figure 4 grids is evaluated with.')
+_WORKERS = flags.DEFINE_list(
+    'workers', ['1', '8', '32', '128'],
+    'Worker counts the Figure 4 projection schedules the units on.')
 
 
 def main(argv):
@@ -81,6 +93,21 @@ def main(argv):
         config_lib.load_config_file(os.path.join(_CONFIGS, 'halfmoons_grid.py'),
                                    'paper'))
     logging.info('%s', results['halfmoons_paper_grid'])
+  if 'figure4_paper_grid' in wanted:
+    config = config_lib.load_config_file(
+        os.path.join(_CONFIGS, 'figure4.py'), 'paper')
+    config.protocols = tuple(_FIGURE4_PROTOCOLS.value)
+    works = [w for dataset in config.datasets
+             for w in projection.grid_works(config, dataset, config.methods)]
+    mnist = data.load_tfds('mnist', num_test=1)
+    rates, facts = projection.measure_rates(
+        works, config, mnist.x_train, mnist.y_train, log=logging.info)
+    results['figure4_paper_grid'] = dict(
+        projection.project(works, rates,
+                           [int(n) for n in _WORKERS.value]),
+        measured=facts, protocols=list(config.protocols),
+        datasets=list(config.datasets))
+    logging.info('%s', results['figure4_paper_grid'])
   reports.write_json(_OUTPUT.value, results)
   print(json.dumps(results, indent=2))
   print(f'\nWritten to {os.path.abspath(_OUTPUT.value)}')
