@@ -45,6 +45,10 @@ _PAPER_CONFIGS = flags.DEFINE_list(
 _FIGURE4_PROTOCOLS = flags.DEFINE_list(
     'figure4_protocols', ['paper', 'strong'],
     'Protocols each cell of the projected Figure 4 grids is evaluated with.')
+_REFERENCE_ACTIVATION = flags.DEFINE_string(
+    'figure4_reference_activation', 'relu',
+    'Measure each Figure 4 net with this activation only and use its rates '
+    'for every activation (empty: measure every activation).')
 _WORKERS = flags.DEFINE_list(
     'workers', ['1', '8', '32', '128'],
     'Worker counts the Figure 4 projection schedules the units on.')
@@ -101,7 +105,9 @@ def main(argv):
              for w in projection.grid_works(config, dataset, config.methods)]
     mnist = data.load_tfds('mnist', num_test=1)
     rates, facts = projection.measure_rates(
-        works, config, mnist.x_train, mnist.y_train, log=logging.info)
+        works, config, mnist.x_train, mnist.y_train,
+        reference_activation=_REFERENCE_ACTIVATION.value or None,
+        log=logging.info)
     results['figure4_paper_grid'] = dict(
         projection.project(works, rates,
                            [int(n) for n in _WORKERS.value]),

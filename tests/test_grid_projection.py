@@ -96,3 +96,22 @@ def test_measured_rates_cover_every_unit(moons):
   assert facts['num_train'] == 1000 and facts['hmc_timed_images'] == 100
   assert result['wall_hours_on_workers'][4] <= result['total_hours']
   assert result['wall_hours_on_workers'][4] >= result['longest_unit_hours']
+
+
+def test_a_reference_activation_stands_for_the_others(moons):
+  config = _figure4('cpu')
+  config.training.hmc_burn_in = 2
+  config.hmc = dict(num_samples=(4,), step_size=(0.001,),
+                    num_leapfrog_steps=(3,), hidden=(4,),
+                    activation=('relu', 'tanh'), depth=(1,))
+  config.attack.update(num_points=10, num_samples=4, pgd_steps=2)
+  works = projection.grid_works(config, 'moons', ('hmc',))
+  rates, facts = projection.measure_rates(
+      works, config, moons.x_train, moons.y_train, attack_samples=2,
+      attack_points=5, reference_activation='relu', log=lambda _: None)
+  assert facts['reference_activation'] == 'relu'
+  assert (rates.leapfrog_seconds[(4, 1, 'tanh')] ==
+          rates.leapfrog_seconds[(4, 1, 'relu')] > 0)
+  assert (rates.attack_seconds[('paper', (4, 1, 'tanh'))] ==
+          rates.attack_seconds[('paper', (4, 1, 'relu'))] > 0)
+  assert len(projection.project(works, rates)) > 0

@@ -25,7 +25,7 @@ first (LPT): the wall time is at least the longest unit, whatever N.
 import dataclasses
 import heapq
 import time
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -146,6 +146,7 @@ def _slope_seconds(run: Callable[[int], None], small: int, large: int
 def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
                   hmc_fraction: float = 0.1, epoch_images: int = 2000,
                   attack_samples: int = 10, attack_points: int = 50,
+                  reference_activation: Optional[str] = None,
                   log: Callable[[str], None] = print) -> Tuple[Rates, Dict]:
   """Measures every rate `works` needs on this machine.
 
@@ -158,6 +159,10 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
     epoch_images: images of the timed SGD / VI epochs (scaled to the set).
     attack_samples, attack_points: the ensemble and batch the evaluation
       is timed on (scaled linearly in samples x images).
+    reference_activation: if set, each (hidden, depth) is measured with
+      this activation only and its rates stand for every activation (a
+      third of the measurements for the paper's grids; the activation
+      changes elementwise work only, next to matmuls over 60k images).
     log: progress output.
 
   Returns:
@@ -165,7 +170,6 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
   """
   # Imported here: the projection's arithmetic needs none of them.
   from tfp_robust import benchmarks
-  from tfp_robust import hmc
   from tfp_robust import models
   from tfp_robust import networks
   from tfp_robust import protocols as protocols_lib
@@ -181,6 +185,10 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
     return networks.Architecture.mlp(input_dim, [hidden] * depth, num_classes,
                                      activation)
 
+  works_all = works
+  if reference_activation is not None:
+    works = [dataclasses.replace(w, net=w.net[:2] + (reference_activation,))
+             for w in works]
   rates = Rates({}, {}, {}, {})
   hmc_nets = sorted({w.net for w in works if w.method == 'hmc'})
   count = max(1, int(round(num_train * hmc_fraction)))
@@ -235,7 +243,19 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
         attack_samples * attack_points)
     log(f'{protocol} protocol {net}: {seconds:.1f} s for {attack_samples} '
         f'samples x {attack_points} images')
+  if reference_activation is not None:
+    # Each measured (hidden, depth) stands for every activation of the grid.
+    activations = sorted({w.net[2] for w in works_all})
+    rates.leapfrog_seconds = {
+        key[:2] + (a,): value for key, value in rates.leapfrog_seconds.items()
+        for a in activations}
+    for name in ('epoch_seconds', 'training_fixed_seconds', 'attack_seconds'):
+      table = getattr(rates, name)
+      setattr(rates, name, {
+          key[:1] + (key[1][:2] + (a,),) + key[2:]: value
+          for key, value in table.items() for a in activations})
   facts = dict(num_train=num_train, hmc_timed_images=count,
+               reference_activation=reference_activation,
                epoch_timed_images=epoch_images, attack_samples=attack_samples,
                attack_points=attack_points)
   return rates, facts
