@@ -88,3 +88,19 @@ def test_vi_resampled_is_a_view_of_the_one_vi_training(tmp_path):
     f.write(bytes([first[0] ^ 1]))
   with pytest.raises(files.InvalidFile, match=name):
     fitting.load_trained(config, 'vi_resampled', workdir)
+
+
+def test_replay_switches_of_the_config_reach_the_original_posterior(moons):
+  """`hmc_original.init` and `.mass_matrix` from a config change the fit."""
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  config = config_lib.load_config_file(
+      os.path.join(REPO, 'configs', 'table1.py'), 'cpu')
+  config.hmc_original.update(batch_size=200, num_burnin_steps=20,
+                             num_leapfrog_steps=2, num_draws=4)
+  architecture = networks.Architecture.mlp(2, [4], 2)
+  x, y = moons.x_train[:200], moons.y_train[:200]
+  _, plain = fitting.fit('hmc_original', architecture, x, y, config)
+  assert (plain['init'], plain['mass_matrix']) == ('he_normal', 'identity')
+  config.hmc_original.update(init='uniform', mass_matrix='diagonal')
+  _, pyro = fitting.fit('hmc_original', architecture, x, y, config)
+  assert (pyro['init'], pyro['mass_matrix']) == ('uniform', 'diagonal')

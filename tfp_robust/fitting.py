@@ -105,8 +105,9 @@ def fit(method: str, architecture, x, y, config, seed: int = 0,
     info['elbo_per_example'] = result.elbo_per_example
   elif method == 'hmc_original':
     # The replay of the original code's posterior (see `original_hmc`).
+    # `init` is a replay setting here (the chain's start), not a model key.
     section = {k: v for k, v in config.hmc_original.items()
-               if k not in _MODEL_KEYS}
+               if k not in _MODEL_KEYS - {'init'}}
     ensemble, replay_info = original_hmc.fit(
         architecture, x, y,
         original_hmc.OriginalHMCConfig(**section, seed=int(seed)))
