@@ -116,6 +116,15 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
       ~rows['attack'].isin(['certified', 'random'])][
           'adversarial_accuracy'].min() + 1e-9
   assert 'checks_failed' in rows.columns
+  # Which images survive, class by class, on the same saved VI.
+  _run(['binaries/survivors.py', '--config=configs/table1.py:cpu',
+        '--config.attack.num_points=20', '--config.attack.num_samples=5',
+        '--methods=vi', '--steps=3', '--restarts=1'] + common + vi, tmp_path)
+  rows = pd.read_csv(tmp_path / 'mnist' / 'survivors.csv')
+  assert rows['images'].sum() == 20 and set(rows['method']) == {'vi'}
+  overall = ((rows['adversarial_accuracy'] * rows['images']).sum() / 20)
+  assert abs(rows['overall_adversarial_accuracy'][0] - overall) < 1e-9
+  assert (rows['adversarial_accuracy'] <= rows['clean_accuracy'] + 1e-9).all()
 
 
 @pytest.mark.slow

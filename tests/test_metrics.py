@@ -122,3 +122,21 @@ def test_robustness_checks_its_inputs(trained_net, moons):
     metrics.robustness(trained_net, x, labels, x + 2.0)
   with pytest.raises(ValueError, match=r'Labels must have shape \[10\]'):
     metrics.robustness(trained_net, x, labels[:, None], x)
+
+
+def test_per_class_says_which_images_survive_and_where_the_rest_go():
+  # p(class 0) > 1/2 for x < 0.5 in two samples; the third always says 1.
+  ensemble = _threshold_ensemble([-10.0, -10.0, -10.0], [5.0, 5.0, -5.0])
+  x = np.array([[0.1], [0.2], [0.8], [0.9]], np.float32)
+  labels = np.array([0, 0, 1, 1])
+  x_adv = np.array([[0.9], [0.9], [0.8], [0.9]], np.float32)
+  table = metrics.per_class(ensemble, x, labels, x_adv).set_index('label')
+  assert list(table['images']) == [2, 2]
+  assert list(table['clean_accuracy']) == [1.0, 1.0]
+  assert list(table['adversarial_accuracy']) == [0.0, 1.0]
+  assert table.loc[0, 'top_adversarial_class'] == 1
+  assert table.loc[0, 'top_adversarial_share'] == 1.0
+  np.testing.assert_allclose(table['sample_agreement_clean'], [2 / 3, 1.0])
+  np.testing.assert_allclose(table['sample_agreement_adversarial'], [0, 1.0])
+  with pytest.raises(ValueError, match='x_adv has 3 examples'):
+    metrics.per_class(ensemble, x, labels, x_adv[:3])

@@ -57,3 +57,56 @@ def robustness(ensemble, x, labels, x_adv, clean_log_probs=None):
 
 def _mean(boolean):
   return float(tf.reduce_mean(tf.cast(boolean, tf.float32)))
+
+
+def per_class(ensemble, x, labels, x_adv):
+  """Which images an attack leaves standing, class by class.
+
+  Args:
+    ensemble: a `PosteriorEnsemble`.
+    x: clean inputs `[B, ...]`; x_adv: their adversarial versions.
+    labels: labels `[B]`.
+
+  Returns:
+    A pandas DataFrame, one row per class with images: `images`,
+    `clean_accuracy`, `adversarial_accuracy`, `sample_agreement_clean` and
+    `sample_agreement_adversarial` (mean share of posterior samples whose
+    own argmax is the label), `top_adversarial_class` and its share of the
+    class's adversarial predictions. A class whose images all move to one
+    other class shows a share near 1 there; a robust class keeps its label.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
+                                        ensemble.num_classes)
+  x_adv, _ = ensemble_lib.check_inputs(x_adv, ensemble.input_shape)
+  if x_adv.shape[0] != x.shape[0]:
+    raise ValueError(f'x_adv has {x_adv.shape[0]} examples and x '
+                     f'{x.shape[0]}: pass the adversarial version of each '
+                     'clean input, in the same order.')
+  labels = labels.numpy()
+  rows = []
+  outputs = {}
+  for name, inputs in (('clean', x), ('adversarial', x_adv)):
+    log_probs = ensemble.log_probs(inputs)
+    predicted = tf.argmax(ensemble_lib.predictive_from_log_probs(log_probs),
+                          -1, output_type=tf.int32).numpy()
+    agreement = np.mean(tf.argmax(log_probs, -1, output_type=tf.int32).numpy()
+                        == labels[None], axis=0)
+    outputs[name] = (predicted, agreement)
+  for c in range(ensemble.num_classes):
+    mask = labels == c
+    if not mask.any():
+      continue
+    adversarial = outputs['adversarial'][0][mask]
+    counts = np.bincount(adversarial, minlength=ensemble.num_classes)
+    rows.append(dict(
+        label=c, images=int(mask.sum()),
+        clean_accuracy=float(np.mean(outputs['clean'][0][mask] == c)),
+        adversarial_accuracy=float(np.mean(adversarial == c)),
+        sample_agreement_clean=float(np.mean(outputs['clean'][1][mask])),
+        sample_agreement_adversarial=float(
+            np.mean(outputs['adversarial'][1][mask])),
+        top_adversarial_class=int(np.argmax(counts)),
+        top_adversarial_share=float(counts.max() / mask.sum())))
+  return pd.DataFrame(rows)
