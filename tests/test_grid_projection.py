@@ -83,6 +83,7 @@ def test_measured_rates_cover_every_unit(moons):
   works = projection.grid_works(config, 'moons', ('hmc', 'sgd', 'vi'))
   rates, facts = projection.measure_rates(
       works, config, moons.x_train, moons.y_train, epoch_images=200,
+      timed_epochs=(1, 2),
       attack_samples=2, attack_points=5, log=lambda _: None)
   result = projection.project(works, rates, num_workers=(1, 4))
   seconds = [projection.unit_seconds(w, rates) for w in works]

@@ -11,7 +11,7 @@ this machine (`measure_rates`):
   measured on a fraction and scaled linearly; `measure_rates` reports the
   fraction);
 - SGD and VI: epochs of the longest run, at the measured seconds per epoch
-  of that net and batch size (the slope between a 1-epoch and a 3-epoch
+  of that net and batch size (the slope between a 1-epoch and an 11-epoch
   run, so model building and compilation are not counted per epoch, and
   one fixed cost per training is added);
 - every cell's evaluation: its protocols on `num_points` images with its
@@ -144,7 +144,8 @@ def _slope_seconds(run: Callable[[int], None], small: int, large: int
 
 
 def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
-                  hmc_fraction: float = 0.1, epoch_images: int = 2000,
+                  hmc_fraction: float = 0.1, epoch_images: int = 6000,
+                  timed_epochs: Tuple[int, int] = (1, 11),
                   attack_samples: int = 10, attack_points: int = 50,
                   reference_activation: Optional[str] = None,
                   log: Callable[[str], None] = print) -> Tuple[Rates, Dict]:
@@ -157,6 +158,9 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
     hmc_fraction: share of the training set the leapfrog cost is timed on
       (scaled linearly to the whole set).
     epoch_images: images of the timed SGD / VI epochs (scaled to the set).
+    timed_epochs: the two run lengths whose time difference gives the cost
+      of an epoch (far apart: the first epoch of each run compiles, and its
+      time varies by more than a short epoch takes).
     attack_samples, attack_points: the ensemble and batch the evaluation
       is timed on (scaled linearly in samples x images).
     reference_activation: if set, each (hidden, depth) is measured with
@@ -215,7 +219,7 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
         vi.train(arch(net), x_epoch, y_epoch, config)
       else:
         models.train_deterministic(arch(net), x_epoch, y_epoch, config)
-    per_epoch, fixed = _slope_seconds(run, 1, 3)
+    per_epoch, fixed = _slope_seconds(run, *timed_epochs)
     key = (method, net, batch_size)
     rates.epoch_seconds[key] = per_epoch * num_train / len(x_epoch)
     rates.training_fixed_seconds[key] = fixed
