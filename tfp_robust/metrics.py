@@ -28,13 +28,7 @@ def robustness(ensemble, x, labels, x_adv, clean_log_probs=None):
     the clean and adversarial predictive softmax, the paper's measure, whose
     complement is `softmax_robustness`) and `max_perturbation`.
   """
-  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
-                                        ensemble.num_classes)
-  x_adv, _ = ensemble_lib.check_inputs(x_adv, ensemble.input_shape)
-  if x_adv.shape[0] != x.shape[0]:
-    raise ValueError(f'x_adv has {x_adv.shape[0]} examples and x '
-                     f'{x.shape[0]}: pass the adversarial version of each '
-                     'clean input, in the same order.')
+  x, labels, x_adv = _checked_pair(ensemble, x, labels, x_adv)
   if clean_log_probs is None:
     clean_log_probs = ensemble.log_probs(x)
   clean = tf.exp(ensemble_lib.predictive_from_log_probs(clean_log_probs))
@@ -53,6 +47,18 @@ def robustness(ensemble, x, labels, x_adv, clean_log_probs=None):
       'softmax_robustness': 1.0 - float(difference),
       'max_perturbation': float(tf.reduce_max(tf.abs(x_adv - x))),
   }
+
+
+def _checked_pair(ensemble, x, labels, x_adv):
+  """The inputs checked, and x_adv refused unless it matches x one to one."""
+  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
+                                        ensemble.num_classes)
+  x_adv, _ = ensemble_lib.check_inputs(x_adv, ensemble.input_shape)
+  if x_adv.shape[0] != x.shape[0]:
+    raise ValueError(f'x_adv has {x_adv.shape[0]} examples and x '
+                     f'{x.shape[0]}: pass the adversarial version of each '
+                     'clean input, in the same order.')
+  return x, labels, x_adv
 
 
 def _mean(boolean):
@@ -77,13 +83,7 @@ def per_class(ensemble, x, labels, x_adv):
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
-                                        ensemble.num_classes)
-  x_adv, _ = ensemble_lib.check_inputs(x_adv, ensemble.input_shape)
-  if x_adv.shape[0] != x.shape[0]:
-    raise ValueError(f'x_adv has {x_adv.shape[0]} examples and x '
-                     f'{x.shape[0]}: pass the adversarial version of each '
-                     'clean input, in the same order.')
+  x, labels, x_adv = _checked_pair(ensemble, x, labels, x_adv)
   labels = labels.numpy()
   rows = []
   outputs = {}
