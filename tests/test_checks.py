@@ -31,6 +31,7 @@ def test_sound_model_passes_interface_checks(net_and_data):
   assert findings['random_weaker_than_every_attack'].passed
   assert findings['eps_one_breaks_everything'].passed
   assert findings['outputs_not_probabilities'].passed
+  assert findings['softmax_not_saturated'].passed
   assert all(f.passed for f in findings.values()), checks.format_findings(
       list(findings.values()))
   text = checks.format_findings(list(findings.values()))
@@ -49,6 +50,8 @@ def test_saturated_model_is_flagged_for_zero_gradients(net_and_data):
   findings = _by_name(checks.run_checks(saturated, x[correct], y[correct],
                                         eps=0.1, pgd_steps=5))
   assert not findings['nonzero_gradients_expected'].passed
+  assert not findings['softmax_not_saturated'].passed
+  assert findings['softmax_not_saturated'].statistics['saturated_frac'] > 0.9
   assert np.isclose(saturated.accuracy(x[correct], y[correct]), 1.0)
 
 
@@ -75,7 +78,8 @@ MASKED = {
 
 @pytest.mark.parametrize('kind,fires', [
     ('scaled_logits', {'nonzero_gradients_expected',
-                       'nonzero_gradients_predictive'}),
+                       'nonzero_gradients_predictive',
+                       'softmax_not_saturated'}),
     ('rounded_input', {'nonzero_gradients_expected',
                        'nonzero_gradients_predictive',
                        'white_box_beats_square'}),

@@ -61,6 +61,7 @@ def gradient_findings(ensemble, x, labels) -> List[Finding]:
       'outputs_not_probabilities', top > ceiling + 1e-4,
       f'largest per-sample probability {top:.4f}; a softmax applied to '
       f'probabilities never exceeds {ceiling:.4f} with {num_classes} classes'))
+  findings.append(_saturation_finding(log_probs))
   for loss in ('expected', 'predictive'):
     _, grad = gradients.loss_and_input_gradient(ensemble, x, labels, loss)
     flat = tf.reshape(grad, [grad.shape[0], -1])
@@ -77,6 +78,32 @@ def gradient_findings(ensemble, x, labels) -> List[Finding]:
         {f'grad_zero_frac_{loss}': zero_frac,
          f'grad_nonfinite_frac_{loss}': nonfinite_frac}))
   return findings
+
+
+# Beyond this gap between a sample's two largest logits, exp(-gap) is below
+# float32's smallest normal number: the non-top softmax outputs flush to
+# zero and the cross-entropy gradient of that sample vanishes exactly.
+SATURATION_GAP = float(-np.log(np.finfo(np.float32).tiny))  # 87.3
+
+
+def _saturation_finding(log_probs) -> Finding:
+  """How many per-sample softmaxes are saturated in float32.
+
+  The cause behind zero gradients in a model that is merely very confident:
+  its logits differ by more than `SATURATION_GAP`, so any loss on its
+  probabilities is flat in float32, whatever the decision boundary's
+  distance. Margin losses on logits (APGD-DLR) still see it.
+  """
+  top2 = tf.math.top_k(log_probs, k=2).values
+  gap = (top2[..., 0] - top2[..., 1]).numpy()
+  saturated = float(np.mean(gap > SATURATION_GAP))
+  median = float(np.median(gap))
+  return Finding(
+      'softmax_not_saturated', saturated < 0.05,
+      f'{saturated:.1%} of (sample, image) pairs have a top-2 logit gap '
+      f'above {SATURATION_GAP:.1f} (median gap {median:.1f}): there the '
+      'softmax is one-hot in float32 and probability losses have no gradient',
+      {'saturated_frac': saturated, 'logit_gap_median': median})
 
 
 def gradient_statistics(findings: List[Finding]) -> Dict[str, float]:
