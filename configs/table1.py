@@ -9,8 +9,9 @@ batch 256, 5 epochs, learning rate 0.001. Attacks on 500 test images with
 (the first 20k images, still full-batch: every leapfrog step sees all 20k)
 and its kept samples (250 instead of 750), with chains started from SGD
 solutions and a 100-step warm-up; VI and the attacks are as in the paper.
-`hmc_original` is the replay of the original code's HMC posterior (about
-six distinct states of a 59-step chain on the last 5,000-image batch), for
+`hmc_original` is the replay of the original code's HMC posterior (Pyro's
+uniform(-2, 2) start and diagonal mass matrix; about
+nine kept states of a 59-step chain on the last 5,000-image batch), for
 `binaries/ablation.py`.
 Fashion-MNIST: --config.dataset=fashion_mnist.
 """
@@ -40,6 +41,6 @@ def get_config(variant='cpu'):
   config.hmc_original = common.dense(
       (512,), 'relu', batch_size=5000, num_burnin_steps=50, step_size=0.005,
       num_leapfrog_steps=10, num_draws=100, prior_scale=1.0,
-      target_accept_prob=0.8, init='he_normal', mass_matrix='identity',
+      target_accept_prob=0.8, init='uniform', mass_matrix='diagonal',
       num_train=0)
   return config

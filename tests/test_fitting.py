@@ -100,7 +100,7 @@ def test_replay_switches_of_the_config_reach_the_original_posterior(moons):
   architecture = networks.Architecture.mlp(2, [4], 2)
   x, y = moons.x_train[:200], moons.y_train[:200]
   _, plain = fitting.fit('hmc_original', architecture, x, y, config)
-  assert (plain['init'], plain['mass_matrix']) == ('he_normal', 'identity')
-  config.hmc_original.update(init='uniform', mass_matrix='diagonal')
-  _, pyro = fitting.fit('hmc_original', architecture, x, y, config)
-  assert (pyro['init'], pyro['mass_matrix']) == ('uniform', 'diagonal')
+  assert (plain['init'], plain['mass_matrix']) == ('uniform', 'diagonal')
+  config.hmc_original.update(init='he_normal', mass_matrix='identity')
+  _, fair = fitting.fit('hmc_original', architecture, x, y, config)
+  assert (fair['init'], fair['mass_matrix']) == ('he_normal', 'identity')

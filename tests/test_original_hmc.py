@@ -11,13 +11,16 @@ ARCH = networks.Architecture.mlp(2, [8], 2)
 
 def _config(**kw):
   values = dict(batch_size=100, num_burnin_steps=4, num_leapfrog_steps=3,
-                num_draws=10, step_size=0.01, seed=0)
+                num_draws=10, step_size=0.01, seed=0, init='he_normal',
+                mass_matrix='identity')
   values.update(kw)
   return original_hmc.OriginalHMCConfig(**values)
 
 
 def test_kept_states_follow_the_original_arithmetic():
   config = original_hmc.OriginalHMCConfig()
+  # The defaults are Pyro's, as the original code ran them.
+  assert (config.init, config.mass_matrix) == ('uniform', 'diagonal')
   assert original_hmc.kept_per_batch(60000, config) == 9  # int(100/12) + 1
   assert original_hmc.kept_per_batch(20000, config) == 26
 
