@@ -16,35 +16,20 @@ Methods without a saved ensemble are trained first. Writes
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _experiment
 import os
 
 from absl import app
-from absl import flags
-from ml_collections import config_flags
 
-from tfp_robust import config_checks
 from tfp_robust import experiments
-from tfp_robust import files
-from tfp_robust import fitting
 from tfp_robust import reports
-
-_CONFIG = config_flags.DEFINE_config_file('config', None,
-                                          'Experiment config (file:variant).')
-_WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
-_METHODS = flags.DEFINE_list('methods', None,
-                             'Methods to analyse (default: the config\'s).')
-flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
   del argv
-  config = _CONFIG.value
-  methods = _METHODS.value or list(config.methods)
-  config_checks.check_run(config, methods, _WORKDIR.value)
-  files.start_run(_WORKDIR.value)  # One run per work directory.
-  fitting.ensure_trained(config, methods, _WORKDIR.value)
-  frame = experiments.ablation_saved(config, methods, _WORKDIR.value)
-  out = os.path.join(_WORKDIR.value, config.dataset)
+  config, methods, workdir = _experiment.start()
+  frame = experiments.ablation_saved(config, methods, workdir)
+  out = os.path.join(workdir, config.dataset)
   reports.write_table(frame, os.path.join(out, 'ablation'))
   print(frame.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
 

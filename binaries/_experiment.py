@@ -1,0 +1,35 @@
+"""The flags and the start that the experiment binaries share.
+
+Imported (after `_quiet`) by attack.py, ablation.py, curves.py and
+gradients.py: --config, --workdir, --methods and --train_missing mean the
+same in each, and `start()` runs the same checks before any work.
+"""
+
+from absl import flags
+from ml_collections import config_flags
+
+from tfp_robust import config_checks
+from tfp_robust import files
+from tfp_robust import fitting
+
+CONFIG = config_flags.DEFINE_config_file('config', None,
+                                         'Experiment config (file:variant).')
+WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
+METHODS = flags.DEFINE_list('methods', None,
+                            'Methods to evaluate (default: the config\'s).')
+TRAIN_MISSING = flags.DEFINE_bool(
+    'train_missing', True, 'Train (with the same config) any method that has '
+    'no saved ensemble in --workdir yet, so one command gives the result.')
+flags.mark_flags_as_required(['config'])
+
+
+def start():
+  """Checks config, methods and work directory, claims the directory and
+  trains what is missing. Returns (config, methods, workdir)."""
+  config, workdir = CONFIG.value, WORKDIR.value
+  methods = METHODS.value or list(config.methods)
+  config_checks.check_run(config, methods, workdir)
+  files.start_run(workdir)  # One run per work directory.
+  if TRAIN_MISSING.value:
+    fitting.ensure_trained(config, methods, workdir)
+  return config, methods, workdir
