@@ -219,3 +219,15 @@ def test_stochastic_backend_resamples_and_is_attacked_with_eot(mlp_setup):
   mc_dropout = ensemble_lib.StochasticEnsemble(
       dropout, 4, call_kwargs={'training': True})
   assert mc_dropout.log_probs(x).shape == (4, 10, 3)
+
+
+def test_stochastic_backend_budget_counts_each_calls_weight_draw():
+  """Each call draws every weight anew, so the chunks shrink with the net."""
+  model = _flipout_model()
+  params = sum(int(np.prod(v.shape)) for v in model.variables)
+  ens = ensemble_lib.StochasticEnsemble(model, num_samples=64, seed=0,
+                                        memory_budget_bytes=20 * 8 * params)
+  assert ens.weight_bytes_per_sample() == 8 * params
+  # Activations of 1 image are tiny: the draws alone limit the chunk.
+  assert 10 <= ens.sample_chunk_size(1) < 20
+  assert [c for c in ens.chunks(1)][-1][0] > 0  # More than one chunk.

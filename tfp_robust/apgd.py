@@ -109,7 +109,10 @@ def _build_run(ensemble, loss_name, num_steps, eot_iter, compiled=True):
           reduced_last=tf.where(at_check, reduce, s['reduced_last']),
           loss_best_last=tf.where(at_check, loss_best, s['loss_best_last'])),)
 
-    state = tf.while_loop(lambda s: s['i'] < num_steps, body, (state,))[0]
+    # One iteration at a time (see attacks._pgd_run_fn): models that draw
+    # weights on every call would draw later iterations' ahead.
+    state = tf.while_loop(lambda s: s['i'] < num_steps, body, (state,),
+                          parallel_iterations=1)[0]
     x_out = tf.where(_per_example(state['fooled'], x), state['x_best_adv'],
                      state['x_best'])
     return x_out, state['loss_best'], state['fooled']

@@ -99,9 +99,14 @@ def _pgd_run_fn(ensemble, loss, num_steps, keep_best_iterate, compiled):
       mask = tf.reshape(now & ~fooled, [-1] + [1] * (len(x.shape) - 1))
       return step + 1, x_adv, grad, tf.where(mask, x_adv, best), fooled | now
 
+    # One iteration at a time: a model that draws its weights on every call
+    # (Flipout, MC dropout) would otherwise draw those of the next
+    # iterations ahead (they do not depend on the iterate), holding up to
+    # ten iterations' draws at once.
     _, x_adv, _, best, fooled = tf.while_loop(
         lambda step, *_: step < num_steps, body,
-        (tf.constant(0), x_start, grad, x_start, fooled))
+        (tf.constant(0), x_start, grad, x_start, fooled),
+        parallel_iterations=1)
     if not keep_best_iterate:
       return (x_adv,)
     mask = tf.reshape(fooled, [-1] + [1] * (len(x.shape) - 1))
