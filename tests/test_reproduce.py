@@ -50,9 +50,13 @@ def test_steps_cover_every_experiment_in_the_papers_order():
 
 
 def _defined_flags(binary):
+  """Flags a binary defines, with those of the `_experiment` it imports."""
   with open(os.path.join(REPO, 'binaries', binary)) as f:
     source = f.read()
-  return set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", source))
+  defined = set(re.findall(r"DEFINE_\w+\(\s*'(\w+)'", source))
+  if re.search(r'^import _experiment$', source, re.M):
+    defined |= _defined_flags('_experiment.py')
+  return defined
 
 
 @pytest.mark.parametrize('scale', reproduce.SCALES)
