@@ -13,6 +13,11 @@ sanity checks of `tfp_robust.checks` on --check_points images (gradient
 masking, attacks weaker than noise or than gradient-free ones, the paper's
 attack against APGD and Square). --config.attack.protocol=paper|strong picks
 the protocol (see tfp_robust/protocols.py).
+
+Resumable: each method's rows are kept in
+<workdir>/<dataset>/<method>/attacks_<protocol>.json as soon as it is done,
+so the same command after a kill starts at the next method (a method whose
+config or trained ensemble changed since is evaluated again).
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.

@@ -4,6 +4,7 @@ Wiring only: each function loads what `fitting` saved, runs `evaluation`
 (or `checks`, `ablations`, `gradients`) and returns tables for `reports`.
 """
 
+import json
 import os
 import time
 
@@ -11,6 +12,7 @@ from absl import logging
 import numpy as np
 
 from tfp_robust import evaluation
+from tfp_robust import files
 from tfp_robust import fitting
 from tfp_robust import reports
 from tfp_robust import summaries
@@ -52,9 +54,57 @@ def write_evaluation_summaries(log_dir: str, ensemble, rows, x, y,
   writer.close()
 
 
+def rows_path(workdir: str, dataset: str, method: str, stage: str,
+              protocol: str) -> str:
+  """Where `attack_saved` keeps one method's finished rows."""
+  return os.path.join(workdir, dataset, method, f'{stage}_{protocol}.json')
+
+
+def _rows_digest(config, method: str, stage: str, workdir: str,
+                 surrogate_used: bool) -> str:
+  """What produced a method's rows: the config, the method, the stage, and
+  the saved ensembles (the method's and the transfer surrogate's)."""
+  return files.sha256_json({
+      'config': json.loads(config.to_json_best_effort()),
+      'method': method, 'stage': stage,
+      'ensemble': fitting.saved_fingerprint(config, method, workdir),
+      'surrogate': (fitting.saved_fingerprint(config, 'sgd', workdir)
+                    if surrogate_used else None)})
+
+
+def _plain(value):
+  """A NumPy scalar as the Python number it holds (for `json.dumps`)."""
+  if hasattr(value, 'item'):
+    return value.item()
+  raise TypeError(f'{type(value).__name__} is not JSON serialisable')
+
+
+def _finished_rows(path: str, digest: str):
+  """The rows saved in `path` by the same settings, or None (missing,
+  unreadable or stale: the method is evaluated again)."""
+  if not os.path.exists(path):
+    return None
+  try:
+    saved = files.read_json(path, 'the rows of a finished evaluation')
+  except files.InvalidFile as error:
+    logging.warning('%s; it is evaluated again.', error)
+    return None
+  if (not isinstance(saved, dict) or saved.get('digest') != digest or
+      not isinstance(saved.get('rows'), list) or
+      not all(isinstance(r, dict) for r in saved['rows'])):
+    logging.warning('%s was written by other settings, another trained '
+                    'ensemble, or edited; it is evaluated again.', path)
+    return None
+  return saved['rows']
+
+
 def attack_saved(config, methods, workdir: str, stage: str = 'attacks'):
   """Attacks each saved ensemble; returns (all rows, summary) DataFrames.
 
+  Each method's rows are kept in `rows_path(...)` as soon as they are
+  finished, keyed by a digest of the config and the saved ensembles, so a
+  run killed part-way resumes with the next method and gives the same
+  table; a method whose settings or ensemble changed is evaluated again.
   TensorBoard: each method's rows under the run
   `<dataset>/<method>/<stage>_<protocol>`.
   """
@@ -63,6 +113,16 @@ def attack_saved(config, methods, workdir: str, stage: str = 'attacks'):
   protocol = config.attack.get('protocol', 'paper')
   rows = []
   for method in methods:
+    use_surrogate = surrogate is not None and method != 'sgd'
+    path = rows_path(workdir, config.dataset, method, stage, protocol)
+    digest = _rows_digest(config, method, stage, workdir, use_surrogate)
+    method_rows = _finished_rows(path, digest)
+    if method_rows is not None:
+      logging.info('%s: %d %s rows (%s protocol) finished earlier, read from '
+                   '%s; delete it to evaluate again.', method,
+                   len(method_rows), stage, protocol, path)
+      rows += method_rows
+      continue
     ensemble, extra, x, y = _attack_inputs(config, method, workdir,
                                            int(config.attack.num_points))
     method_rows = evaluation.attack_rows(
@@ -70,13 +130,19 @@ def attack_saved(config, methods, workdir: str, stage: str = 'attacks'):
         labels={'dataset': config.dataset, 'method': method,
                 'full_test_accuracy': extra.get('test_accuracy',
                                                 float('nan'))},
-        surrogate=None if method == 'sgd' else surrogate)
+        surrogate=surrogate if use_surrogate else None)
     write_evaluation_summaries(
         summaries.run_dir(workdir, config.dataset, method,
                           f'{stage}_{protocol}'),
         ensemble, method_rows, x, y, config.attack, seed=int(config.seed))
+    # Through JSON, so a fresh and a resumed run hold the same values.
+    method_rows = json.loads(json.dumps(method_rows, default=_plain))
+    files.write_text_atomically(path, json.dumps(
+        {'digest': digest, 'code_version': files.code_version(),
+         'rows': method_rows}))  # Row keys keep their column order.
     rows += method_rows
   return pd.DataFrame(rows), reports.summary_table(rows)
+
 
 def gradient_figures(config, methods, workdir: str):
   """Figures 2 and 3 and a table of expected-gradient magnitude per n."""

@@ -15,6 +15,7 @@ from absl import logging
 import numpy as np
 
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust import files
 from tfp_robust import hmc
 from tfp_robust.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust import models
@@ -229,6 +230,14 @@ def load_trained(config, method: str, workdir: str):
       path, memory_budget_bytes=int(config.get('memory_budget_bytes',
                                                ensemble_lib.DEFAULT_MEMORY_BUDGET_BYTES)))
   return ensemble, getattr(ensemble, 'extra', {})
+
+def saved_fingerprint(config, method: str, workdir: str) -> str:
+  """SHA-256 of the saved ensemble's description (which holds its weights'
+  digests): it changes whenever `method` is trained again."""
+  path = ensemble_dir(workdir, config.dataset, VIEWS.get(method, method))
+  if not os.path.exists(path):
+    path += '.old'
+  return files.sha256_file(os.path.join(path, 'ensemble.json'))
 
 def ensure_trained(config, methods, workdir: str) -> None:
   """Trains (and saves) each method that has no saved ensemble yet.

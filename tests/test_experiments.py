@@ -1,0 +1,73 @@
+"""`experiments.attack_saved` keeps each method's rows and resumes from them."""
+
+import os
+
+import pandas as pd
+import pytest
+
+from configs import table1
+from tfp_robust import evaluation
+from tfp_robust import experiments
+from tfp_robust import fitting
+
+
+def _config():
+  config = table1.get_config('cpu')
+  config.num_train, config.num_test = 300, 50
+  config.methods = ('sgd',)
+  config.sgd.hidden, config.sgd.epochs = (8,), 1
+  config.attack.num_points = 20
+  config.attack.pgd_steps = 3
+  return config
+
+
+@pytest.fixture(name='trained')
+def _trained(tmp_path):
+  config = _config()
+  fitting.ensure_trained(config, ['sgd'], str(tmp_path))
+  return config, str(tmp_path)
+
+
+def _no_attacks(*args, **kwargs):
+  raise AssertionError('attacked again although its rows were saved')
+
+
+def test_killed_run_resumes_with_the_same_table(trained, monkeypatch):
+  config, workdir = trained
+  first, summary = experiments.attack_saved(config, ['sgd'], workdir)
+  path = experiments.rows_path(workdir, 'mnist', 'sgd', 'attacks', 'paper')
+  assert os.path.exists(path)
+  assert set(first['attack']) >= {'random', 'fgsm', 'pgd'}
+  monkeypatch.setattr(evaluation, 'attack_rows', _no_attacks)
+  again, again_summary = experiments.attack_saved(config, ['sgd'], workdir)
+  pd.testing.assert_frame_equal(first, again)
+  pd.testing.assert_frame_equal(summary, again_summary)
+
+
+def test_changed_settings_or_ensemble_evaluate_again(trained, monkeypatch):
+  config, workdir = trained
+  experiments.attack_saved(config, ['sgd'], workdir)
+  calls = []
+  real = evaluation.attack_rows
+
+  def counted(*args, **kwargs):
+    calls.append(1)
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(evaluation, 'attack_rows', counted)
+  config.attack.eps = (0.05,)
+  rows, _ = experiments.attack_saved(config, ['sgd'], workdir)
+  assert len(calls) == 1 and set(rows['eps']) == {0.05}
+  # A retrained ensemble (another seed) is another ensemble.
+  config.seed = 1
+  fitting.train_and_save(config, 'sgd', workdir)
+  experiments.attack_saved(config, ['sgd'], workdir)
+  assert len(calls) == 2
+  # A corrupt rows file is not trusted: evaluated again, and rewritten.
+  path = experiments.rows_path(workdir, 'mnist', 'sgd', 'attacks', 'paper')
+  with open(path, 'w') as f:
+    f.write('{"digest": ')
+  experiments.attack_saved(config, ['sgd'], workdir)
+  assert len(calls) == 3
+  experiments.attack_saved(config, ['sgd'], workdir)
+  assert len(calls) == 3
