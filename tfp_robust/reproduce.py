@@ -143,6 +143,17 @@ def _gradients(dataset: str) -> Step:
       'strips)')
 
 
+def _curves(dataset: str) -> Step:
+  flags = () if dataset == 'mnist' else (f'--config.dataset={dataset}',)
+  return Step(
+      name=f'curves_{dataset}', group='curves', binary='curves.py',
+      config='curves.py:{scale}', flags=flags, workdir='table1',
+      figures=(f'{dataset}/curves.png',),
+      links=(f'{dataset}/curves.md', f'{dataset}/curve_checks.md'),
+      about=f'{_DATASET_NAMES[dataset]}: SGD, a deep ensemble, and Table 1\'s '
+      'VI and HMC under both protocols at every eps of the config')
+
+
 STEPS: Tuple[Step, ...] = (
     Step(name='figure1', group='figure1', binary='halfmoons_grid.py',
          config='halfmoons_grid.py:{scale}', workdir='figure1',
@@ -172,12 +183,8 @@ STEPS: Tuple[Step, ...] = (
          about='MNIST: the deterministic net under the strong protocol'),
     _gradients('mnist'),
     _gradients('fashion_mnist'),
-    Step(name='curves_mnist', group='curves', binary='curves.py',
-         config='curves.py:{scale}', workdir='table1',
-         figures=('mnist/curves.png',),
-         links=('mnist/curves.md', 'mnist/curve_checks.md'),
-         about='MNIST: SGD, a deep ensemble, and Table 1\'s VI and HMC '
-         'under both protocols at every eps of the config'),
+    _curves('mnist'),
+    _curves('fashion_mnist'),
     Step(name='figure4', group='figure4', binary='grid.py',
          config='figure4.py:{scale}', workdir='figure4', takes_executor=True,
          figures=('figure4_*.png',), links=('grid.md',),
