@@ -255,7 +255,7 @@ def test_report_shows_a_finished_steps_table_figures_and_paper_numbers(
   assert (workdir / 'report' / 'one_beside_paper.csv').exists()
   # Wall times: the step's and the whole run's; unfinished steps say so.
   seconds = json.loads((workdir / 'steps' / 'one.json').read_text())['seconds']
-  assert f'in **{reproduce.duration(seconds)}**' in report
+  assert f'in **{reproduce.duration(seconds)}** by tfp_robust ' in report
   assert '**1 of 3 steps finished. Wall time of the whole run:' in report
   assert '| [`two`](#two) | table2 | not run yet |  |' in report
   assert report.index('## Table 1') < report.index('## Table 2') < \

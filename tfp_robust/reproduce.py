@@ -476,8 +476,10 @@ def _step_section(step: Step, workdir: str, launch: Launch,
     lines += [step.about + '.', '']
   failed = outcome and outcome.failed and outcome.failed[0] == step.name
   if marker:
+    version = marker.get('code_version')
     lines.append(f"Finished {marker.get('finished', '')} in "
-                 f"**{duration(marker['seconds'])}**:")
+                 f"**{duration(marker['seconds'])}**" +
+                 (f' by {version}' if version else '') + ':')
     argv = marker.get('command') or command(step, workdir, launch)
   else:
     if failed:
