@@ -99,8 +99,7 @@ def main(argv):
   print(table.to_string(index=False, float_format=lambda v: f'{v:.3f}',
                         na_rep='-'))
   for warning in reports.mixing_warnings(fit_info):
-    logging.warning('%s', warning)
-    print(warning)
+    print(warning)  # Beside the table it qualifies (stdout), once.
   print(f'\nResults and plots: {os.path.abspath(workdir)}\n'
         'TensorBoard: tensorboard --logdir '
         f"{os.path.abspath(os.path.join(workdir, 'tensorboard'))}")

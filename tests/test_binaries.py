@@ -42,6 +42,7 @@ def test_quickstart_prints_table_and_writes_outputs(tmp_path):
   # Three decimals, never a raw float; HMC's 10 samples have not mixed.
   assert not re.search(r'\d\.\d{4,}', out.split('WARNING')[0])
   assert 'WARNING: the hmc chains have not mixed' in out
+  assert 'have not mixed' not in err  # Once, beside the table, not twice.
   assert 'fn_rhat_max' in out
   for method in ('sgd', 'vi', 'hmc'):
     assert method in out
