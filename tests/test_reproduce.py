@@ -194,8 +194,23 @@ def test_a_resumed_run_skips_finished_steps_and_reruns_the_rest(tmp_path):
   assert '**1 of 3 steps finished' in report
   assert 'failed (exit code 3)' in report and 'logs/two.log' in report
 
+  # The failed attempt of two is on record, to be counted when it finishes.
+  failed = json.loads((workdir / 'steps' / 'two.attempts.json').read_text())
+  [[begun, ended]] = failed['attempts']
+  assert begun <= ended
+  # As if an earlier run had been killed an hour into step two.
+  failed['attempts'].insert(0, [begun - 7200, begun - 3600])
+  (workdir / 'steps' / 'two.attempts.json').write_text(json.dumps(failed))
+
   outcome, output = _run(steps, workdir, executor='ray')
   assert outcome.skipped == ['one'] and outcome.ran == ['two', 'three']
+  two = json.loads((workdir / 'steps' / 'two.json').read_text())
+  assert two['attempts'] == 3
+  assert 3600 <= two['seconds_all_attempts'] - two['seconds'] < 3660
+  assert not (workdir / 'steps' / 'two.attempts.json').exists()
+  assert 'over 3 attempts' in output
+  assert '| [`two`](#two) | table2 | finished | 1 h 00 min over 3 attempts' \
+      in (workdir / 'REPORT.md').read_text()
   assert outcome.failed is None
   assert _runs(workdir) == ['one', 'two', 'two', 'three']
   assert 'one: finished earlier' in output
@@ -311,3 +326,25 @@ def test_bad_steps_or_scale_end_with_one_clear_line(flag, message, tmp_path):
   assert 'Traceback' not in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1, result.stderr
   assert not (tmp_path / 'run').exists()
+
+
+def test_a_running_step_keeps_its_last_alive_time(tmp_path, monkeypatch):
+  # What a killed run leaves behind: the step's start and a time at most a
+  # heartbeat before the kill.
+  monkeypatch.setattr(reproduce, 'HEARTBEAT_SECONDS', 0.05)
+  binary = tmp_path / 'slow.py'
+  binary.write_text(textwrap.dedent('''\
+      import json, os, sys, time
+      args = dict(a[2:].split('=', 1) for a in sys.argv[1:] if '=' in a)
+      path = os.path.join(os.path.dirname(args['workdir']), 'steps',
+                          'slow.attempts.json')
+      time.sleep(1.0)
+      [[start, alive]] = json.load(open(path))['attempts']
+      print('alive for', alive - start)
+  '''))
+  step = reproduce.Step(name='slow', group='table1', binary=str(binary),
+                        workdir='slow')
+  outcome, output = _run([step], tmp_path / 'run')
+  assert outcome.ran == ['slow']
+  alive = float(output.split('alive for')[1].split()[0])
+  assert 0.8 <= alive <= 1.5

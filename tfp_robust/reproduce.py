@@ -12,8 +12,12 @@ Resuming: a step that exits 0 writes an atomic marker
 version; `run` skips a step whose marker records the same step (binary,
 config, flags, sub-directory: its `signature`) and runs the others, whose
 binaries resume their own partial work (HMC checkpoints, saved ensembles,
-finished grid cells). A work directory holds one scale. Each step's output
-is appended to `<workdir>/logs/<name>.log` as well as shown.
+finished grid cells, attacked methods). A work directory holds one scale.
+Each step's output is appended to `<workdir>/logs/<name>.log` as well as
+shown. Wall time counts every attempt: a running step saves its start and,
+every `HEARTBEAT_SECONDS`, its last alive time in
+`<workdir>/steps/<name>.attempts.json`, so an attempt that was killed still
+counts; the marker sums them.
 
 Sharing: the Table 1 steps, the curves and the replay share one
 sub-directory, `table1/`, as the binaries intend: the strong protocol, the
@@ -33,6 +37,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -285,6 +290,80 @@ def marker_path(step: Step, workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), 'steps', step.name + '.json')
 
 
+def attempts_path(step: Step, workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), 'steps',
+                      step.name + '.attempts.json')
+
+
+# How often a running step's last-alive time is saved: a killed attempt's
+# time is counted to within this.
+HEARTBEAT_SECONDS = 30.0
+
+
+def earlier_attempts(step: Step, workdir: str, scale: str) -> List[List[float]]:
+  """`[start, last alive]` (epoch seconds) of the step's unfinished attempts.
+
+  Attempts of another command, or an unreadable file, count as none.
+  """
+  path = attempts_path(step, workdir)
+  if not os.path.exists(path):
+    return []
+  try:
+    saved = files.read_json(path, "a step's attempt times")
+  except files.InvalidFile as error:
+    logging.warning('%s Its earlier attempts are not counted.', error)
+    return []
+  spans = saved.get('attempts') if isinstance(saved, dict) else None
+  if (saved.get('signature') != signature(step, scale) or
+      not isinstance(spans, list) or
+      not all(isinstance(a, list) and len(a) == 2 and
+              all(isinstance(t, (int, float)) for t in a) and a[1] >= a[0]
+              for a in spans)):
+    logging.warning('%s is not this step\'s attempt record; its earlier '
+                    'attempts are not counted.', path)
+    return []
+  return spans
+
+
+class _Attempt:
+  """Records an attempt's start and, every `HEARTBEAT_SECONDS`, its last
+  alive time in the step's attempts file, so a killed run still counts it."""
+
+  def __init__(self, step: Step, workdir: str, scale: str):
+    self._path = attempts_path(step, workdir)
+    self._signature = signature(step, scale)
+    self.earlier = earlier_attempts(step, workdir, scale)
+    self._start = time.time()
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._beat, daemon=True)
+
+  def _save(self) -> None:
+    files.write_text_atomically(self._path, json.dumps({
+        'signature': self._signature,
+        'attempts': self.earlier + [[self._start, time.time()]]}))
+
+  def _beat(self) -> None:
+    while not self._stop.wait(HEARTBEAT_SECONDS):
+      self._save()
+
+  def __enter__(self):
+    os.makedirs(os.path.dirname(self._path), exist_ok=True)
+    self._save()
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc_info):
+    self._stop.set()
+    self._thread.join()
+    self._save()
+
+  @property
+  def all_seconds(self) -> float:
+    """This attempt's time so far plus every earlier attempt's."""
+    return (time.time() - self._start +
+            sum(end - start for start, end in self.earlier))
+
+
 def log_path(step: Step, workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), 'logs', step.name + '.log')
 
@@ -321,9 +400,11 @@ def finished(step: Step, workdir: str, scale: str,
 
 
 def _write_marker(step: Step, workdir: str, launch: Launch,
-                  argv: List[str], seconds: float) -> None:
+                  argv: List[str], seconds: float, all_seconds: float,
+                  attempts: int) -> None:
   files.write_text_atomically(marker_path(step, workdir), json.dumps({
       'step': step.name, 'command': argv, 'seconds': seconds,
+      'seconds_all_attempts': all_seconds, 'attempts': attempts,
       'signature': signature(step, launch.scale), 'scale': launch.scale,
       'finished': datetime.datetime.now().isoformat(timespec='seconds'),
       'code_version': files.code_version()}, indent=2))
@@ -415,14 +496,20 @@ def run(steps: Sequence[Step], workdir: str, launch: Launch,
     argv = command(step, workdir, launch)
     echo(f'[{index}/{len(steps)}] {step.name}: {shlex.join(argv)}\n')
     step_start = time.time()
-    code = _execute(argv, log_path(step, workdir), echo)
+    with _Attempt(step, workdir, launch.scale) as attempt:
+      code = _execute(argv, log_path(step, workdir), echo)
     seconds = time.time() - step_start
     if code != 0:
       outcome.failed = (step.name, code, log_path(step, workdir))
       break
-    _write_marker(step, workdir, launch, argv, seconds)
+    attempts = len(attempt.earlier) + 1
+    _write_marker(step, workdir, launch, argv, seconds, attempt.all_seconds,
+                  attempts)
+    os.remove(attempts_path(step, workdir))  # Now in the marker.
     echo(f'[{index}/{len(steps)}] {step.name}: finished in '
-         f'{duration(seconds)}\n')
+         f'{duration(seconds)}' +
+         (f' ({duration(attempt.all_seconds)} over {attempts} attempts)'
+          if attempts > 1 else '') + '\n')
     outcome.ran.append(step.name)
     outcome.seconds = time.time() - start
     write_report(report_steps, workdir, launch, outcome)
@@ -432,6 +519,23 @@ def run(steps: Sequence[Step], workdir: str, launch: Launch,
 
 
 # -- the report ----------------------------------------------------------------
+
+def step_seconds(marker: Dict) -> float:
+  """A finished step's wall time over all its attempts (a marker written
+  before attempts were counted has its last attempt's only)."""
+  value = marker.get('seconds_all_attempts')
+  return float(value if isinstance(value, (int, float)) else
+               marker['seconds'])
+
+
+def _step_time(marker: Dict) -> str:
+  attempts = marker.get('attempts')
+  text = duration(step_seconds(marker))
+  if isinstance(attempts, int) and attempts > 1:
+    text += (f' over {attempts} attempts (last '
+             f"{duration(marker['seconds'])})")
+  return text
+
 
 def duration(seconds: float) -> str:
   """A wall time as people read it: 42 s, 12.5 min, 3 h 07 min."""
@@ -478,7 +582,7 @@ def _step_section(step: Step, workdir: str, launch: Launch,
   if marker:
     version = marker.get('code_version')
     lines.append(f"Finished {marker.get('finished', '')} in "
-                 f"**{duration(marker['seconds'])}**" +
+                 f'**{_step_time(marker)}**' +
                  (f' by {version}' if version else '') + ':')
     argv = marker.get('command') or command(step, workdir, launch)
   else:
@@ -532,7 +636,7 @@ def build_report(steps: Sequence[Step], workdir: str, launch: Launch,
   markers = {step.name: finished(step, workdir, launch.scale, warn=False)
              for step in steps}
   done = [m for m in markers.values() if m]
-  total = sum(float(m['seconds']) for m in done)
+  total = sum(step_seconds(m) for m in done)
   lines = [
       f'# Carbone et al. (NeurIPS 2020), reproduced at {launch.scale} scale',
       '',
@@ -542,14 +646,15 @@ def build_report(steps: Sequence[Step], workdir: str, launch: Launch,
       '',
       f'**{len(done)} of {len(steps)} steps finished. Wall time of the whole '
       f'run: {duration(total)}** (the finished steps together; a step '
-      'killed and resumed counts from its last start)' +
+      'killed and resumed counts every attempt, a killed one to within '
+      f'{HEARTBEAT_SECONDS:.0f} s)' +
       (f'; this invocation: {duration(outcome.seconds)}' if outcome else '')
       + '.', '',
       '| step | experiment | status | wall time |', '|---|---|---|---|']
   for step in steps:
     marker = markers[step.name]
     if marker:
-      status, seconds = 'finished', duration(marker['seconds'])
+      status, seconds = 'finished', _step_time(marker)
     elif outcome and outcome.failed and outcome.failed[0] == step.name:
       status, seconds = f'failed (exit code {outcome.failed[1]})', ''
     else:
