@@ -1,5 +1,6 @@
 """`experiments.attack_saved` keeps each method's rows and resumes from them."""
 
+import copy
 import os
 
 import pandas as pd
@@ -58,9 +59,11 @@ def test_changed_settings_or_ensemble_evaluate_again(trained, monkeypatch):
   config.attack.eps = (0.05,)
   rows, _ = experiments.attack_saved(config, ['sgd'], workdir)
   assert len(calls) == 1 and set(rows['eps']) == {0.05}
-  # A retrained ensemble (another seed) is another ensemble.
-  config.seed = 1
-  fitting.train_and_save(config, 'sgd', workdir)
+  # A retrained ensemble (here with another seed) is another ensemble, under
+  # the same config.
+  other = copy.deepcopy(config)
+  other.seed = 1
+  fitting.train_and_save(other, 'sgd', workdir)
   experiments.attack_saved(config, ['sgd'], workdir)
   assert len(calls) == 2
   # A corrupt rows file is not trusted: evaluated again, and rewritten.
@@ -71,3 +74,17 @@ def test_changed_settings_or_ensemble_evaluate_again(trained, monkeypatch):
   assert len(calls) == 3
   experiments.attack_saved(config, ['sgd'], workdir)
   assert len(calls) == 3
+
+
+def test_a_views_fingerprint_covers_its_variational_model(tmp_path):
+  config = _config()
+  config.vi.hidden, config.vi.epochs, config.vi.num_samples = (8,), 1, 4
+  workdir = str(tmp_path)
+  with pytest.raises(FileNotFoundError, match='binaries/train.py --method=vi'):
+    fitting.saved_fingerprint(config, 'vi_resampled', workdir)
+  fitting.ensure_trained(config, ['vi'], workdir)
+  before = fitting.saved_fingerprint(config, 'vi_resampled', workdir)
+  assert before != fitting.saved_fingerprint(config, 'vi', workdir)
+  path = tmp_path / 'mnist' / 'vi' / 'variational' / 'variational.json'
+  path.write_text(path.read_text() + ' ')
+  assert fitting.saved_fingerprint(config, 'vi_resampled', workdir) != before

@@ -348,3 +348,16 @@ def test_a_running_step_keeps_its_last_alive_time(tmp_path, monkeypatch):
   assert outcome.ran == ['slow']
   alive = float(output.split('alive for')[1].split()[0])
   assert 0.8 <= alive <= 1.5
+
+
+def test_an_unreadable_attempt_record_is_not_counted(tmp_path):
+  workdir = tmp_path / 'run'
+  steps = _fake_steps(tmp_path)[:1]
+  (workdir / 'steps').mkdir(parents=True)
+  for text in ('null', '[]', '{"attempts": ', '{"attempts": [[2, 1]]}'):
+    (workdir / 'steps' / 'one.attempts.json').write_text(text)
+    assert reproduce.earlier_attempts(steps[0], str(workdir), 'cpu') == []
+  outcome, _ = _run(steps, workdir)
+  assert outcome.ran == ['one']
+  assert json.loads((workdir / 'steps' / 'one.json').read_text())[
+      'attempts'] == 1

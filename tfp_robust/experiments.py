@@ -54,6 +54,11 @@ def write_evaluation_summaries(log_dir: str, ensemble, rows, x, y,
   writer.close()
 
 
+# Part of the rows' digest: bump it when a change to the evaluation changes
+# what rows hold, so rows saved by older code are evaluated again.
+ROWS_VERSION = 1
+
+
 def rows_path(workdir: str, dataset: str, method: str, stage: str,
               protocol: str) -> str:
   """Where `attack_saved` keeps one method's finished rows."""
@@ -65,6 +70,7 @@ def _rows_digest(config, method: str, stage: str, workdir: str,
   """What produced a method's rows: the config, the method, the stage, and
   the saved ensembles (the method's and the transfer surrogate's)."""
   return files.sha256_json({
+      'rows_version': ROWS_VERSION,
       'config': json.loads(config.to_json_best_effort()),
       'method': method, 'stage': stage,
       'ensemble': fitting.saved_fingerprint(config, method, workdir),
@@ -95,6 +101,10 @@ def _finished_rows(path: str, digest: str):
     logging.warning('%s was written by other settings, another trained '
                     'ensemble, or edited; it is evaluated again.', path)
     return None
+  if saved.get('code_version') != files.code_version():
+    logging.warning('%s was written by %s (this is %s); its rows are kept. '
+                    'Delete it if the change affects the evaluation.', path,
+                    saved.get('code_version'), files.code_version())
   return saved['rows']
 
 

@@ -220,24 +220,40 @@ def load_trained(config, method: str, workdir: str):
   """The saved posterior ensemble of `method`, with its fit facts."""
   if method in VIEWS:
     return _load_view(config, method, workdir)
+  path = _saved_dir(config, method, workdir)
+  ensemble = ensemble_lib.PosteriorEnsemble.load(
+      path, memory_budget_bytes=int(config.get('memory_budget_bytes',
+                                               ensemble_lib.DEFAULT_MEMORY_BUDGET_BYTES)))
+  return ensemble, getattr(ensemble, 'extra', {})
+
+def _saved_dir(config, method: str, workdir: str) -> str:
+  """The saved ensemble's directory; a clear error if there is none."""
   path = ensemble_dir(workdir, config.dataset, method)
   if not (os.path.exists(path) or os.path.exists(path + '.old')):
     raise FileNotFoundError(
         f'No trained {method} ensemble for {config.dataset} in {path!r}; run '
         f'binaries/train.py --method={method} with the same --config and '
         '--workdir first.')
-  ensemble = ensemble_lib.PosteriorEnsemble.load(
-      path, memory_budget_bytes=int(config.get('memory_budget_bytes',
-                                               ensemble_lib.DEFAULT_MEMORY_BUDGET_BYTES)))
-  return ensemble, getattr(ensemble, 'extra', {})
+  return path
+
 
 def saved_fingerprint(config, method: str, workdir: str) -> str:
-  """SHA-256 of the saved ensemble's description (which holds its weights'
-  digests): it changes whenever `method` is trained again."""
-  path = ensemble_dir(workdir, config.dataset, VIEWS.get(method, method))
+  """SHA-256 of what `load_trained(config, method, workdir)` reads: the saved
+  ensemble's description (which holds its weights' digests) and, for an
+  evaluation view, the variational model's. It changes whenever the method
+  is trained again."""
+  base = VIEWS.get(method, method)
+  path = _saved_dir(config, base, workdir)
   if not os.path.exists(path):
     path += '.old'
-  return files.sha256_file(os.path.join(path, 'ensemble.json'))
+  parts = [files.sha256_file(os.path.join(path, 'ensemble.json'))]
+  if method in VIEWS:
+    # Missing, it is `load_trained`'s error to report.
+    variational = os.path.join(workdir, config.dataset, base, 'variational',
+                               vi.VARIATIONAL_FILE)
+    parts.append(files.sha256_file(variational)
+                 if os.path.exists(variational) else None)
+  return files.sha256_json(parts)
 
 def ensure_trained(config, methods, workdir: str) -> None:
   """Trains (and saves) each method that has no saved ensemble yet.

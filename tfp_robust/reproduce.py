@@ -14,10 +14,10 @@ config, flags, sub-directory: its `signature`) and runs the others, whose
 binaries resume their own partial work (HMC checkpoints, saved ensembles,
 finished grid cells, attacked methods). A work directory holds one scale.
 Each step's output is appended to `<workdir>/logs/<name>.log` as well as
-shown. Wall time counts every attempt: a running step saves its start and,
-every `HEARTBEAT_SECONDS`, its last alive time in
-`<workdir>/steps/<name>.attempts.json`, so an attempt that was killed still
-counts; the marker sums them.
+shown. Wall time counts every attempt, failed and killed ones too: a
+running step saves its start and, every `HEARTBEAT_SECONDS`, its last alive
+time in `<workdir>/steps/<name>.attempts.json`, so an attempt that was
+killed still counts; the marker sums them.
 
 Sharing: the Table 1 steps, the curves and the replay share one
 sub-directory, `table1/`, as the binaries intend: the strong protocol, the
@@ -29,6 +29,7 @@ wrote (their Markdown tables, PNG figures) and sets the paper's numbers
 (`paper_numbers`) beside our summaries; it recomputes nothing.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import glob
@@ -314,7 +315,8 @@ def earlier_attempts(step: Step, workdir: str, scale: str) -> List[List[float]]:
     logging.warning('%s Its earlier attempts are not counted.', error)
     return []
   spans = saved.get('attempts') if isinstance(saved, dict) else None
-  if (saved.get('signature') != signature(step, scale) or
+  if (not isinstance(saved, dict) or
+      saved.get('signature') != signature(step, scale) or
       not isinstance(spans, list) or
       not all(isinstance(a, list) and len(a) == 2 and
               all(isinstance(t, (int, float)) for t in a) and a[1] >= a[0]
@@ -338,9 +340,15 @@ class _Attempt:
     self._thread = threading.Thread(target=self._beat, daemon=True)
 
   def _save(self) -> None:
-    files.write_text_atomically(self._path, json.dumps({
-        'signature': self._signature,
-        'attempts': self.earlier + [[self._start, time.time()]]}))
+    # Bookkeeping: a failure to write it must not stop the step.
+    try:
+      files.write_text_atomically(self._path, json.dumps({
+          'signature': self._signature,
+          'attempts': self.earlier + [[self._start, time.time()]]}))
+    except OSError as error:
+      logging.warning('Could not record the attempt in %s (%s); its time '
+                      'will not count if the run is killed.', self._path,
+                      error)
 
   def _beat(self) -> None:
     while not self._stop.wait(HEARTBEAT_SECONDS):
@@ -443,7 +451,7 @@ def dry_run(steps: Sequence[Step], workdir: str, launch: Launch) -> str:
   lines = []
   for index, step in enumerate(steps, 1):
     marker = finished(step, workdir, launch.scale)
-    state = (f'finished ({duration(marker["seconds"])}), would be skipped'
+    state = (f'finished ({_step_time(marker)}), would be skipped'
              if marker else 'would run')
     lines.append(f'# {index}/{len(steps)} {step.name}: {state}')
     lines.append(shlex.join(command(step, workdir, launch)))
@@ -490,7 +498,7 @@ def run(steps: Sequence[Step], workdir: str, launch: Launch,
     marker = finished(step, workdir, launch.scale)
     if marker:
       echo(f'[{index}/{len(steps)}] {step.name}: finished earlier '
-           f'({duration(marker["seconds"])}), skipped\n')
+           f'({_step_time(marker)}), skipped\n')
       outcome.skipped.append(step.name)
       continue
     argv = command(step, workdir, launch)
@@ -505,7 +513,8 @@ def run(steps: Sequence[Step], workdir: str, launch: Launch,
     attempts = len(attempt.earlier) + 1
     _write_marker(step, workdir, launch, argv, seconds, attempt.all_seconds,
                   attempts)
-    os.remove(attempts_path(step, workdir))  # Now in the marker.
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(attempts_path(step, workdir))  # Now in the marker.
     echo(f'[{index}/{len(steps)}] {step.name}: finished in '
          f'{duration(seconds)}' +
          (f' ({duration(attempt.all_seconds)} over {attempts} attempts)'

@@ -176,7 +176,7 @@ def posterior_ensemble(result_or_model, architecture: networks.Architecture,
   return ensemble_lib.ArchitectureEnsemble(architecture, params, method='vi')
 
 
-_VARIATIONAL_FILE = 'variational.json'
+VARIATIONAL_FILE = 'variational.json'
 
 
 def save_variational(result: VIResult, architecture: networks.Architecture,
@@ -191,7 +191,7 @@ def save_variational(result: VIResult, architecture: networks.Architecture,
     tf.train.Checkpoint(model=result.model).write(
         os.path.join(staging, 'ckpt'))
     digests = files.file_digests(staging)
-    files.write_text_atomically(os.path.join(staging, _VARIATIONAL_FILE),
+    files.write_text_atomically(os.path.join(staging, VARIATIONAL_FILE),
                                 json.dumps(dict(
                                     architecture=json.loads(
                                         architecture.to_json()),
@@ -207,7 +207,7 @@ def load_variational(directory: str,
   With `architecture`, the description must name that architecture (checked
   before anything is built from the untrusted file).
   """
-  path = os.path.join(directory, _VARIATIONAL_FILE)
+  path = os.path.join(directory, VARIATIONAL_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(
         f'No variational parameters in {directory!r} (VI models trained '
