@@ -126,6 +126,15 @@ def staged_directory(directory: str, name: Optional[str] = None):
   shutil.rmtree(old, ignore_errors=True)
 
 
+def readable_directory(directory: str) -> Optional[str]:
+  """`directory`, or the `<directory>.old` that `staged_directory` leaves
+  readable when it was stopped between its two renames; None if neither."""
+  for candidate in (directory, directory + '.old'):
+    if os.path.isdir(candidate):
+      return candidate
+  return None
+
+
 def write_text_atomically(path: str, text: str) -> None:
   """Writes `text` to `path` through a temporary file in the same directory.
 

@@ -227,14 +227,15 @@ def load_trained(config, method: str, workdir: str):
   return ensemble, getattr(ensemble, 'extra', {})
 
 def _saved_dir(config, method: str, workdir: str) -> str:
-  """The saved ensemble's directory; a clear error if there is none."""
+  """The saved ensemble's readable directory; a clear error if none."""
   path = ensemble_dir(workdir, config.dataset, method)
-  if not (os.path.exists(path) or os.path.exists(path + '.old')):
+  readable = files.readable_directory(path)
+  if readable is None:
     raise FileNotFoundError(
         f'No trained {method} ensemble for {config.dataset} in {path!r}; run '
         f'binaries/train.py --method={method} with the same --config and '
         '--workdir first.')
-  return path
+  return readable
 
 
 def saved_fingerprint(config, method: str, workdir: str) -> str:
@@ -243,10 +244,8 @@ def saved_fingerprint(config, method: str, workdir: str) -> str:
   evaluation view, the variational model's. It changes whenever the method
   is trained again."""
   base = VIEWS.get(method, method)
-  path = _saved_dir(config, base, workdir)
-  if not os.path.exists(path):
-    path += '.old'
-  parts = [files.sha256_file(os.path.join(path, 'ensemble.json'))]
+  parts = [files.sha256_file(os.path.join(_saved_dir(config, base, workdir),
+                                          ensemble_lib.DESCRIPTION_FILE))]
   if method in VIEWS:
     # Missing, it is `load_trained`'s error to report.
     variational = os.path.join(workdir, config.dataset, base, 'variational',
@@ -265,7 +264,7 @@ def ensure_trained(config, methods, workdir: str) -> None:
   config_checks.check(config, methods)
   for method in dict.fromkeys(VIEWS.get(m, m) for m in methods):
     path = ensemble_dir(workdir, config.dataset, method)
-    if not (os.path.exists(path) or os.path.exists(path + '.old')):
+    if files.readable_directory(path) is None:
       logging.info('No saved %s ensemble in %s: training it.', method, path)
       train_and_save(config, method, workdir)
 

@@ -315,8 +315,7 @@ def earlier_attempts(step: Step, workdir: str, scale: str) -> List[List[float]]:
     logging.warning('%s Its earlier attempts are not counted.', error)
     return []
   spans = saved.get('attempts') if isinstance(saved, dict) else None
-  if (not isinstance(saved, dict) or
-      saved.get('signature') != signature(step, scale) or
+  if (spans is None or saved.get('signature') != signature(step, scale) or
       not isinstance(spans, list) or
       not all(isinstance(a, list) and len(a) == 2 and
               all(isinstance(t, (int, float)) for t in a) and a[1] >= a[0]
@@ -366,10 +365,14 @@ class _Attempt:
     self._save()
 
   @property
+  def seconds(self) -> float:
+    """This attempt's time so far."""
+    return time.time() - self._start
+
+  @property
   def all_seconds(self) -> float:
     """This attempt's time so far plus every earlier attempt's."""
-    return (time.time() - self._start +
-            sum(end - start for start, end in self.earlier))
+    return self.seconds + sum(end - start for start, end in self.earlier)
 
 
 def log_path(step: Step, workdir: str) -> str:
@@ -503,21 +506,19 @@ def run(steps: Sequence[Step], workdir: str, launch: Launch,
       continue
     argv = command(step, workdir, launch)
     echo(f'[{index}/{len(steps)}] {step.name}: {shlex.join(argv)}\n')
-    step_start = time.time()
     with _Attempt(step, workdir, launch.scale) as attempt:
       code = _execute(argv, log_path(step, workdir), echo)
-    seconds = time.time() - step_start
+    seconds, all_seconds = attempt.seconds, attempt.all_seconds
     if code != 0:
       outcome.failed = (step.name, code, log_path(step, workdir))
       break
     attempts = len(attempt.earlier) + 1
-    _write_marker(step, workdir, launch, argv, seconds, attempt.all_seconds,
-                  attempts)
+    _write_marker(step, workdir, launch, argv, seconds, all_seconds, attempts)
     with contextlib.suppress(FileNotFoundError):
       os.remove(attempts_path(step, workdir))  # Now in the marker.
     echo(f'[{index}/{len(steps)}] {step.name}: finished in '
          f'{duration(seconds)}' +
-         (f' ({duration(attempt.all_seconds)} over {attempts} attempts)'
+         (f' ({duration(all_seconds)} over {attempts} attempts)'
           if attempts > 1 else '') + '\n')
     outcome.ran.append(step.name)
     outcome.seconds = time.time() - start

@@ -14,6 +14,7 @@
 """
 
 from tfp_robust.ensemble.architecture import ArchitectureEnsemble
+from tfp_robust.ensemble.architecture import DESCRIPTION_FILE
 from tfp_robust.ensemble.architecture import stack
 from tfp_robust.ensemble.base import check_inputs
 from tfp_robust.ensemble.base import chunk_bounds

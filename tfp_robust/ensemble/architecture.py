@@ -19,7 +19,7 @@ from tfp_robust import files
 from tfp_robust import networks
 from tfp_robust.ensemble import base
 
-_DESCRIPTION_FILE = 'ensemble.json'
+DESCRIPTION_FILE = 'ensemble.json'
 _CHECKPOINT_PREFIX = 'weights'
 
 
@@ -150,7 +150,7 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
           'description': files.sha256_json(description),
           'files': files.file_digests(staging),
       }
-      with open(os.path.join(staging, _DESCRIPTION_FILE), 'w') as f:
+      with open(os.path.join(staging, DESCRIPTION_FILE), 'w') as f:
         json.dump(description, f, indent=2, sort_keys=True)
     return directory
 
@@ -178,13 +178,12 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
         edited or disagrees with another; or when the saved architecture is
         not the expected one.
     """
-    if not os.path.isdir(directory) and os.path.isdir(directory + '.old'):
-      directory += '.old'  # `save` was stopped between its two renames.
-    description_path = os.path.join(directory, _DESCRIPTION_FILE)
+    directory = files.readable_directory(directory) or directory
+    description_path = os.path.join(directory, DESCRIPTION_FILE)
     if not os.path.exists(description_path):
       raise FileNotFoundError(
           f'No posterior ensemble in {directory!r} (missing '
-          f'{_DESCRIPTION_FILE}); train one first, e.g. with binaries/train.py.')
+          f'{DESCRIPTION_FILE}); train one first, e.g. with binaries/train.py.')
     description = files.read_json(description_path,
                                   'a posterior ensemble description')
     saved, num_samples = _parse_description(description_path, description)
