@@ -57,6 +57,8 @@ def main(argv):
                  (time.time() - start) / 60)
   frame = halfmoons.grid_table(rows)
   reports.write_table(frame, os.path.join(workdir, 'figure1_cells'))
+  summary = halfmoons.grid_summary(frame)
+  reports.write_table(summary, os.path.join(workdir, 'figure1_summary'))
   kept = [r for r in rows if r.get('kept')]
   reports.save_figure(
       plots.gradient_components_by_width(
@@ -64,11 +66,7 @@ def main(argv):
           f'({len(kept)}/{len(rows)} models above '
           f'{config.min_accuracy:.0%} accuracy)'),
       os.path.join(workdir, 'figure1.png'))
-  columns = ['hidden', 'num_train', 'warmup', 'test_accuracy', 'kept',
-             'grad_mean_abs', 'acceptance_rate', 'rhat_log_joint',
-             'fit_seconds']
-  print(frame[[c for c in columns if c in frame]].to_string(
-      index=False, float_format=lambda v: f'{v:.4f}'))
+  print(summary.to_string(index=False, float_format=lambda v: f'{v:.4f}'))
   print(f'\nFigure and table: {os.path.abspath(workdir)}\n'
         'TensorBoard (HParams tab): tensorboard --logdir '
         f"{os.path.abspath(os.path.join(workdir, 'tensorboard'))}")

@@ -228,6 +228,13 @@ def test_resumed_grid_writes_the_same_table_as_an_uninterrupted_one(
       columns=timings).to_csv(index=False)
   # The cached row itself equals the fresh one (JSON round trip included).
   assert mixed[0][0] == fresh[0]
+  # The summary the report shows: the hyperparameters, the filter and the
+  # metrics a reader compares cells by, out of the table's many diagnostics.
+  summary = halfmoons.grid_summary(first)
+  assert list(summary.columns) == (list(halfmoons.CELL_HPARAMS) + ['kept'] +
+                                   list(halfmoons.CELL_METRICS))
+  assert len(first.columns) > 2 * len(summary.columns)
+  assert summary['fn_rhat_max'].tolist() == first['fn_rhat_max'].tolist()
 
 
 def _grid_command(workdir):

@@ -146,6 +146,17 @@ def grid_table(rows):
   return pd.DataFrame(records, columns=list(CELL_HPARAMS) + others)
 
 
+def grid_summary(frame):
+  """The columns of `grid_table` a reader compares cells by.
+
+  The hyperparameters, whether the cell passed the accuracy filter, and
+  `CELL_METRICS` (accuracy, expected gradient, mixing, time); the whole
+  table keeps the other 20-odd diagnostics.
+  """
+  columns = list(CELL_HPARAMS) + ['kept'] + list(CELL_METRICS)
+  return frame[[c for c in columns if c in frame]]
+
+
 def halfmoons_cell(config, hidden: int, num_train: int, warmup: int,
                    workdir: Optional[str] = None,
                    log_dir: Optional[str] = None) -> Dict:

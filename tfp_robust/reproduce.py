@@ -163,7 +163,8 @@ def _curves(dataset: str) -> Step:
 STEPS: Tuple[Step, ...] = (
     Step(name='figure1', group='figure1', binary='halfmoons_grid.py',
          config='halfmoons_grid.py:{scale}', workdir='figure1',
-         tables=('figure1_cells.md',), figures=('figure1.png',),
+         tables=('figure1_summary.md',), figures=('figure1.png',),
+         links=('figure1_cells.md',),
          about='HMC over the grid of widths, training-set sizes and warm-up '
          'lengths; the expected loss gradient components of the models '
          'above the accuracy threshold'),
