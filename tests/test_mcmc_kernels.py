@@ -114,6 +114,26 @@ def test_jittered_trajectory_varies_the_leapfrog_count(results):
   assert no_jitter.diagnostics['leapfrog_steps_per_iteration'] == 5.0
 
 
+@pytest.mark.parametrize('trajectory', ['jittered', 'adapted'])
+def test_leapfrog_count_is_capped_in_warm_up_and_sampling(trajectory):
+  # A trajectory of length 50 at step size 0.05 asks for up to 1,000
+  # leapfrog steps a proposal; the cap holds each to 4, in warm-up (the
+  # adapting kernel, stepped here) and in sampling (the driver's count).
+  config = config_for(trajectory=trajectory, trajectory_length=50.0,
+                      max_leapfrog_steps=4, num_results=10,
+                      num_burnin_steps=10, segment_size=10)
+  state = [tf.zeros((4, 3))]
+  kernel = kernels.warm_up_kernel(log_prob, config, config.step_size, state)
+  results = kernels.bootstrap(kernel, state, config)
+  counts = []
+  for step in range(5):
+    state, results = kernel.one_step(state, results, seed=(step, 1))
+    counts.append(float(kernels.leapfrogs(results)))
+  assert max(counts) == 4.0, counts
+  sampled = run(**dataclasses.asdict(config))
+  assert 1 <= sampled.diagnostics['leapfrog_steps_per_iteration'] <= 4
+
+
 def test_nuts_and_chees_choose_longer_trajectories_than_the_fixed_one(results):
   for name in ('adapted (ChEES)', 'nuts, diagonal'):
     assert results[name].diagnostics['leapfrog_steps_per_iteration'] != 5.0

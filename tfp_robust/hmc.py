@@ -71,9 +71,10 @@ class HMCConfig:
       default: deterministic, spread evenly, shared by all chains).
     max_tree_depth: NUTS only: at most `2**max_tree_depth - 1` leapfrog steps
       per proposal.
-    max_leapfrog_steps: adapted trajectories only: at most this many
-      leapfrog steps per proposal (ChEES may otherwise ask for very long
-      trajectories; the default is the library's).
+    max_leapfrog_steps: jittered and adapted trajectories: at most this
+      many leapfrog steps per proposal, warm-up included (ChEES may ask for
+      very long trajectories, and a step size collapsing in warm-up makes
+      any trajectory of fixed length long; the default is the library's).
   """
   num_results: int = 250
   num_burnin_steps: int = 200

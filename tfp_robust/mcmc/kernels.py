@@ -38,9 +38,10 @@ with a jittered trajectory: step 0.63-0.69 against 0.87-1.07 windowed, and
 a tenth of the ESS). With a fixed trajectory the windowed step size can
 make it resonate (about half a period: antithetic draws, the ESS of the
 mean capped at the number of draws while the second moment's is 18-454;
-`diagnostics` reports both). A
-jittered trajectory that is not adapted is not capped by
-`max_leapfrog_steps` during warm-up (TFP caps only adapted ones).
+`diagnostics` reports both). Jittered and adapted trajectories take at
+most `max_leapfrog_steps` per proposal, in warm-up too: TFP clips only an
+adapted trajectory's length, at the step size of the time, so a jittered
+one met a collapsing step size during warm-up with an unbounded count.
 
 `kernel='hmc', mass_matrix='identity', trajectory='fixed'` is the plain
 sampler: the driver then samples with a fresh fixed-step
@@ -58,6 +59,8 @@ import tensorflow_probability as tfp
 # (`windowed_adaptive_hmc` / `_nuts`) take a JointDistribution and run the
 # whole chain, so they cannot drive our checkpointed segments.
 from tensorflow_probability.python.experimental.mcmc.windowed_sampling import WindowedAdaptation
+# Its default leapfrog-count setter, which `_capped_leapfrog_setter` wraps.
+from tensorflow_probability.python.experimental.mcmc import gradient_based_trajectory_length_adaptation as _TFP_GBTLA
 
 KERNELS = ('hmc', 'nuts')
 MASS_MATRICES = ('identity', 'diagonal')
@@ -118,7 +121,9 @@ def warm_up_kernel(target_log_prob_fn: Callable, config, step_size,
           kernel,
           num_adaptation_steps=steps if config.trajectory == 'adapted' else 0,
           jitter_amount=config.jitter,
-          max_leapfrog_steps=config.max_leapfrog_steps)
+          max_leapfrog_steps=config.max_leapfrog_steps,
+          num_leapfrog_steps_setter_fn=_capped_leapfrog_setter(
+              config.max_leapfrog_steps))
   kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
       kernel, num_adaptation_steps=steps,
       target_accept_prob=config.target_accept_prob)
@@ -134,6 +139,21 @@ def warm_up_kernel(target_log_prob_fn: Callable, config, step_size,
       # Sets the windows of both adaptations from its own step count.
       kernel = WindowedAdaptation(kernel, num_adaptation_steps=steps)
   return kernel
+
+
+def _capped_leapfrog_setter(max_leapfrog_steps: int) -> Callable:
+  """TFP's leapfrog-count setter, the count capped at `max_leapfrog_steps`.
+
+  The count is `ceil(u L / step size)`: TFP clips `L` only while it adapts
+  it, so with a step size that collapses during warm-up (a mass-matrix
+  window of a few states) a jittered trajectory would not end.
+  """
+  def setter(kernel_results, num_leapfrog_steps):
+    capped = tf.minimum(num_leapfrog_steps,
+                        tf.cast(max_leapfrog_steps, num_leapfrog_steps.dtype))
+    return _TFP_GBTLA.hmc_like_num_leapfrog_steps_setter_fn(kernel_results,
+                                                             capped)
+  return setter
 
 
 def mass_matrix_steps(config) -> int:
