@@ -55,3 +55,22 @@ def test_beside_puts_the_papers_value_after_each_of_our_columns():
   assert rows[0]['PGD'] == 0.1 and rows[0]['PGD (paper)'] == 0.970
   assert rows[1]['FGSM'] is None and rows[1]['FGSM (paper)'] == 0.936
   assert paper_numbers.beside(paper_numbers.TABLE1, 'cifar10', ours) == []
+
+
+def test_beside_adds_our_bounds_after_the_papers_columns():
+  # A strong-protocol summary: the worst case and the certified accuracy
+  # follow the paper's columns; a paper-protocol one has no worst case.
+  ours = [{'method': 'hmc', 'pgd_expected_acc': 0.1,
+           'worst_case_all_acc': 0.002, 'certified_ibp_acc': 0.0},
+          {'method': 'vi', 'pgd_expected_acc': 0.2,
+           'worst_case_all_acc': None, 'certified_ibp_acc': 0.0}]
+  rows = paper_numbers.beside(paper_numbers.TABLE1, 'mnist', ours)
+  assert list(rows[0])[-2:] == ['worst case, every attack (ours only)',
+                                'certified (ours only)']
+  assert rows[0]['worst case, every attack (ours only)'] == 0.002
+  assert rows[1]['worst case, every attack (ours only)'] is None
+  paper_only = paper_numbers.beside(
+      paper_numbers.TABLE1, 'mnist',
+      [{'method': 'hmc', 'pgd_expected_acc': 0.1, 'certified_ibp_acc': 0.0}])
+  assert list(paper_only[0])[-1] == 'certified (ours only)'
+  assert 'worst case, every attack (ours only)' not in paper_only[0]

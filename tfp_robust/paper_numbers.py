@@ -54,6 +54,14 @@ TABLE2 = PaperTable(
 
 TABLES: Dict[str, PaperTable] = {'table1': TABLE1, 'table2': TABLE2}
 
+# Columns the paper has no counterpart for, set after its columns when a
+# summary of ours has them: the strong protocol's worst case per image (an
+# upper bound on the true robust accuracy) and the certified lower bound,
+# so that the paper's PGD figure faces the interval the truth lies in.
+OURS_ONLY: Tuple[Tuple[str, str], ...] = (
+    ('worst case, every attack (ours only)', 'worst_case_all_acc'),
+    ('certified (ours only)', 'certified_ibp_acc'))
+
 
 def beside(table: PaperTable, dataset: str,
            ours: Sequence[Mapping]) -> List[Dict]:
@@ -68,8 +76,11 @@ def beside(table: PaperTable, dataset: str,
 
   Returns:
     One dict per method: `method`, then `<column>` and `<column> (paper)`
-    for each of the table's columns.
+    for each of the table's columns, then each `OURS_ONLY` column that a
+    row of ours has a value in.
   """
+  extra = [(name, column) for name, column in OURS_ONLY
+           if any(row.get(column) is not None for row in ours)]
   rows = []
   for row in ours:
     method = row.get('method')
@@ -80,5 +91,7 @@ def beside(table: PaperTable, dataset: str,
     for (name, column), value in zip(table.columns, paper):
       entry[name] = row.get(column)
       entry[f'{name} (paper)'] = value
+    for name, column in extra:
+      entry[name] = row.get(column)
     rows.append(entry)
   return rows

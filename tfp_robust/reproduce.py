@@ -619,8 +619,10 @@ def _step_section(step: Step, workdir: str, launch: Launch,
       lines += [f'(No comparison with the paper: {error}.)', '']
     if beside:
       lines += [f"**Beside the paper's {title}** (ours, then the paper's "
-                'value; the paper attacks with the expected loss):', '',
-                beside, '']
+                'value; the paper attacks with the expected loss; columns '
+                'marked "ours only" have no counterpart in the paper: the '
+                'true robust accuracy lies between the certified accuracy '
+                'and the worst case over every attack):', '', beside, '']
   for table in step.tables:
     path = os.path.join(base, table)
     rel = os.path.relpath(path, workdir)
