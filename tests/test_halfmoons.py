@@ -124,7 +124,7 @@ def test_killed_cell_resumes_inside_hmc_with_identical_results(
   assert _untimed(row) == _untimed(uninterrupted_cell[1])
   assert sorted(os.listdir(checkpoint_dir)) == [
       'cell_config.json', 'run.json', 'segment_00000', 'segment_00001',
-      'state', 'warm_up_trace']
+      'state', 'timings.json', 'warm_up_trace']
 
 
 def test_checkpoints_of_another_config_are_discarded(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """HMC: correctness on known posteriors, full-data log-joint, checkpoints, seeds."""
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -186,7 +187,7 @@ def test_checkpointed_run_equals_run_without_checkpoints(regression,
   directory, result = uninterrupted
   assert sorted(os.listdir(directory)) == [
       'run.json', 'segment_00000', 'segment_00001', 'segment_00002', 'state',
-      'warm_up', 'warm_up_trace']
+      'timings.json', 'warm_up', 'warm_up_trace']
   plain = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN)
   _assert_same_result(plain, result)
   assert result.samples[0].shape == (30, 2, 3)
@@ -210,6 +211,79 @@ def test_resume_after_interruption_gives_identical_samples(
                        checkpoint_dir=directory, target_identity='regression')
   _assert_same_result(resumed, uninterrupted[1])
   assert not any(n.startswith('.tmp') for n in os.listdir(directory))
+
+
+@pytest.mark.parametrize('stop', [dict(stop_after_warm_up_steps=10),
+                                  dict(stop_after_phases=3)])
+def test_resumed_run_reports_the_whole_runs_time(regression, tmp_path, stop):
+  directory = str(tmp_path / 'hmc')
+  assert hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                    checkpoint_dir=directory, target_identity='regression',
+                    **stop) is None
+  with open(os.path.join(directory, 'timings.json')) as f:
+    before = json.load(f)
+  resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                       checkpoint_dir=directory, target_identity='regression')
+  with open(os.path.join(directory, 'timings.json')) as f:
+    after = json.load(f)
+  report = resumed.diagnostics
+  # Every phase was timed, by one process or the other, and the killed
+  # process's phases are counted, not timed again.
+  assert after['warm_up_steps'] == SMALL_RUN.num_burnin_steps
+  assert sorted(after['segments']) == ['0', '1', '2']
+  for segment, timing in before['segments'].items():
+    assert after['segments'][segment] == timing
+  if 'stop_after_warm_up_steps' in stop:
+    assert after['warm_up_seconds'] > before['warm_up_seconds'] > 0
+  else:
+    assert after['warm_up_seconds'] == before['warm_up_seconds']
+  assert report['warm_up_seconds'] == pytest.approx(after['warm_up_seconds'])
+  assert report['sampling_seconds'] == pytest.approx(
+      sum(t['seconds'] for t in after['segments'].values()))
+  assert report['sampler_seconds'] == pytest.approx(
+      report['warm_up_seconds'] + report['sampling_seconds'])
+  assert report['leapfrog_steps_per_iteration'] == 3.0
+  assert np.isfinite(report['seconds_per_leapfrog_step'])
+  # A finished run read back reports the same cost.
+  again = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                     checkpoint_dir=directory, target_identity='regression')
+  assert again.diagnostics['sampler_seconds'] == report['sampler_seconds']
+
+
+@pytest.mark.parametrize('text', ['not json', '[]', '{"segments": {}}',
+                                  '{"warm_up_seconds": -1, "warm_up_steps": '
+                                  '20, "segments": {}}'])
+def test_unreadable_timings_are_ignored_with_a_warning(regression, tmp_path,
+                                                       caplog, text):
+  directory = str(tmp_path / 'hmc')
+  assert hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                    checkpoint_dir=directory, target_identity='regression',
+                    stop_after_phases=2) is None
+  with open(os.path.join(directory, 'timings.json'), 'w') as f:
+    f.write(text)
+  with caplog.at_level('WARNING'):
+    resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                         checkpoint_dir=directory, target_identity='regression')
+  assert 'ignoring the phase timings' in caplog.text
+  assert np.isnan(resumed.diagnostics['warm_up_seconds'])
+  # The phases this process ran are timed; the lost ones make totals NaN.
+  assert np.isnan(resumed.diagnostics['sampler_seconds'])
+  assert np.isfinite(resumed.diagnostics['seconds_per_leapfrog_step'])
+
+
+def test_warm_up_resumed_without_its_timings_reports_no_total(regression,
+                                                             tmp_path):
+  # As a run started before timings were saved: the first chunk's time is
+  # unknown, so the warm-up's total is too, not the second chunk's alone.
+  directory = str(tmp_path / 'hmc')
+  assert hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                    checkpoint_dir=directory, target_identity='regression',
+                    stop_after_warm_up_steps=10) is None
+  os.remove(os.path.join(directory, 'timings.json'))
+  resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
+                       checkpoint_dir=directory, target_identity='regression')
+  assert np.isnan(resumed.diagnostics['warm_up_seconds'])
+  assert np.isfinite(resumed.diagnostics['sampling_seconds'])
 
 
 def test_stop_after_phases_counts_phases_already_done(regression, tmp_path):
@@ -403,8 +477,8 @@ def test_resume_inside_warm_up_gives_identical_samples(regression,
                        checkpoint_dir=directory, target_identity='regression',
                        stop_after_warm_up_steps=SMALL_RUN.segment_size)
   assert stopped is None
-  assert sorted(os.listdir(directory)) == ['run.json', 'warm_up',
-                                            'warm_up_trace']
+  assert sorted(os.listdir(directory)) == ['run.json', 'timings.json',
+                                            'warm_up', 'warm_up_trace']
   resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
                        checkpoint_dir=directory, target_identity='regression')
   _assert_same_result(resumed, full)
@@ -592,8 +666,8 @@ def test_has_checkpoint_counts_a_warm_up_checkpoint(regression, tmp_path):
   assert not hmc.has_checkpoint(directory)
   _stopped_run(regression, directory,
                stop_after_warm_up_steps=SMALL_RUN.warm_up_checkpoint_every)
-  assert sorted(os.listdir(directory)) == ['run.json', 'warm_up',
-                                            'warm_up_trace']
+  assert sorted(os.listdir(directory)) == ['run.json', 'timings.json',
+                                            'warm_up', 'warm_up_trace']
   assert hmc.has_checkpoint(directory)
   os.rename(os.path.join(directory, 'warm_up'),
             os.path.join(directory, 'warm_up.old'))
@@ -629,8 +703,8 @@ def test_resume_inside_warm_up_does_not_retrain_the_sgd_start(
     fitting.fit('hmc', TINY, x, y, config, seed=3,
                 workdir=str(tmp_path / 'parts'))
   checkpoint_dir = tmp_path / 'parts' / 'hmc_checkpoint'
-  assert sorted(os.listdir(checkpoint_dir)) == ['run.json', 'warm_up',
-                                                'warm_up_trace']
+  assert sorted(os.listdir(checkpoint_dir)) == ['run.json', 'timings.json',
+                                                'warm_up', 'warm_up_trace']
   monkeypatch.setattr(hmc, 'sample', real_sample)
 
   def train_again(*args, **kwargs):

@@ -1,5 +1,6 @@
 """Checkpoints of a sampling run: the state after each phase, each segment's
-kept samples, the warm-up's kernel results and trace, and `run.json`.
+kept samples, the warm-up's kernel results and trace, `run.json`, and the
+measured wall time of each phase (`timings.json`).
 
 Every checkpoint is a `tf.train.Checkpoint` written to a staging directory
 and renamed into place (the previous version kept as `.old` until then), so
@@ -11,7 +12,8 @@ truncated or foreign checkpoint ends in one clear error naming it.
 import dataclasses
 import json
 import os
-from typing import Optional
+import math
+from typing import Dict, Optional
 
 from absl import logging
 import tensorflow as tf
@@ -20,6 +22,8 @@ from tfp_robust import files
 
 
 RUN_FILE = 'run.json'
+# Measured wall time of each finished phase (see `Checkpoints.save_timings`).
+TIMINGS_FILE = 'timings.json'
 
 
 def is_checkpoint_name(name: str) -> bool:
@@ -190,3 +194,56 @@ class Checkpoints:
 
   def load_segment(self, index, templates):
     return self._read(f'segment_{index:05d}', templates)
+
+  def save_timings(self, timings: Dict) -> None:
+    """The measured time of each finished phase, so that a resumed run
+    reports the whole run's cost, not only what its last process ran.
+
+    `timings`: `warm_up_seconds` and `warm_up_steps` (the warm-up chunks
+    saved so far; a chunk lost to a kill is not counted) and `segments`,
+    `{index: {'seconds', 'iterations', 'leapfrogs'}}` (the segment's mean
+    leapfrog steps per iteration).
+    """
+    if not self.directory:
+      return
+    files.write_text_atomically(
+        os.path.join(self.directory, TIMINGS_FILE), json.dumps(
+            dict(timings, segments={str(k): v for k, v in
+                                    timings['segments'].items()}), indent=2))
+
+  def load_timings(self) -> Dict:
+    """What `save_timings` saved; empty timings when there is none.
+
+    The file is untrusted: anything but finite non-negative numbers in the
+    expected places is ignored with a warning (the run then reports only
+    the phases this process times), never an error: timings decide no
+    sample.
+    """
+    empty = {'warm_up_seconds': 0.0, 'warm_up_steps': 0, 'segments': {}}
+    path = os.path.join(self.directory or '', TIMINGS_FILE)
+    if not self.directory or not os.path.exists(path):
+      return empty
+
+    def number(value):
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+          not math.isfinite(value) or value < 0):
+        raise ValueError(f'{value!r} is not a non-negative number')
+      return value
+
+    try:
+      saved = files.read_json(path, 'HMC phase timings')
+      segments = {}
+      for key, entry in saved['segments'].items():
+        if not key.isdigit() or set(entry) != {'seconds', 'iterations',
+                                               'leapfrogs'}:
+          raise ValueError(f'segment entry {key!r}: {entry!r}')
+        segments[int(key)] = {k: number(v) for k, v in entry.items()}
+      return {'warm_up_seconds': float(number(saved['warm_up_seconds'])),
+              'warm_up_steps': int(number(saved['warm_up_steps'])),
+              'segments': segments}
+    except (files.InvalidFile, KeyError, TypeError, AttributeError,
+            ValueError) as error:
+      logging.warning('HMC: ignoring the phase timings in %s (%s); the run '
+                      'reports only the phases this process times.', path,
+                      error)
+      return empty

@@ -85,6 +85,7 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
     state, step_size, phases_done, results = restored
     logging.info('HMC: resuming from %s after %d of %d phases.',
                  checkpoint_dir, phases_done, num_segments + 1)
+  timings = checkpoints.load_timings()
   if stop_after_phases is not None and phases_done >= stop_after_phases:
     return None
   writer = summaries.open_writer(log_dir) if log_dir else None
@@ -115,7 +116,8 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
   if phases_done == 0:
     start = time.time()
     warmed_up = _warm_up(target_log_prob_fn, state, step_size, config,
-                         checkpoints, stop_after_warm_up_steps, writer)
+                         checkpoints, timings, stop_after_warm_up_steps,
+                         writer)
     if warmed_up is None:
       return None
     state, step_size, accept, results = warmed_up
@@ -131,12 +133,12 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
       results = None
     phases_done = 1
     checkpoints.save_state(state, step_size, phases_done, results)
+    checkpoints.save_timings(timings)
     if stop_after_phases is not None and phases_done >= stop_after_phases:
       return None
 
   run_segment = (fixed_step_chain(target_log_prob_fn, config) if plain else
                  _carried_chain(kernel, config))
-  segment_seconds, segment_leapfrogs = [], []
   segments = {}
   for segment in range(phases_done - 1, num_segments):
     size = min(config.segment_size,
@@ -151,15 +153,18 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
       samples, log_prob, accepted, step_leapfrogs, results = run_segment(
           state, results, size, phase_seed(config.seed, segment + 1))
       mean_leapfrogs = float(tf.reduce_mean(step_leapfrogs))
-    segment_leapfrogs.append(mean_leapfrogs)
     elapsed = time.time() - start
-    segment_seconds.append(elapsed / (size * config.thinning *
-                                      max(mean_leapfrogs, 1.0)))
     state = [s[-1] for s in samples]
     segments[segment] = list(samples) + [log_prob, accepted]
     checkpoints.save_segment(segment, samples, log_prob, accepted)
     phases_done = segment + 2
     checkpoints.save_state(state, step_size, phases_done, results)
+    # After the state: a kill in between loses this segment's time, never
+    # counts a segment twice.
+    timings['segments'][segment] = {
+        'seconds': elapsed, 'iterations': size * config.thinning,
+        'leapfrogs': mean_leapfrogs}
+    checkpoints.save_timings(timings)
     rate = float(tf.reduce_mean(tf.cast(accepted, tf.float32)))
     logging.info('HMC segment %d/%d: %d samples x %d chains in %.1fs '
                  '(%.1f samples/min per chain), acceptance %.3f, '
@@ -185,17 +190,8 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
   samples, log_prob, accepted = columns[:-2], columns[-2], columns[-1]
   report = diagnostics_lib.diagnostics(samples, log_prob, accepted)
   report['step_size'] = step_size
-  # Timed on the segments this process ran; NaN when all were read back, so
-  # a resumed run reports the same fields as an uninterrupted one.
-  report['seconds_per_leapfrog_step'] = (
-      float(np.median(segment_seconds)) if segment_seconds else float('nan'))
-  # Known in advance for fixed trajectories; measured (NaN when every
-  # segment was read back) for jittered ones and NUTS.
-  mean_leapfrogs = (float(config.num_leapfrog_steps) if plain or (
-      config.kernel == 'hmc' and config.trajectory == 'fixed') else
-                    float(np.mean(segment_leapfrogs)) if segment_leapfrogs
-                    else float('nan'))
-  report['leapfrog_steps_per_iteration'] = mean_leapfrogs
+  report.update(timing_report(timings, config, num_segments))
+  mean_leapfrogs = report['leapfrog_steps_per_iteration']
   report['seconds_per_kept_sample'] = (report['seconds_per_leapfrog_step'] *
                                        mean_leapfrogs * config.thinning)
   logging.info('HMC diagnostics: %s', report)
@@ -204,6 +200,45 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
                       config.thinning, prefix='hmc/diagnostics/')
     writer.flush()
   return SampleResult(samples, log_prob, accepted, step_size, report)
+
+
+def timing_report(timings: Dict, config, num_segments: int) -> Dict:
+  """The run's cost from its phase timings (`Checkpoints.save_timings`).
+
+  Segments timed by any process count, so a resumed run reports the whole
+  run's cost; a phase whose time was lost (a kill between its checkpoint
+  and its timing, or a run from before timings were saved) makes the totals
+  NaN while the per-step rates come from the phases that were timed.
+
+  Returns `seconds_per_leapfrog_step` (median over timed segments),
+  `leapfrog_steps_per_iteration` (known in advance for fixed trajectories;
+  else the mean over timed segments), `warm_up_seconds`, `sampling_seconds`
+  (the kept segments) and `sampler_seconds` (both), each NaN when unknown.
+  """
+  nan = float('nan')
+  timed = [timings['segments'][k] for k in sorted(timings['segments'])
+           if k < num_segments]
+  per_step = [t['seconds'] / max(t['iterations'] * max(t['leapfrogs'], 1.0),
+                                 1.0) for t in timed]
+  iterations = sum(t['iterations'] for t in timed)
+  fixed = kernels.is_plain(config) or (config.kernel == 'hmc' and
+                                       config.trajectory == 'fixed')
+  warm_up = (timings['warm_up_seconds'] if config.num_burnin_steps == 0 or (
+      timings['warm_up_steps'] >= config.num_burnin_steps and
+      timings['warm_up_seconds'] > 0) else nan)
+  sampling = (sum(t['seconds'] for t in timed)
+              if len(timed) == num_segments else nan)
+  return {
+      'seconds_per_leapfrog_step': (float(np.median(per_step)) if per_step
+                                    else nan),
+      'leapfrog_steps_per_iteration': (
+          float(config.num_leapfrog_steps) if fixed else
+          sum(t['leapfrogs'] * t['iterations'] for t in timed) / iterations
+          if iterations else nan),
+      'warm_up_seconds': float(warm_up),
+      'sampling_seconds': float(sampling),
+      'sampler_seconds': float(warm_up + sampling),
+  }
 
 
 def _segment_templates(config, state, segment):
@@ -242,7 +277,7 @@ def _empty_trace(num_steps, num_chains):
 
 
 def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
-             stop_after_steps=None, writer=None):
+             timings, stop_after_steps=None, writer=None):
   """Adapts the step size; returns the last state, step size and acceptance.
 
   A compiled loop over `one_step` (warm-up states are not posterior samples,
@@ -252,7 +287,7 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
   the seed are checkpointed after each, so a long warm-up resumes where it
   stopped and logs its progress; k = 0 runs one loop with no host round
   trips. Returns None when stopped after `stop_after_steps` steps (to test
-  resumption).
+  resumption). Each saved chunk's wall time is added to `timings` (saved).
   """
   kernel = kernels.warm_up_kernel(target_log_prob_fn, config, step_size,
                                   state)
@@ -286,7 +321,9 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
            _empty_trace(total, chains)))
       return (state, accepted / total, results, [t.stack() for t in steps])
 
+    start = time.time()
     last, accept, results, steps = run_all(state, seed)
+    timings.update(warm_up_seconds=time.time() - start, warm_up_steps=total)
     record(0, steps)
     return last, float(kernels.step_size(results)), float(accept), results
 
@@ -295,9 +332,14 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
   restored = checkpoints.load_warm_up(
       state, kernels.bootstrap(kernel, state, config),
       seed) if checkpoints.directory else None
-  if restored is not None:
+  if restored is None:
+    timings.update(warm_up_seconds=0.0, warm_up_steps=0)
+  else:
     state, results, seed, accepted, done = restored
     logging.info('HMC warm-up: resuming after %d of %d steps.', done, total)
+    # Chunks done but not timed (a run from before timings were saved, or
+    # a kill between the two saves) stay untimed: the total is then NaN.
+    timings['warm_up_steps'] = min(timings['warm_up_steps'], done)
     saved = checkpoints.load_warm_up_trace(config)
     if saved is not None:
       # Rows past `done` may come from a chunk whose state was not saved;
@@ -336,6 +378,9 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
     record(done, steps)
     done += num_steps
     checkpoints.save_warm_up(state, results, seed, accepted, done)
+    timings['warm_up_seconds'] += elapsed
+    timings['warm_up_steps'] += num_steps  # Steps timed, not steps done.
+    checkpoints.save_timings(timings)
     if kernels.is_plain(config):
       timing = '%.1f ms per leapfrog step' % (
           1e3 * elapsed / (num_steps * config.num_leapfrog_steps))
