@@ -212,3 +212,23 @@ def test_file_errors_are_invalid_arguments():
   from tfp_robust import validate  # pylint: disable=g-import-not-at-top
   assert issubclass(files.InvalidFile, validate.InvalidArgument)
   assert issubclass(files.WorkdirBusy, validate.InvalidArgument)
+
+
+def test_read_finished_trusts_only_an_object_with_the_same_digest(tmp_path,
+                                                                   caplog):
+  path = str(tmp_path / 'cell.json')
+  with caplog.at_level('WARNING'):
+    assert files.read_finished(path, 'a cell', 'abc', 'it runs again') is None
+  assert not caplog.text  # Not there yet: nothing to warn about.
+  for text in ('{"digest": "abc", "value"', '[1, 2]',
+               '{"digest": "other", "value": 1}'):
+    with open(path, 'w') as f:
+      f.write(text)
+    caplog.clear()
+    with caplog.at_level('WARNING'):
+      assert files.read_finished(path, 'a cell', 'abc', 'it runs again') is None
+    assert path in caplog.text and 'it runs again' in caplog.text, text
+  with open(path, 'w') as f:
+    f.write('{"digest": "abc", "value": 1}')
+  assert files.read_finished(path, 'a cell', 'abc', 'it runs again') == {
+      'digest': 'abc', 'value': 1}

@@ -88,18 +88,14 @@ def _plain(value):
 def _finished_rows(path: str, digest: str):
   """The rows saved in `path` by the same settings, or None (missing,
   unreadable or stale: the method is evaluated again)."""
-  if not os.path.exists(path):
+  redo = 'it is evaluated again'
+  saved = files.read_finished(path, 'the rows of a finished evaluation',
+                              digest, redo)
+  if saved is None:
     return None
-  try:
-    saved = files.read_json(path, 'the rows of a finished evaluation')
-  except files.InvalidFile as error:
-    logging.warning('%s; it is evaluated again.', error)
-    return None
-  if (not isinstance(saved, dict) or saved.get('digest') != digest or
-      not isinstance(saved.get('rows'), list) or
-      not all(isinstance(r, dict) for r in saved['rows'])):
-    logging.warning('%s was written by other settings, another trained '
-                    'ensemble, or edited; it is evaluated again.', path)
+  if not isinstance(saved.get('rows'), list) or not all(
+      isinstance(r, dict) for r in saved['rows']):
+    logging.warning('%s holds no list of rows (edited); %s.', path, redo)
     return None
   if saved.get('code_version') != files.code_version():
     logging.warning('%s was written by %s (this is %s); its rows are kept. '

@@ -231,6 +231,31 @@ def code_version() -> str:
   return f"{version} git {commit[:12]}{'+dirty' if dirty else ''}"
 
 
+def read_finished(path: str, what: str, digest: str,
+                  redo: str) -> Optional[Dict]:
+  """A finished result saved as a JSON object with its `digest`, or None.
+
+  For work that is skipped when its result file is there and was written by
+  the same settings (a digest of them, stored in the object as `digest`):
+  a missing file is None; an unreadable one, one that is not a JSON object
+  or one with another digest is logged as a warning ending in `redo` (e.g.
+  'it runs again') and is None, so the work is done again: a result file is
+  never trusted blindly and never an abort.
+  """
+  if not os.path.exists(path):
+    return None
+  try:
+    saved = read_json(path, what)
+  except InvalidFile as error:
+    logging.warning('%s; %s.', error, redo)
+    return None
+  if not isinstance(saved, dict) or saved.get('digest') != digest:
+    logging.warning('%s was written by other settings or edited; %s.', path,
+                    redo)
+    return None
+  return saved
+
+
 def read_json(path: str, what: str = 'JSON file'):
   """The JSON value in `path`; a clear `InvalidFile` if it is not JSON.
 

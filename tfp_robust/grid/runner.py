@@ -52,22 +52,8 @@ def cell_path(workdir: str, cell: cells_lib.Cell) -> str:
 def read_cell(workdir: str, grid_config, cell: cells_lib.Cell
               ) -> Optional[Dict]:
   """A finished cell's row, or None (missing, unreadable or stale)."""
-  path = cell_path(workdir, cell)
-  if not os.path.exists(path):
-    return None
-  try:
-    with open(path) as f:
-      row = json.load(f)
-  except (OSError, ValueError) as error:
-    logging.warning('Grid cell %s is unreadable (%s); it runs again.', path,
-                    error)
-    return None
-  if not isinstance(row, dict) or row.get('digest') != digest(grid_config,
-                                                              cell):
-    logging.warning('Grid cell %s was written by other settings or edited; '
-                    'it runs again.', path)
-    return None
-  return row
+  return files.read_finished(cell_path(workdir, cell), 'a finished grid cell',
+                             digest(grid_config, cell), 'it runs again')
 
 
 def is_done(workdir: str, grid_config, unit: cells_lib.Unit) -> bool:
