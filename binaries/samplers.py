@@ -44,7 +44,7 @@ def main(argv):
   reports.save_figure(plots.sampler_comparison(frame),
                       os.path.join(_WORKDIR.value, 'samplers.png'))
   columns = ['target', 'variant', 'sampler', 'chains', 'leapfrogs_per_iteration',
-             'sampling_seconds', 'test_accuracy', 'fn_rhat_max', 'fn_ess_min',
+             'sampler_seconds', 'test_accuracy', 'fn_rhat_max', 'fn_ess_min',
              'fn_ess_min_per_hour', 'pgd_predictive_acc',
              'mean_abs_expected_grad']
   print(frame[columns].to_string(index=False, float_format='%.3f'))

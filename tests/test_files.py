@@ -221,13 +221,16 @@ def test_read_finished_trusts_only_an_object_with_the_same_digest(tmp_path,
     assert files.read_finished(path, 'a cell', 'abc', 'it runs again') is None
   assert not caplog.text  # Not there yet: nothing to warn about.
   for text in ('{"digest": "abc", "value"', '[1, 2]',
-               '{"digest": "other", "value": 1}'):
+               '{"digest": "other", "value": 1}',
+               '{"digest": "abc", "value": 1%s}' % ('0' * 5000),
+               '[' * 100000 + ']' * 100000):
     with open(path, 'w') as f:
       f.write(text)
     caplog.clear()
     with caplog.at_level('WARNING'):
       assert files.read_finished(path, 'a cell', 'abc', 'it runs again') is None
-    assert path in caplog.text and 'it runs again' in caplog.text, text
+    assert path in caplog.text and 'it runs again' in caplog.text, text[:40]
+    assert 'Restore the file' not in caplog.text  # We recompute it ourselves.
   with open(path, 'w') as f:
     f.write('{"digest": "abc", "value": 1}')
   assert files.read_finished(path, 'a cell', 'abc', 'it runs again') == {

@@ -250,9 +250,12 @@ def test_resumed_run_reports_the_whole_runs_time(regression, tmp_path, stop):
   assert again.diagnostics['sampler_seconds'] == report['sampler_seconds']
 
 
-@pytest.mark.parametrize('text', ['not json', '[]', '{"segments": {}}',
-                                  '{"warm_up_seconds": -1, "warm_up_steps": '
-                                  '20, "segments": {}}'])
+@pytest.mark.parametrize('text', [
+    'not json', '[]', '{"segments": {}}',
+    '{"warm_up_seconds": -1, "warm_up_steps": 20, "segments": {}}',
+    '{"warm_up_seconds": 1%s, "warm_up_steps": 20, "segments": {}}' % (
+        '0' * 400),  # Too large for a float: OverflowError.
+    '[' * 100000 + ']' * 100000])  # Deeper than the parser's stack.
 def test_unreadable_timings_are_ignored_with_a_warning(regression, tmp_path,
                                                        caplog, text):
   directory = str(tmp_path / 'hmc')
@@ -269,6 +272,45 @@ def test_unreadable_timings_are_ignored_with_a_warning(regression, tmp_path,
   # The phases this process ran are timed; the lost ones make totals NaN.
   assert np.isnan(resumed.diagnostics['sampler_seconds'])
   assert np.isfinite(resumed.diagnostics['seconds_per_leapfrog_step'])
+
+
+def test_timing_report_counts_only_whole_phases():
+  from tfp_robust.mcmc import driver  # pylint: disable=g-import-not-at-top
+  config = dataclasses.replace(SMALL_RUN, trajectory='jittered')
+  segment = {'seconds': 2.0, 'iterations': 10, 'leapfrogs': 4.0}
+  whole = {'warm_up_seconds': 5.0, 'warm_up_steps': 20,
+           'segments': {0: segment, 1: segment, 2: dict(segment, leapfrogs=1.0)}}
+  report = driver.timing_report(whole, config, num_segments=3)
+  assert report['warm_up_seconds'] == 5.0
+  assert report['sampling_seconds'] == 6.0
+  assert report['sampler_seconds'] == 11.0
+  assert report['leapfrog_steps_per_iteration'] == 3.0
+  assert report['seconds_per_leapfrog_step'] == 0.05  # median of .05 .05 .2
+  # A segment's time lost: totals unknown, rates from the timed ones.
+  lost = dict(whole, segments={0: segment, 2: segment})
+  report = driver.timing_report(lost, config, num_segments=3)
+  assert np.isnan(report['sampling_seconds'])
+  assert np.isnan(report['sampler_seconds'])
+  assert report['leapfrog_steps_per_iteration'] == 4.0
+  # Part of warm-up untimed; no warm-up at all.
+  assert np.isnan(driver.timing_report(dict(whole, warm_up_steps=10), config,
+                                       3)['warm_up_seconds'])
+  no_warm_up = dataclasses.replace(config, num_burnin_steps=0)
+  assert driver.timing_report(dict(whole, warm_up_seconds=0.0,
+                                   warm_up_steps=0), no_warm_up,
+                              3)['sampler_seconds'] == 6.0
+
+
+def test_unchunked_warm_up_is_timed_across_a_resume(regression, tmp_path):
+  one_loop = dataclasses.replace(SMALL_RUN, warm_up_checkpoint_every=0)
+  directory = str(tmp_path / 'hmc')
+  assert hmc.sample(regression.log_prob, [tf.zeros((2, 3))], one_loop,
+                    checkpoint_dir=directory, target_identity='regression',
+                    stop_after_phases=1) is None
+  resumed = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], one_loop,
+                       checkpoint_dir=directory, target_identity='regression')
+  assert resumed.diagnostics['warm_up_seconds'] > 0
+  assert np.isfinite(resumed.diagnostics['sampler_seconds'])
 
 
 def test_warm_up_resumed_without_its_timings_reports_no_total(regression,

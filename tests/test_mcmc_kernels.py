@@ -134,6 +134,43 @@ def test_leapfrog_count_is_capped_in_warm_up_and_sampling(trajectory):
   assert 1 <= sampled.diagnostics['leapfrog_steps_per_iteration'] <= 4
 
 
+@pytest.mark.parametrize('trajectory', ['jittered', 'adapted'])
+def test_a_cap_that_never_binds_changes_no_bit(trajectory):
+  # Below the cap the capped setter is TFP's own: the same samples as
+  # without the cap (`cap_leapfrogs=False`, TFP's behaviour).
+  small = dict(trajectory=trajectory, num_results=20, num_burnin_steps=20,
+               segment_size=20)
+  capped = run(**small)
+  assert capped.diagnostics['leapfrog_steps_per_iteration'] < 1000
+  uncapped = run(cap_leapfrogs=False, **small)
+  np.testing.assert_array_equal(capped.samples[0], uncapped.samples[0])
+  assert capped.step_size == uncapped.step_size
+
+
+def test_run_from_before_the_cap_resumes_uncapped(tmp_path):
+  # ChEES from a trajectory of length 5 (100 steps of 0.05) held to 3
+  # leapfrog steps binds; a run started before the cap existed resumes as
+  # it started (uncapped), bit for bit.
+  small = dict(trajectory='adapted', trajectory_length=5.0,
+               max_leapfrog_steps=3, num_results=20,
+               num_burnin_steps=20, segment_size=10, cap_leapfrogs=False)
+  whole = run(**small)
+  directory = str(tmp_path / 'run')
+  assert run(directory, dict(stop_after_phases=2), **small) is None
+  path = os.path.join(directory, 'run.json')
+  with open(path) as f:
+    description = json.load(f)
+  del description['config']['cap_leapfrogs']  # What the code before wrote.
+  with open(path, 'w') as f:
+    json.dump(description, f)
+  with pytest.raises(ValueError, match='different configuration'):
+    run(directory, **dict(small, cap_leapfrogs=True))
+  resumed = run(directory, **small)
+  np.testing.assert_array_equal(resumed.samples[0], whole.samples[0])
+  capped = run(**dict(small, cap_leapfrogs=True))
+  assert not np.array_equal(capped.samples[0], whole.samples[0])
+
+
 def test_nuts_and_chees_choose_longer_trajectories_than_the_fixed_one(results):
   for name in ('adapted (ChEES)', 'nuts, diagonal'):
     assert results[name].diagnostics['leapfrog_steps_per_iteration'] != 5.0

@@ -48,14 +48,14 @@ def test_rows_measure_each_variant(finished):
   assert 2.0 < jittered['leapfrogs_per_iteration'] < 9.0
   for column in ('fn_rhat_max', 'fn_ess_min', 'fn_ess_min_per_hour',
                  'test_accuracy', 'pgd_predictive_acc',
-                 'mean_abs_expected_grad', 'sampling_seconds'):
+                 'mean_abs_expected_grad', 'sampler_seconds'):
     assert np.all(np.isfinite(frame[column])), column
   assert np.all(frame['pgd_predictive_acc'] <= frame['clean_acc_attack_points'])
   # The sampler's measured time (warm-up and kept segments), not an
   # estimate, within the variant's whole wall time (which adds the
   # evaluation).
-  assert frame['sampling_seconds_measured'].all()
-  assert np.all(frame['sampling_seconds'] < frame['wall_seconds'])
+  assert frame['sampler_seconds_measured'].all()
+  assert np.all(frame['sampler_seconds'] < frame['wall_seconds'])
   assert np.all(frame['fn_ess_min_per_hour'] > frame['fn_ess_min'])
   assert list(sampler_comparison.mixed(frame, 1.1, 100)) == list(
       (frame['fn_rhat_max'] < 1.1) & (frame['fn_ess_min'] >= 100))

@@ -59,8 +59,14 @@ def _message(name: str, value, problem: str, fix: str) -> str:
 
 
 def invalid(path: str, problem: str, fix: str = ''):
-  """Raises `InvalidFile`: `file='<path>' is invalid: <problem>. <fix>`."""
-  raise InvalidFile(_message('file', path, problem, fix))
+  """Raises `InvalidFile`: `file='<path>' is invalid: <problem>. <fix>`.
+
+  The error's `problem` attribute holds `<problem>` alone, for callers that
+  recover by themselves and so have no fix to suggest.
+  """
+  error = InvalidFile(_message('file', path, problem, fix))
+  error.problem = problem
+  raise error
 
 
 # -- permissions ------------------------------------------------------------
@@ -247,11 +253,15 @@ def read_finished(path: str, what: str, digest: str,
   try:
     saved = read_json(path, what)
   except InvalidFile as error:
-    logging.warning('%s; %s.', error, redo)
+    logging.warning('%s is not used (%s); %s.', path, getattr(error, 'problem', error), redo)
     return None
-  if not isinstance(saved, dict) or saved.get('digest') != digest:
-    logging.warning('%s was written by other settings or edited; %s.', path,
-                    redo)
+  if not isinstance(saved, dict):
+    logging.warning('%s is not used (it should be a JSON object, %s); %s.',
+                    path, what, redo)
+    return None
+  if saved.get('digest') != digest:
+    logging.warning('%s was written by other settings or inputs, or edited; '
+                    '%s.', path, redo)
     return None
   return saved
 
@@ -281,6 +291,12 @@ def read_json(path: str, what: str = 'JSON file'):
                f'column {error.colno})')
     invalid(path, f'{problem}; it should be {what} (truncated, corrupt or '
             'badly edited)', 'Restore the file or recreate it.')
+  except (ValueError, RecursionError) as error:
+    # JSON the parser refuses past its syntax: an integer of more than
+    # 4,300 digits, nesting deeper than the interpreter's stack.
+    invalid(path, f'it should be {what} but cannot be parsed '
+            f'({type(error).__name__}: {str(error)[:100]})',
+            'Restore the file or recreate it.')
 
 
 # -- one run per work directory -------------------------------------------

@@ -75,6 +75,11 @@ class HMCConfig:
       many leapfrog steps per proposal, warm-up included (ChEES may ask for
       very long trajectories, and a step size collapsing in warm-up makes
       any trajectory of fixed length long; the default is the library's).
+    cap_leapfrogs: whether `max_leapfrog_steps` caps every jittered or
+      adapted proposal (warm-up included); False is TFP's own behaviour,
+      which clips only an adapted length, at the step size of the moment.
+      Runs started before the field existed are read as False and resume
+      with the kernel they started with.
   """
   num_results: int = 250
   num_burnin_steps: int = 200
@@ -99,6 +104,7 @@ class HMCConfig:
   jitter: float = 1.0
   max_tree_depth: int = 6
   max_leapfrog_steps: int = 1000
+  cap_leapfrogs: bool = True
 
   @staticmethod
   def legacy_values(saved: dict) -> dict:
@@ -106,12 +112,14 @@ class HMCConfig:
 
     A field added after runs were started is read as its default, unless
     its default changed what such a run did: a diagonal mass matrix was
-    adapted in one window before `mass_matrix_adaptation` existed (see
+    adapted in one window before `mass_matrix_adaptation` existed, and
+    leapfrog counts were not capped before `cap_leapfrogs` (see
     `mcmc.checkpoints`).
     """
+    legacy = {'cap_leapfrogs': False}
     if saved.get('mass_matrix') == 'diagonal':
-      return {'mass_matrix_adaptation': 'single'}
-    return {}
+      legacy['mass_matrix_adaptation'] = 'single'
+    return legacy
 
   def validate(self):
     for name in ('num_results', 'num_leapfrog_steps', 'thinning', 'num_chains',

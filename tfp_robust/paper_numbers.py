@@ -79,6 +79,8 @@ def beside(table: PaperTable, dataset: str,
     for each of the table's columns, then each `OURS_ONLY` column that a
     row of ours has a value in.
   """
+  ours = [row for row in ours
+          if (dataset, row.get('method')) in table.rows]
   extra = [(name, column) for name, column in OURS_ONLY
            if any(row.get(column) is not None for row in ours)]
   rows = []

@@ -35,7 +35,8 @@ from tfp_robust.mcmc import kernels
 _SAMPLER_FIELDS = ('kernel', 'mass_matrix', 'mass_matrix_adaptation',
                    'mass_matrix_window',
                    'trajectory', 'trajectory_length', 'jitter',
-                   'max_tree_depth', 'max_leapfrog_steps', 'init',
+                   'max_tree_depth', 'max_leapfrog_steps', 'cap_leapfrogs',
+                   'init',
                    'num_chains', 'num_leapfrog_steps')
 
 
@@ -105,8 +106,6 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
       'hmc', architecture, dataset.x_train, dataset.y_train, fit_config,
       seed=int(config.seed), workdir=directory,
       log_dir=summaries.run_dir(workdir, target_name, variant_name, 'fit'))
-  # Fit time of this process; a resumed fit counts only what it ran, so
-  # the row keeps the HMC driver's own per-step timing too.
   facts = fitting.fit_facts('hmc', ensemble, fit_config, dataset.x_test,
                             dataset.y_test)
   count = int(config.attack_points)
@@ -117,8 +116,10 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
   gradient = evaluation.gradient_statistics(ensemble, x, y)
   # The sampler's measured time, warm-up and kept segments, summed over
   # every process that ran a part (the driver saves each phase's time with
-  # its checkpoint); estimated from the per-step rate if a phase's time was
-  # lost (runs from before timings were saved).
+  # its checkpoint; each process's tracing and compilation included, as a
+  # user pays them); estimated from the per-step rate if a phase's time was
+  # lost (runs from before timings were saved). `wall_seconds` is this
+  # process's whole time, evaluation included.
   seconds = info.get('sampler_seconds', float('nan'))
   measured = bool(np.isfinite(seconds))
   if not measured:
@@ -136,8 +137,8 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
       'step_size': info['step_size'],
       'leapfrogs_per_iteration': info['leapfrog_steps_per_iteration'],
       'acceptance': info['acceptance_rate'],
-      'sampling_seconds': seconds,
-      'sampling_seconds_measured': measured,
+      'sampler_seconds': seconds,
+      'sampler_seconds_measured': measured,
       'wall_seconds': time.time() - start,
       'test_accuracy': facts['test_accuracy'],
       'fn_rhat_max': facts.get('fn_rhat_max', float('nan')),

@@ -242,7 +242,7 @@ class Checkpoints:
               'warm_up_steps': int(number(saved['warm_up_steps'])),
               'segments': segments}
     except (files.InvalidFile, KeyError, TypeError, AttributeError,
-            ValueError) as error:
+            ValueError, ArithmeticError, RecursionError) as error:
       logging.warning('HMC: ignoring the phase timings in %s (%s); the run '
                       'reports only the phases this process times.', path,
                       error)

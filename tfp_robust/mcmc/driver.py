@@ -339,7 +339,9 @@ def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
     logging.info('HMC warm-up: resuming after %d of %d steps.', done, total)
     # Chunks done but not timed (a run from before timings were saved, or
     # a kill between the two saves) stay untimed: the total is then NaN.
-    timings['warm_up_steps'] = min(timings['warm_up_steps'], done)
+    # Timings ahead of the checkpoint belong to another run: none count.
+    if timings['warm_up_steps'] > done:
+      timings.update(warm_up_seconds=0.0, warm_up_steps=0)
     saved = checkpoints.load_warm_up_trace(config)
     if saved is not None:
       # Rows past `done` may come from a chunk whose state was not saved;

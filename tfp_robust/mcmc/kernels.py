@@ -39,9 +39,13 @@ a tenth of the ESS). With a fixed trajectory the windowed step size can
 make it resonate (about half a period: antithetic draws, the ESS of the
 mean capped at the number of draws while the second moment's is 18-454;
 `diagnostics` reports both). Jittered and adapted trajectories take at
-most `max_leapfrog_steps` per proposal, in warm-up too: TFP clips only an
-adapted trajectory's length, at the step size of the time, so a jittered
-one met a collapsing step size during warm-up with an unbounded count.
+most `max_leapfrog_steps` per proposal, in warm-up too (`cap_leapfrogs`):
+TFP clips only an adapted trajectory's length, at the step size of the
+time, so a jittered one met a collapsing step size during warm-up with an
+unbounded count. With the cap, ChEES's averaged length can still exceed
+`step size x max_leapfrog_steps` (TFP averages the unclipped iterate), so
+some sampling proposals stop at the cap; the count never depends on the
+state, so the chain stays valid.
 
 `kernel='hmc', mass_matrix='identity', trajectory='fixed'` is the plain
 sampler: the driver then samples with a fresh fixed-step
@@ -122,8 +126,8 @@ def warm_up_kernel(target_log_prob_fn: Callable, config, step_size,
           num_adaptation_steps=steps if config.trajectory == 'adapted' else 0,
           jitter_amount=config.jitter,
           max_leapfrog_steps=config.max_leapfrog_steps,
-          num_leapfrog_steps_setter_fn=_capped_leapfrog_setter(
-              config.max_leapfrog_steps))
+          **({'num_leapfrog_steps_setter_fn': _capped_leapfrog_setter(
+              config.max_leapfrog_steps)} if config.cap_leapfrogs else {}))
   kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
       kernel, num_adaptation_steps=steps,
       target_accept_prob=config.target_accept_prob)
