@@ -127,8 +127,13 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
     if not plain:
       results = kernels.end_warm_up(results, config)
       length = kernels.trajectory_length(results)
-      logging.info('Sampler %s: trajectory length %s', kernels.describe(
-          config), 'n/a' if length is None else f'{float(length):.3g}')
+      text = 'n/a' if length is None else f'{float(length):.3g}'
+      if length is not None and config.cap_leapfrogs and (
+          float(length) > step_size * config.max_leapfrog_steps):
+        text += (f' (proposals stop at {config.max_leapfrog_steps} leapfrog '
+                 f'steps, {step_size * config.max_leapfrog_steps:.3g})')
+      logging.info('Sampler %s: trajectory length %s',
+                   kernels.describe(config), text)
     else:
       results = None
     phases_done = 1
