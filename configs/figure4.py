@@ -37,7 +37,11 @@ def get_config(variant='cpu'):
   config.training = ml_collections.ConfigDict(dict(
       vi_batch_size=256, vi_num_samples=250 if paper else 40,
       hmc_num_chains=2, hmc_burn_in=100 if paper else 20,
-      hmc_prior_scale=1.0))
+      hmc_prior_scale=1.0,
+      # Where the chains start: 'he_normal', or 'uniform' (every parameter
+      # in [-2, 2], Pyro's init_to_uniform, as the original code's chains
+      # started; it saturates the softmax of a wide net).
+      hmc_init='he_normal'))
   if paper:
     config.hmc = dict(num_samples=(250, 500, 750),
                       step_size=(0.01, 0.005, 0.001, 0.0001),

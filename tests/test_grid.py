@@ -199,3 +199,31 @@ def test_in_process_asks_for_a_fresh_process_near_the_map_limit(whole,
   assert grid.merge.table(cells, config, str(tmp_path)).empty
   with pytest.raises(validate.InvalidArgument, match='--max_map_fraction=1.5'):
     grid.executors.in_process([], config, str(tmp_path), max_map_fraction=1.5)
+
+
+def test_hmc_cells_can_start_where_the_original_code_did(whole, tmp_path):
+  # 'uniform' (Pyro's init_to_uniform): other chains, other numbers, and a
+  # wide start; the default keeps the digests of cells written before the
+  # setting existed.
+  _, frame = whole
+  config = _config()
+  config.methods = ('hmc',)
+  default = grid.runner.digest(config, grid.cells.grid_cells(
+      config, config.datasets, ('hmc',))[0])
+  del config.training['hmc_init']
+  cell = grid.cells.grid_cells(config, config.datasets, ('hmc',))[0]
+  assert grid.runner.digest(config, cell) == default
+  config = _config()
+  config.methods = ('hmc',)
+  config.training.hmc_init = 'uniform'
+  assert grid.runner.digest(config, cell) != default
+  uniform = _run(config, tmp_path)
+  ours = frame[frame['method'] == 'hmc'].reset_index(drop=True)
+  assert not np.allclose(uniform['clean_accuracy'].to_numpy(dtype=float),
+                         ours['clean_accuracy'].to_numpy(dtype=float)) or (
+      not np.allclose(uniform['hmc_ess_median'].to_numpy(dtype=float),
+                      ours['hmc_ess_median'].to_numpy(dtype=float)))
+  config.training.hmc_init = 'pyro'
+  with pytest.raises(validate.InvalidArgument,
+                     match="--config.training.hmc_init='pyro'"):
+    config_checks.check(config)

@@ -757,3 +757,19 @@ def test_resume_inside_warm_up_does_not_retrain_the_sgd_start(
                            workdir=str(tmp_path / 'parts'))
   for a, b in zip(resumed.params, whole.params):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_uniform_start_is_pyros_and_he_normal_the_default():
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  arch = networks.Architecture((784,), 10, ({'kind': 'dense', 'units': 64},))
+  seed = tf.constant([3, 0])
+  uniform = hmc.initial_network_state(arch, 2, seed, 'uniform')
+  for part in uniform:  # Every weight and bias, as Pyro's init_to_uniform.
+    values = part.numpy()
+    assert values.min() >= -2.0 and values.max() <= 2.0
+    assert values.std() > 1.0  # Uniform on [-2, 2]: std 1.15.
+  default = hmc.initial_network_state(arch, 2, seed)
+  assert default[0].numpy().std() < 0.1  # He-normal: sqrt(2 / 784).
+  assert not np.any(default[1].numpy())  # Zero biases.
+  with pytest.raises(ValueError, match="init='pyro'"):
+    hmc.initial_network_state(arch, 2, seed, 'pyro')

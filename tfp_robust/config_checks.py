@@ -178,6 +178,7 @@ def _attack(section, path='attack'):
 def _grid(config):
   """A Figure 4 grid config (configs/figure4.py): axes hold tuples."""
   from tfp_robust import data  # pylint: disable=g-import-not-at-top
+  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
   from tfp_robust import networks  # pylint: disable=g-import-not-at-top
   from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
   from tfp_robust.grid import cells  # pylint: disable=g-import-not-at-top
@@ -195,7 +196,10 @@ def _grid(config):
     _int(config, '', key, 0)
   _known(config.training, 'training', ('vi_batch_size', 'vi_num_samples',
                                        'hmc_num_chains', 'hmc_burn_in',
-                                       'hmc_prior_scale'))
+                                       'hmc_prior_scale', 'hmc_init'))
+  if 'hmc_init' in config.training:
+    validate.one_of('--config.training.hmc_init', config.training.hmc_init,
+                    hmc.INITS)
   for key in ('vi_batch_size', 'vi_num_samples', 'hmc_num_chains'):
     _int(config.training, 'training', key, 1)
   _int(config.training, 'training', 'hmc_burn_in', 0)

@@ -216,9 +216,23 @@ def network_log_joint(architecture: networks.Architecture, x, y,
   return log_joint
 
 
+# Chain starts `initial_network_state` draws.
+INITS = ('he_normal', 'uniform')
+
+
 def initial_network_state(architecture: networks.Architecture,
-                          num_chains: int, seed) -> List[tf.Tensor]:
-  """He-normal weights and zero biases, one draw per chain."""
+                          num_chains: int, seed,
+                          init: str = 'he_normal') -> List[tf.Tensor]:
+  """One start per chain: `'he_normal'` weights and zero biases, or
+  `'uniform'`: every parameter uniform in [-2, 2], Pyro's `init_to_uniform`,
+  from which the original code's chains started (it saturates the softmax
+  of a wide net; see `original_hmc`)."""
+  validate.one_of('init', init, INITS)
+  if init == 'uniform':
+    return [tf.random.stateless_uniform(
+        (num_chains,) + shape,
+        tf.random.experimental.stateless_fold_in(seed, index), -2.0, 2.0)
+            for index, (_, shape) in enumerate(architecture.param_shapes())]
   state = []
   for index, (name, shape) in enumerate(architecture.param_shapes()):
     if name.endswith('bias'):

@@ -101,12 +101,7 @@ def fit(architecture: networks.Architecture, x, y,
   last = order[(num_batches - 1) * config.batch_size:
                num_batches * config.batch_size]
   seed = seeds.stateless_seed(config.seed)
-  if config.init == 'uniform':
-    initial = [tf.random.stateless_uniform(
-        (1,) + shape, tf.random.experimental.stateless_fold_in(seed, i),
-        -2.0, 2.0) for i, (_, shape) in enumerate(architecture.param_shapes())]
-  else:
-    initial = hmc.initial_network_state(architecture, 1, seed)
+  initial = hmc.initial_network_state(architecture, 1, seed, config.init)
   settings = hmc.HMCConfig(
       num_results=kept, num_burnin_steps=config.num_burnin_steps,
       num_leapfrog_steps=config.num_leapfrog_steps,
