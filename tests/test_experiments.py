@@ -1,16 +1,13 @@
 """`experiments.attack_saved` keeps each method's rows and resumes from them.
 
-Each test runs in a fresh Python process (`_fresh_process`): the full suite
-in one pytest process segfaulted in the C++ unwinder at a later test once
+Each test runs in a fresh Python process (`isolation.fresh_process`): the
+full suite in one pytest process segfaulted in the C++ unwinder at a later test once
 these in-process trainings and jit-compiled attacks were added (session 9,
 BUILD_NOTES), so their TensorFlow state is kept out of the shared process.
 """
 
 import copy
-import functools
 import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -20,28 +17,7 @@ from tfp_robust import evaluation
 from tfp_robust import experiments
 from tfp_robust import fitting
 
-
-_CHILD = os.environ.get('TFP_ROBUST_TEST_CHILD') == '1'
-
-
-def _fresh_process(test):
-  """Runs `test` in a child pytest; in the child it runs as written."""
-
-  @functools.wraps(test)
-  def run(*args, **kwargs):
-    if _CHILD:
-      return test(*args, **kwargs)
-    result = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-         f'{os.path.abspath(__file__)}::{test.__name__}'],
-        env=dict(os.environ, TFP_ROBUST_TEST_CHILD='1'), capture_output=True,
-        text=True, timeout=600,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert result.returncode == 0, result.stdout[-4000:]
-    assert '1 passed' in result.stdout, result.stdout[-2000:]
-    return None
-
-  return run
+import isolation
 
 
 def _config():
@@ -56,7 +32,7 @@ def _config():
 
 @pytest.fixture(name='trained')
 def _trained(tmp_path):
-  if not _CHILD:
+  if not isolation.CHILD:
     return None  # The child process trains.
   config = _config()
   fitting.ensure_trained(config, ['sgd'], str(tmp_path))
@@ -67,7 +43,7 @@ def _no_attacks(*args, **kwargs):
   raise AssertionError('attacked again although its rows were saved')
 
 
-@_fresh_process
+@isolation.fresh_process
 def test_killed_run_resumes_with_the_same_table(trained, monkeypatch):
   config, workdir = trained
   first, summary = experiments.attack_saved(config, ['sgd'], workdir)
@@ -80,7 +56,7 @@ def test_killed_run_resumes_with_the_same_table(trained, monkeypatch):
   pd.testing.assert_frame_equal(summary, again_summary)
 
 
-@_fresh_process
+@isolation.fresh_process
 def test_changed_settings_or_ensemble_evaluate_again(trained, monkeypatch):
   config, workdir = trained
   experiments.attack_saved(config, ['sgd'], workdir)
@@ -112,7 +88,7 @@ def test_changed_settings_or_ensemble_evaluate_again(trained, monkeypatch):
   assert len(calls) == 3
 
 
-@_fresh_process
+@isolation.fresh_process
 def test_a_views_fingerprint_covers_its_variational_model(tmp_path):
   config = _config()
   config.vi.hidden, config.vi.epochs, config.vi.num_samples = (8,), 1, 4

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+import isolation
+
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                       'README.md')
 
@@ -17,6 +19,7 @@ def _python_blocks():
   return re.findall(r'```python\n(.*?)```', text, flags=re.S)
 
 
+@isolation.fresh_process  # Heavy jit work: see `isolation`.
 def test_readme_python_examples_run():
   """The examples run in order in one namespace, as a reader pastes them."""
   blocks = _python_blocks()
