@@ -36,6 +36,17 @@ def config_for(**settings):
                     seed=3, segment_size=300, jit_compile=False), **settings)
 
 
+def _as_written_before(directory, *fields):
+  """Drops `fields` from a run's description, as code before them wrote it."""
+  path = os.path.join(directory, 'run.json')
+  with open(path) as f:
+    description = json.load(f)
+  for name in fields:
+    del description['config'][name]
+  with open(path, 'w') as f:
+    json.dump(description, f)
+
+
 def run(checkpoint_dir=None, stop=None, **settings):
   return hmc.sample(log_prob, [tf.zeros((4, 3))], config_for(**settings),
                     checkpoint_dir=checkpoint_dir, target_identity='gaussian',
@@ -157,12 +168,7 @@ def test_run_from_before_the_cap_resumes_uncapped(tmp_path):
   whole = run(**small)
   directory = str(tmp_path / 'run')
   assert run(directory, dict(stop_after_phases=2), **small) is None
-  path = os.path.join(directory, 'run.json')
-  with open(path) as f:
-    description = json.load(f)
-  del description['config']['cap_leapfrogs']  # What the code before wrote.
-  with open(path, 'w') as f:
-    json.dump(description, f)
+  _as_written_before(directory, 'cap_leapfrogs')
   with pytest.raises(ValueError, match='different configuration'):
     run(directory, **dict(small, cap_leapfrogs=True))
   resumed = run(directory, **small)
@@ -205,15 +211,10 @@ def test_run_started_before_the_sampler_settings_still_resumes(tmp_path):
   assert hmc.sample(log_prob, [tf.zeros((2, 3))], config,
                     checkpoint_dir=directory, target_identity='gaussian',
                     stop_after_phases=2) is None
-  path = os.path.join(directory, 'run.json')
-  with open(path) as f:
-    description = json.load(f)
-  for name in ('kernel', 'mass_matrix', 'mass_matrix_window', 'trajectory',
-               'trajectory_length', 'jitter', 'max_tree_depth',
-               'max_leapfrog_steps', 'mass_matrix_adaptation'):
-    del description['config'][name]  # What the code before them wrote.
-  with open(path, 'w') as f:
-    json.dump(description, f)
+  _as_written_before(directory, 'kernel', 'mass_matrix', 'mass_matrix_window',
+                     'trajectory', 'trajectory_length', 'jitter',
+                     'max_tree_depth', 'max_leapfrog_steps',
+                     'mass_matrix_adaptation')
   resumed = hmc.sample(log_prob, [tf.zeros((2, 3))], config,
                        checkpoint_dir=directory, target_identity='gaussian')
   np.testing.assert_array_equal(resumed.samples[0], whole.samples[0])
@@ -233,12 +234,7 @@ def test_diagonal_run_from_before_the_windows_resumes_with_one_window(
   whole = run(**small)
   directory = str(tmp_path / 'run')
   assert run(directory, dict(stop_after_phases=2), **small) is None
-  path = os.path.join(directory, 'run.json')
-  with open(path) as f:
-    description = json.load(f)
-  del description['config']['mass_matrix_adaptation']
-  with open(path, 'w') as f:
-    json.dump(description, f)
+  _as_written_before(directory, 'mass_matrix_adaptation')
   # Read as the one-window run it was: the windowed default is refused.
   with pytest.raises(ValueError, match='different configuration'):
     run(directory, **dict(small, mass_matrix_adaptation='windowed'))

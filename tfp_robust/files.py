@@ -253,7 +253,8 @@ def read_finished(path: str, what: str, digest: str,
   try:
     saved = read_json(path, what)
   except InvalidFile as error:
-    logging.warning('%s is not used (%s); %s.', path, getattr(error, 'problem', error), redo)
+    logging.warning('%s is not used (%s); %s.', path,
+                    getattr(error, 'problem', error), redo)
     return None
   if not isinstance(saved, dict):
     logging.warning('%s is not used (it should be a JSON object, %s); %s.',

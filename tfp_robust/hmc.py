@@ -262,7 +262,8 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
         stop_after_phases: Optional[int] = None,
         initial_state: Optional[Sequence] = None, init_description: str = '',
         stop_after_warm_up_steps: Optional[int] = None,
-        strategy: Optional[tf.distribute.Strategy] = None):
+        strategy: Optional[tf.distribute.Strategy] = None,
+        init: str = 'he_normal'):
   """HMC over the weights of `architecture` on the full training set.
 
   Args:
@@ -275,7 +276,7 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
     stop_after_phases: see `sample`.
     stop_after_warm_up_steps: see `sample`.
     initial_state: weights with a leading chain axis to start from (e.g. SGD
-      solutions, one per chain); He-normal draws if None. Not needed when
+      solutions, one per chain); draws of `init` if None. Not needed when
       resuming (see `has_checkpoint`).
     init_description: how `initial_state` was made, kept with the checkpoint
       so that resuming with another start is refused.
@@ -286,6 +287,8 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
       cannot be XLA-compiled, so the chain runs with `jit_compile=False`
       (logged when the config asked for XLA; the checkpoint records the
       setting that ran).
+    init: without `initial_state`, how each chain's start is drawn (a key
+      of `INITS`, see `initial_network_state`); kept with the checkpoint.
 
   Returns:
     `(ensemble, result)`: the kept samples as a `PosteriorEnsemble` (samples
@@ -307,7 +310,7 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
   if initial_state is None:
     # Also the shape template when resuming a run started from elsewhere.
     initial = initial_network_state(architecture, config.num_chains,
-                                    _phase_seed(config.seed, 1 << 20))
+                                    _phase_seed(config.seed, 1 << 20), init)
   else:
     initial = [tf.convert_to_tensor(s, tf.float32) for s in initial_state]
     if int(initial[0].shape[0]) != config.num_chains:
@@ -319,7 +322,7 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
       'data_sum': round(float(np.sum(x, dtype=np.float64)), 3),
       'label_sum': int(np.sum(y, dtype=np.int64)),
       'init': init_description or ('given' if initial_state is not None
-                                   else 'he_normal'),
+                                   else init),
   }, sort_keys=True)
   data_digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + b'|' +
                                np.ascontiguousarray(y).tobytes()).hexdigest()

@@ -85,10 +85,8 @@ def beside(table: PaperTable, dataset: str,
            if any(row.get(column) is not None for row in ours)]
   rows = []
   for row in ours:
-    method = row.get('method')
-    paper = table.rows.get((dataset, method))
-    if paper is None:
-      continue
+    method = row['method']
+    paper = table.rows[(dataset, method)]
     entry = {'method': f'{method} ({table.methods[method]})'}
     for (name, column), value in zip(table.columns, paper):
       entry[name] = row.get(column)

@@ -618,11 +618,14 @@ def _step_section(step: Step, workdir: str, launch: Launch,
       beside = None
       lines += [f'(No comparison with the paper: {error}.)', '']
     if beside:
-      bounds = ('; columns marked "ours only" have no counterpart in the '
-                'paper' + ('; the true robust accuracy lies between the '
-                           'certified accuracy and the worst case over every '
-                           'attack' if paper_numbers.OURS_ONLY[0][0] in beside
-                           else '')) if '(ours only)' in beside else ''
+      bounds = ''
+      if '(ours only)' in beside:
+        bounds = ('; columns marked "ours only" have no counterpart in the '
+                  'paper')
+      worst_case = paper_numbers.OURS_ONLY[0][0]
+      if worst_case in beside:
+        bounds += ('; the true robust accuracy lies between the certified '
+                   'accuracy and the worst case over every attack')
       lines += [f"**Beside the paper's {title}** (ours, then the paper's "
                 'value; the paper attacks with the expected loss'
                 f'{bounds}):', '', beside, '']

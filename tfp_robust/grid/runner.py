@@ -24,7 +24,6 @@ from tfp_robust.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust import models
 from tfp_robust import networks
 from tfp_robust import protocols
-from tfp_robust import seeds
 from tfp_robust import vi
 from tfp_robust.grid import cells as cells_lib
 
@@ -110,15 +109,10 @@ def _train(unit: cells_lib.Unit, grid_config, dataset, workdir: str
       step_size=float(params['step_size']), num_chains=chains,
       prior_scale=float(training.hmc_prior_scale), seed=seed,
       segment_size=segment)
-  init = training.get('hmc_init', 'he_normal')
-  start = {} if init == 'he_normal' else dict(
-      initial_state=hmc.initial_network_state(
-          arch, chains, seeds.stateless_seed([seed, 1 << 20]), init),
-      init_description=init)
   ensemble, result = hmc.fit(
       arch, dataset.x_train, dataset.y_train, config,
       checkpoint_dir=os.path.join(workdir, 'units', unit.name, 'hmc'),
-      **start)
+      init=training.get('hmc_init', 'he_normal'))
   ensembles = {}
   for n, steps in per_chain.items():
     ensembles[n] = ensemble.subset(list(range(burn_in * chains,

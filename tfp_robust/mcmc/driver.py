@@ -226,8 +226,7 @@ def timing_report(timings: Dict, config, num_segments: int) -> Dict:
   per_step = [t['seconds'] / max(t['iterations'] * max(t['leapfrogs'], 1.0),
                                  1.0) for t in timed]
   iterations = sum(t['iterations'] for t in timed)
-  fixed = kernels.is_plain(config) or (config.kernel == 'hmc' and
-                                       config.trajectory == 'fixed')
+  fixed = config.kernel == 'hmc' and config.trajectory == 'fixed'
   warm_up = (timings['warm_up_seconds'] if config.num_burnin_steps == 0 or (
       timings['warm_up_steps'] >= config.num_burnin_steps and
       timings['warm_up_seconds'] > 0) else nan)
