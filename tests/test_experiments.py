@@ -101,3 +101,63 @@ def test_a_views_fingerprint_covers_its_variational_model(tmp_path):
   path = tmp_path / 'mnist' / 'vi' / 'variational' / 'variational.json'
   path.write_text(path.read_text() + ' ')
   assert fitting.saved_fingerprint(config, 'vi_resampled', workdir) != before
+
+
+def _killed_at_second_radius(monkeypatch, config, methods, workdir):
+  """Runs `attack_saved`, killed as it starts its second radius."""
+  real = evaluation.attack_rows
+
+  def killed(*args, **kwargs):
+    if tuple(args[3].eps) == tuple(config.attack.eps[1:2]):
+      raise KeyboardInterrupt
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(evaluation, 'attack_rows', killed)
+  with pytest.raises(KeyboardInterrupt):
+    experiments.attack_saved(config, methods, workdir)
+  monkeypatch.setattr(evaluation, 'attack_rows', real)
+
+
+def _resumes_between_radii(config, method, workdir, monkeypatch):
+  config.attack.eps = (0.05, 0.1)
+  first, _ = experiments.attack_saved(config, [method], workdir)
+  path = experiments.rows_path(workdir, 'mnist', method, 'attacks', 'paper')
+  parts = [experiments._eps_path(path, eps) for eps in config.attack.eps]
+  assert not any(os.path.exists(p) for p in parts)  # Cleared once finished.
+  os.remove(path)
+  _killed_at_second_radius(monkeypatch, config, [method], workdir)
+  assert os.path.exists(parts[0]) and not os.path.exists(parts[1])
+  assert not os.path.exists(path)
+  calls = []
+  real = evaluation.attack_rows
+
+  def counted(*args, **kwargs):
+    calls.append(tuple(args[3].eps))
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(evaluation, 'attack_rows', counted)
+  again, _ = experiments.attack_saved(config, [method], workdir)
+  assert calls == [(0.1,)]  # The finished radius is read, not attacked.
+  assert not any(os.path.exists(p) for p in parts)
+  timing = ['attack_seconds']
+  pd.testing.assert_frame_equal(first.drop(columns=timing),
+                                again.drop(columns=timing))
+
+
+@isolation.fresh_process
+def test_a_run_killed_between_radii_resumes_from_the_finished_ones(
+    trained, monkeypatch):
+  config, workdir = trained
+  _resumes_between_radii(config, 'sgd', workdir, monkeypatch)
+
+
+@isolation.fresh_process
+def test_a_resampling_model_gives_the_same_rows_after_a_kill(tmp_path,
+                                                             monkeypatch):
+  # Every radius starts from a freshly seeded model, so the second radius's
+  # draws do not depend on whether the first ran in the same process.
+  config = _config()
+  config.vi.hidden, config.vi.epochs, config.vi.num_samples = (8,), 1, 4
+  config.attack.num_samples = 4
+  fitting.ensure_trained(config, ['vi'], str(tmp_path))
+  _resumes_between_radii(config, 'vi_resampled', str(tmp_path), monkeypatch)

@@ -4,6 +4,7 @@ Wiring only: each function loads what `fitting` saved, runs `evaluation`
 (or `checks`, `ablations`, `gradients`) and returns tables for `reports`.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -107,12 +108,12 @@ def _finished_rows(path: str, digest: str):
 def attack_saved(config, methods, workdir: str, stage: str = 'attacks'):
   """Attacks each saved ensemble; returns (all rows, summary) DataFrames.
 
-  Each method's rows are kept in `rows_path(...)` as soon as they are
-  finished, keyed by a digest of the config and the saved ensembles, so a
-  run killed part-way resumes with the next method and gives the same
-  table; a method whose settings or ensemble changed is evaluated again.
-  TensorBoard: each method's rows under the run
-  `<dataset>/<method>/<stage>_<protocol>`.
+  Each method's rows are kept in `rows_path(...)` once finished, keyed by a
+  digest of the config and the saved ensembles, and each radius's rows as
+  soon as that radius is done (`_eps_path`), so a run killed part-way
+  resumes with the next radius and gives the same table; a method whose
+  settings or ensemble changed is evaluated again. TensorBoard: each
+  method's rows under the run `<dataset>/<method>/<stage>_<protocol>`.
   """
   import pandas as pd
   surrogate = surrogate_for(config, workdir)
@@ -129,25 +130,77 @@ def attack_saved(config, methods, workdir: str, stage: str = 'attacks'):
                    len(method_rows), stage, protocol, path)
       rows += method_rows
       continue
-    ensemble, extra, x, y = _attack_inputs(config, method, workdir,
-                                           int(config.attack.num_points))
-    method_rows = evaluation.attack_rows(
-        ensemble, x, y, config.attack, seed=int(config.seed),
-        labels={'dataset': config.dataset, 'method': method,
-                'full_test_accuracy': extra.get('test_accuracy',
-                                                float('nan'))},
-        surrogate=surrogate if use_surrogate else None)
+    method_rows, inputs = _rows_by_eps(config, method, workdir, path, digest,
+                                       surrogate if use_surrogate else None)
+    ensemble, _, x, y = inputs()
     write_evaluation_summaries(
         summaries.run_dir(workdir, config.dataset, method,
                           f'{stage}_{protocol}'),
         ensemble, method_rows, x, y, config.attack, seed=int(config.seed))
-    # Through JSON, so a fresh and a resumed run hold the same values.
-    method_rows = json.loads(json.dumps(method_rows, default=_plain))
     files.write_text_atomically(path, json.dumps(
         {'digest': digest, 'code_version': files.code_version(),
          'rows': method_rows}))  # Row keys keep their column order.
+    for eps in config.attack.eps:
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(_eps_path(path, eps))
     rows += method_rows
   return pd.DataFrame(rows), reports.summary_table(rows)
+
+
+def _eps_path(path: str, eps) -> str:
+  """Where one radius's rows wait until the method's file is written."""
+  return f'{path[:-len(".json")]}.eps_{float(eps)!r}.json'
+
+
+def _rows_by_eps(config, method, workdir, path, digest, surrogate):
+  """A method's rows, one radius at a time, each kept as soon as it is done.
+
+  Every radius is evaluated alone, with the protocol's seed and (for an
+  ensemble that resamples on every call) a freshly loaded ensemble, so a
+  radius gives the same rows whether the run before it was interrupted.
+
+  Returns:
+    `(rows, inputs)`: `inputs()` gives the loaded `(ensemble, extra, x, y)`.
+  """
+  loaded = []
+
+  def inputs(fresh=False):
+    if not loaded or (fresh and loaded[0][0].resamples):
+      loaded[:] = [_attack_inputs(config, method, workdir,
+                                  int(config.attack.num_points))]
+    return loaded[0]
+
+  radii = list(config.attack.eps)
+  rows, attacked = [], False
+  for index, eps in enumerate(radii):
+    eps_path = _eps_path(path, eps)
+    eps_digest = files.sha256_json({'method': digest, 'eps': float(eps)})
+    eps_rows = _finished_rows(eps_path, eps_digest)
+    if eps_rows is None:
+      start = time.time()
+      ensemble, extra, x, y = inputs(fresh=attacked)
+      attacked = True
+      one = config.attack.copy_and_resolve_references()
+      one.eps = (eps,)
+      eps_rows = evaluation.attack_rows(
+          ensemble, x, y, one, seed=int(config.seed),
+          labels={'dataset': config.dataset, 'method': method,
+                  'full_test_accuracy': extra.get('test_accuracy',
+                                                  float('nan'))},
+          surrogate=surrogate)
+      # Through JSON, so a fresh and a resumed run hold the same values.
+      eps_rows = json.loads(json.dumps(eps_rows, default=_plain))
+      files.write_text_atomically(eps_path, json.dumps(
+          {'digest': eps_digest, 'code_version': files.code_version(),
+           'rows': eps_rows}))
+      logging.info('%s: eps %g done (%d/%d radii) in %.0fs; kept in %s.',
+                   method, eps, index + 1, len(radii), time.time() - start,
+                   eps_path)
+    else:
+      logging.info('%s: eps %g finished earlier, read from %s.', method, eps,
+                   eps_path)
+    rows += eps_rows
+  return rows, inputs
 
 
 def gradient_figures(config, methods, workdir: str):

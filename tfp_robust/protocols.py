@@ -45,18 +45,13 @@ def _setting(config, name, default):
 
 
 def _transfer_half(ensemble, x, y, eps, config, seed):
-  half = ensemble.num_samples // 2
-  if half < 1:
-    return None
-  source = ensemble.samples(0, half)
+  source = ensemble.samples(0, ensemble.num_samples // 2)
   return apgd_lib.apgd(source, x, y, eps,
                        int(_setting(config, 'apgd_steps', 100)), 1,
                        'predictive', [seed, 7])
 
 
 def _transfer_surrogate(surrogate, x, y, eps, config, seed):
-  if surrogate is None:
-    return None
   return apgd_lib.apgd(surrogate, x, y, eps,
                        int(_setting(config, 'apgd_steps', 100)), 1,
                        'predictive', [seed, 8])
@@ -84,11 +79,13 @@ def _paper_attacks(config):
   return [entry for entry in out if entry[0] in wanted]
 
 
-def _strong_attacks(config, surrogate):
+def _strong_attacks(config, surrogate, num_samples):
+  """The strong protocol's attacks; a transfer attack without a source (one
+  posterior sample, or no surrogate) is left out."""
   steps = int(_setting(config, 'pgd_steps', 15))
   queries = int(_setting(config, 'square_queries', 1000))
   square_restarts = int(_setting(config, 'square_restarts', 1))
-  return [
+  out = [
       ('random', 'none', lambda e, x, y, eps, s: attacks.random_sign(
           x, eps, seed=s)),
       ('fgsm', 'expected', lambda e, x, y, eps, s: attacks.fgsm(
@@ -103,12 +100,16 @@ def _strong_attacks(config, surrogate):
           int(_setting(config, 'eot_iter', 1)) if e.resamples else 1)),
       ('square', 'margin', lambda e, x, y, eps, s: square_lib.square(
           e, x, y, eps, queries, square_restarts, seed=[s, 5])),
-      ('transfer_half', 'predictive', lambda e, x, y, eps, s: _transfer_half(
-          e, x, y, eps, config, s)),
-      ('transfer_surrogate', 'predictive',
-       lambda e, x, y, eps, s: _transfer_surrogate(surrogate, x, y, eps,
-                                                   config, s)),
   ]
+  if num_samples >= 2:
+    out.append(('transfer_half', 'predictive',
+                lambda e, x, y, eps, s: _transfer_half(e, x, y, eps, config,
+                                                       s)))
+  if surrogate is not None:
+    out.append(('transfer_surrogate', 'predictive',
+                lambda e, x, y, eps, s: _transfer_surrogate(
+                    surrogate, x, y, eps, config, s)))
+  return out
 
 
 def evaluate(ensemble, x, y, config, seed: int = 0,
@@ -131,7 +132,8 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
 
   Returns:
     A list of dict rows: one per (eps, attack, loss), a `worst_case` row per
-    eps for the strong protocol, and a `checks_failed` column naming the
+    eps for the strong protocol (at eps = 0 no attack runs: the ball holds
+    the input alone), and a `checks_failed` column naming the
     sanity checks the evaluation at that eps failed.
   """
   protocol = _setting(config, 'protocol', 'paper')
@@ -144,7 +146,7 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
   radii = [validate.eps('eps', eps)
            for eps in _setting(config, 'eps', (0.1,))]
   chosen = (_paper_attacks(config) if protocol == 'paper'
-            else _strong_attacks(config, surrogate))
+            else _strong_attacks(config, surrogate, ensemble.num_samples))
   clean_log_probs = ensemble.log_probs(x)
   gradient_evidence = checks.gradient_findings(ensemble, x, y)
   gradient_statistics = checks.gradient_statistics(gradient_evidence)
@@ -153,9 +155,8 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
     eps_rows, candidates = [], []
     for name, loss, attack in chosen:
       start = time.time()
-      x_adv = attack(ensemble, x, y, eps, seed)
-      if x_adv is None:
-        continue
+      # The eps = 0 ball holds x alone: every attack returns it.
+      x_adv = attack(ensemble, x, y, eps, seed) if eps > 0 else x
       candidates.append(x_adv)
       eps_rows.append(_row(ensemble, x, y, x_adv, clean_log_probs, protocol,
                            name, loss, eps, time.time() - start, labels))

@@ -1,0 +1,65 @@
+"""`protocols.evaluate`: which attacks each protocol runs, and at eps = 0."""
+
+import numpy as np
+import pytest
+
+from tfp_robust import apgd
+from tfp_robust import attacks
+from tfp_robust import config_lib
+from tfp_robust import networks
+from tfp_robust import protocols
+from tfp_robust import square
+from tfp_robust.ensemble import ArchitectureEnsemble
+
+TINY = networks.Architecture.mlp(2, [8], 2)
+
+
+def _ensemble(num_samples):
+  rng = np.random.RandomState(0)
+  return ArchitectureEnsemble(
+      TINY, [rng.normal(size=(num_samples,) + s).astype(np.float32)
+             for _, s in TINY.param_shapes()])
+
+
+def _never(*args, **kwargs):
+  raise AssertionError('an attack ran at eps = 0')
+
+
+@pytest.fixture(name='no_attacks')
+def _no_attacks(monkeypatch):
+  for module, name in ((attacks, 'random_sign'), (attacks, 'fgsm'),
+                       (attacks, 'pgd'), (apgd, 'apgd'),
+                       (apgd, 'apgd_cascade'), (square, 'square')):
+    monkeypatch.setattr(module, name, _never)
+
+
+@pytest.mark.parametrize('protocol', protocols.PROTOCOLS)
+def test_at_eps_zero_every_row_is_the_clean_accuracy_without_attacking(
+    protocol, no_attacks, moons, trained_net):
+  del no_attacks
+  x, y = moons.x_test[:40], moons.y_test[:40]
+  config = config_lib.attack_section(protocol=protocol, eps=(0.0,))
+  rows = protocols.evaluate(_ensemble(3), x, y, config, surrogate=trained_net)
+  clean = rows[0]['clean_accuracy']
+  assert 0.0 < clean < 1.0  # A random net: neither all right nor all wrong.
+  for row in rows:  # The certified bound is computed in float32.
+    assert row['adversarial_accuracy'] == pytest.approx(clean), row['attack']
+    assert row['eps'] == 0.0
+
+
+@pytest.mark.parametrize('num_samples,surrogate,transfers', [
+    (3, True, {'transfer_half', 'transfer_surrogate'}),
+    (3, False, {'transfer_half'}),
+    (1, True, {'transfer_surrogate'}),
+    (1, False, set())])
+def test_strong_protocol_leaves_out_transfers_without_a_source(
+    num_samples, surrogate, transfers, no_attacks, moons, trained_net):
+  del no_attacks
+  config = config_lib.attack_section(protocol='strong', eps=(0.0,))
+  rows = protocols.evaluate(_ensemble(num_samples), moons.x_test[:10],
+                            moons.y_test[:10], config,
+                            surrogate=trained_net if surrogate else None)
+  names = {row['attack'] for row in rows}
+  assert names - transfers == {'random', 'fgsm', 'pgd', 'apgd', 'square',
+                               'worst_case', 'certified'}
+  assert names & {'transfer_half', 'transfer_surrogate'} == transfers
