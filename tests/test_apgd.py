@@ -71,3 +71,68 @@ def test_dlr_loss_is_shift_and_scale_invariant():
   other = np.where(np.eye(5)[labels] > 0, -np.inf, logits[0]).max(-1)
   np.testing.assert_allclose(value, -(true - other) / (top[:, 0] - top[:, 2]),
                              rtol=1e-4)
+
+
+def test_targeted_dlr_matches_its_formula_and_ignores_shift_and_scale():
+  rng = np.random.RandomState(1)
+  logits = rng.normal(size=(1, 6, 5)).astype(np.float32)
+  labels = rng.randint(0, 5, size=6)
+  targets = (labels + 1 + rng.randint(0, 4, size=6)) % 5
+  value = losses.predictive_targeted_dlr(tf.nn.log_softmax(logits), labels,
+                                         targets).numpy()
+  scaled = losses.predictive_targeted_dlr(
+      tf.nn.log_softmax(5.0 * logits - 2.0), labels, targets).numpy()
+  np.testing.assert_allclose(value, scaled, rtol=1e-4)
+  z = logits[0]
+  top = np.sort(z, -1)[:, ::-1]
+  rows = np.arange(6)
+  np.testing.assert_allclose(
+      value, -(z[rows, labels] - z[rows, targets]) /
+      (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3])), rtol=1e-4)
+  with pytest.raises(ValueError, match='at least 4 classes'):
+    losses.predictive_targeted_dlr(tf.zeros([1, 2, 3]), [0, 1], [1, 2])
+
+
+def _five_classes():
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  arch = networks.Architecture.mlp(20, [32], 5)
+  rng = np.random.RandomState(0)
+  ens = ArchitectureEnsemble(
+      arch, [rng.normal(size=(3,) + s).astype(np.float32)
+             for _, s in arch.param_shapes()])
+  x = rng.uniform(size=(60, 20)).astype(np.float32)
+  return ens, x, ens.predict(x).numpy()  # Every image right at the start.
+
+
+def test_targeted_apgd_heads_for_its_target_class():
+  ens, x, y = _five_classes()
+  target = apgd.ranked_class(ens, x, 3).numpy()
+  assert not np.any(target == y)
+  x_adv, _, fooled = apgd.apgd_run(ens, x, y, 0.2, 50, apgd.TARGETED, seed=1,
+                                   targets=target)
+  untargeted = apgd.apgd_run(ens, x, y, 0.2, 50, 'dlr', seed=1)[0]
+  assert fooled.numpy().mean() > 0.8
+  # A run returns its last misclassified iterate (as AutoAttack), not always
+  # in the target class; but the targeted loss lands there far more often
+  # than the untargeted one, which heads for the easiest wrong class.
+  hit = np.mean(ens.predict(x_adv).numpy() == target)
+  assert hit > 0.3
+  assert hit > 2 * np.mean(ens.predict(untargeted).numpy() == target)
+  assert np.abs(x_adv.numpy() - x).max() <= 0.2 + 1e-6
+
+
+def test_targets_only_add_to_the_cascade():
+  ens, x, y = _five_classes()
+  plain = apgd.apgd_cascade(ens, x, y, 0.05, 30, restarts=1, seed=2)
+  targeted = apgd.apgd_cascade(ens, x, y, 0.05, 30, restarts=1, seed=2,
+                               targets=4)
+  assert _accuracy(ens, targeted, y) <= _accuracy(ens, plain, y)
+  assert _accuracy(ens, targeted, y) < _accuracy(ens, plain, y)  # They help.
+
+
+@pytest.mark.parametrize('targets,classes,message', [
+    (1, 3, 'needs at least 4 classes'), (5, 5, 'only 4 classes besides'),
+    (-1, 10, 'apgd_targets=-1')])
+def test_bad_target_counts_are_refused_by_name(targets, classes, message):
+  with pytest.raises(ValueError, match=message):
+    apgd.check_targets(targets, classes)

@@ -227,3 +227,18 @@ def test_hmc_cells_can_start_where_the_original_code_did(whole, tmp_path):
   with pytest.raises(validate.InvalidArgument,
                      match="--config.training.hmc_init='pyro'"):
     config_checks.check(config)
+
+
+def test_apgd_targets_keep_older_cells_digests_until_set():
+  config = _config()
+  cell = grid.cells.grid_cells(config, config.datasets, ('sgd',))[0]
+  default = grid.runner.digest(config, cell)
+  del config.attack['apgd_targets']  # A config from before the setting.
+  assert grid.runner.digest(config, cell) == default
+  config = _config()
+  config.attack.apgd_targets = 9
+  assert grid.runner.digest(config, cell) != default
+  config.attack.apgd_targets = -1
+  with pytest.raises(validate.InvalidArgument,
+                     match='--config.attack.apgd_targets=-1'):
+    config_checks.check(config)

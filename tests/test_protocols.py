@@ -63,3 +63,21 @@ def test_strong_protocol_leaves_out_transfers_without_a_source(
   assert names - transfers == {'random', 'fgsm', 'pgd', 'apgd', 'square',
                                'worst_case', 'certified'}
   assert names & {'transfer_half', 'transfer_surrogate'} == transfers
+
+
+def test_targeted_apgd_is_named_in_its_row_and_refused_without_classes(
+    no_attacks, moons):
+  del no_attacks
+  arch = networks.Architecture.mlp(2, [8], 5)
+  rng = np.random.RandomState(0)
+  five = ArchitectureEnsemble(arch, [rng.normal(size=(2,) + s).astype(
+      np.float32) for _, s in arch.param_shapes()])
+  x = moons.x_test[:10]
+  config = config_lib.attack_section(protocol='strong', eps=(0.0,),
+                                     apgd_targets=4)
+  rows = protocols.evaluate(five, x, five.predict(x).numpy(), config)
+  assert [r['loss'] for r in rows if r['attack'] == 'apgd'] == [
+      'ce+dlr+targeted']
+  # Two classes: refused before any attack runs (they would fail the test).
+  with pytest.raises(ValueError, match='apgd_targets=4'):
+    protocols.evaluate(_ensemble(3), x, moons.y_test[:10], config)

@@ -11,8 +11,10 @@ batch (see `attack_batches`).
 
 Objectives (by name, from `losses`): 'predictive' (cross-entropy of the
 predictive mean, APGD-CE), 'dlr' (difference of log-ratios on the predictive
-log-probabilities, APGD-DLR, at least 3 classes) and 'margin'; all are
-computed from log-probabilities, so none underflows on confident points.
+log-probabilities, APGD-DLR, at least 3 classes), 'margin', and
+'dlr_targeted' (APGD-T: the targeted DLR towards a class per image, at
+least 4 classes); all are computed from log-probabilities, so none
+underflows on confident points.
 """
 
 
@@ -26,6 +28,7 @@ from tfp_robust import validate
 
 RHO = 0.75
 MOMENTUM = 0.75
+TARGETED = 'dlr_targeted'
 
 
 def _schedule(num_steps):
@@ -43,19 +46,25 @@ def _per_example(mask, tensor):
 
 
 def _build_run(ensemble, loss_name, num_steps, eot_iter, compiled=True):
-  """A single APGD run: `(chunk, x, labels, eps, noise)` -> results.
+  """A single APGD run: `(chunk, x, labels, eps, noise, targets)` -> results.
 
+  `targets` (a class per image) is read by the targeted loss only.
   Compiled (one `tf.while_loop`) for the plan that holds every sample in one
   chunk; eager (the same loop, run step by step) for the chunked fallback.
   """
-  loss_fn = losses.get(loss_name)
   first_check, decrement, min_gap = _schedule(num_steps)
 
-  def evaluate(chunk, x_adv, labels):
-    return attack_batches.loss_gradient_prediction(ensemble, chunk, x_adv,
-                                                   labels, loss_fn, eot_iter)
+  def run(chunk, x, labels, eps, noise, targets):
+    if loss_name == TARGETED:
+      loss_fn = lambda log_probs, y: losses.predictive_targeted_dlr(
+          log_probs, y, targets)
+    else:
+      loss_fn = losses.get(loss_name)
 
-  def run(chunk, x, labels, eps, noise):
+    def evaluate(chunk, x_adv, labels):
+      return attack_batches.loss_gradient_prediction(
+          ensemble, chunk, x_adv, labels, loss_fn, eot_iter)
+
     # A uniform direction scaled so its largest component is eps.
     flat_max = tf.reduce_max(tf.abs(tf.reshape(noise, [tf.shape(x)[0], -1])),
                              axis=-1)
@@ -124,7 +133,7 @@ def _build_run(ensemble, loss_name, num_steps, eot_iter, compiled=True):
 
 
 def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
-             seed=0, eot_iter=1):
+             seed=0, eot_iter=1, targets=None):
   """One APGD run from a random start, on every image of `x`.
 
   Args:
@@ -133,9 +142,10 @@ def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
     labels: labels `[B]`.
     eps: L-infinity radius (>= 0).
     num_steps: iterations (AutoAttack uses 100).
-    loss: 'predictive', 'dlr', 'margin' or 'expected'.
+    loss: 'predictive', 'dlr', 'margin', 'expected' or 'dlr_targeted'.
     seed: int or stateless seed `[2]` for the random start.
     eot_iter: evaluations averaged per gradient (for resampling ensembles).
+    targets: for 'dlr_targeted', the target class of each image `[B]`.
 
   Returns:
     `(x_adv, best_loss, fooled)`: per image an iterate that fooled the
@@ -144,12 +154,25 @@ def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
   eps = validate.eps('eps', eps)
   num_steps = validate.integer('num_steps', num_steps, 1)
   eot_iter = validate.integer('eot_iter', eot_iter, 1)
-  losses.get(loss)
+  if loss == TARGETED:
+    if ensemble.num_classes < 4:
+      raise ValueError(f"loss='{TARGETED}' needs at least 4 classes; the "
+                       f'model has {ensemble.num_classes}: use '
+                       f"loss='{dlr_or_margin(ensemble.num_classes)}'.")
+    if targets is None:
+      raise ValueError(f"loss='{TARGETED}' needs targets, a class per "
+                       'image.')
+    _, targets = ensemble_lib.check_inputs(x, ensemble.input_shape, targets,
+                                           ensemble.num_classes)
+  else:
+    losses.get(loss)
   if loss == 'dlr' and ensemble.num_classes < 3:
     raise ValueError("loss='dlr' needs at least 3 classes; use 'margin' for "
                      f'{ensemble.num_classes}.')
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
+  if targets is None:
+    targets = labels  # Read by the targeted loss only.
   seed = seeds.stateless_seed(seed)
   size, chunk = attack_batches.plan(ensemble, int(x.shape[0]))
   compiled = chunk is not None
@@ -162,7 +185,8 @@ def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',
   return attack_batches.map_batches(
       ensemble, x, labels,
       lambda xb, yb, positions: run(chunk, xb, yb, eps_t,
-                                    tf.gather(noise, positions)), size)
+                                    tf.gather(noise, positions),
+                                    tf.gather(targets, positions)), size)
 
 
 def apgd(ensemble, x, labels, eps, num_steps=100, restarts=1,
@@ -185,16 +209,42 @@ def dlr_or_margin(num_classes: int) -> str:
 
 
 
+def ranked_class(ensemble, x, rank: int):
+  """The class of rank `rank` (1: the most probable) in the predictive at x."""
+  predictive = ensemble_lib.predictive_from_log_probs(ensemble.log_probs(x))
+  return tf.math.top_k(predictive, k=rank).indices[:, rank - 1]
+
+
+def check_targets(targets, num_classes: int) -> int:
+  """`targets` APGD-T runs are possible for `num_classes`, or a clear error."""
+  targets = validate.integer('apgd_targets', targets, 0)
+  if targets and num_classes < 4:
+    validate.fail('apgd_targets', targets,
+                  f'targeted DLR needs at least 4 classes; the model has '
+                  f'{num_classes}', 'Set --config.attack.apgd_targets=0.')
+  if targets > num_classes - 1:
+    validate.fail('apgd_targets', targets,
+                  f'there are only {num_classes - 1} classes besides the '
+                  'label', f'Set --config.attack.apgd_targets={num_classes - 1} '
+                  'or fewer.')
+  return targets
+
+
 def apgd_cascade(ensemble, x, labels, eps, num_steps=100, restarts=5, seed=0,
-                 eot_iter=1):
-  """APGD-CE then APGD-DLR (margin for two classes), restarts on survivors.
+                 eot_iter=1, targets=0):
+  """APGD-CE then APGD-DLR (margin for two classes), restarts on survivors,
+  then `targets` APGD-T runs.
 
   Every run attacks only the images no earlier run fooled, as AutoAttack
-  does; per image the strongest input found is kept.
+  does; per image the strongest input found is kept. APGD-T run k (k = 1,
+  ..., `targets`) aims each surviving image at the class of rank k + 1 of
+  its clean predictive (the label being rank 1), one run per target, as
+  AutoAttack's APGD-T.
 
   Returns:
     Adversarial inputs `[B, *input_shape]`.
   """
+  targets = check_targets(targets, ensemble.num_classes)
   worst = attack_batches.WorstCase(ensemble, x, labels)
   seed = seeds.stateless_seed(seed)
   for index, loss in enumerate(('predictive',
@@ -202,4 +252,9 @@ def apgd_cascade(ensemble, x, labels, eps, num_steps=100, restarts=5, seed=0,
     worst.restarts(lambda xs, ys, s, l=loss: apgd_run(
         ensemble, xs, ys, eps, num_steps, l, s, eot_iter)[0], restarts, seed,
                    offset=1000 * index, name=f'APGD-{loss}')
+  for rank in range(2, targets + 2):
+    worst.restarts(lambda xs, ys, s, r=rank: apgd_run(
+        ensemble, xs, ys, eps, num_steps, TARGETED, s, eot_iter,
+        targets=ranked_class(ensemble, xs, r))[0], 1, seed,
+                   offset=2000 + rank, name=f'APGD-T (class of rank {rank})')
   return worst.x_adv

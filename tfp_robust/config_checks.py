@@ -173,6 +173,8 @@ def _attack(section, path='attack'):
               'apgd_steps', 'apgd_restarts', 'square_queries',
               'square_restarts', 'eot_iter'):
     _int(section, path, key, 1)
+  _int(section, path, 'apgd_targets', 0,
+       fix="e.g. 9 (every other class of 10, as AutoAttack's APGD-T), or 0.")
 
 
 def _grid(config):

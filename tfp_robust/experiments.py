@@ -12,6 +12,7 @@ import time
 from absl import logging
 import numpy as np
 
+from tfp_robust import config_lib
 from tfp_robust import evaluation
 from tfp_robust import files
 from tfp_robust import fitting
@@ -72,7 +73,8 @@ def _rows_digest(config, method: str, stage: str, workdir: str,
   the saved ensembles (the method's and the transfer surrogate's)."""
   return files.sha256_json({
       'rows_version': ROWS_VERSION,
-      'config': json.loads(config.to_json_best_effort()),
+      'config': config_lib.digest_view(
+          json.loads(config.to_json_best_effort())),
       'method': method, 'stage': stage,
       'ensemble': fitting.saved_fingerprint(config, method, workdir),
       'surrogate': (fitting.saved_fingerprint(config, 'sgd', workdir)

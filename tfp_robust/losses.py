@@ -18,6 +18,8 @@ twice. Each returns one value per example, `[B]`, that an attacker maximises.
   log-probabilities, -(z_y - max_{j != y} z_j) / (z_(1) - z_(3)), with z
   sorted descending; invariant to shifts and scales of z, so a model that
   scales its logits cannot hide behind it. Needs at least 3 classes.
+- `predictive_targeted_dlr` (APGD-T, not in `LOSSES`: it also takes a
+  target class per example).
 """
 
 import tensorflow as tf
@@ -70,6 +72,23 @@ def predictive_dlr(log_probs, labels):
   wrong = tf.where(tf.one_hot(labels, predictive.shape[-1]) > 0,
                    tf.constant(-float('inf'), predictive.dtype), predictive)
   return -(true - tf.reduce_max(wrong, -1)) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def predictive_targeted_dlr(log_probs, labels, targets):
+  """Targeted DLR (APGD-T) on the predictive log-probabilities, `[B]`.
+
+  -(z_y - z_t) / (z_(1) - (z_(3) + z_(4)) / 2), z sorted descending: rises
+  as the target class `targets` `[B]` overtakes the label. Needs at least 4
+  classes.
+  """
+  predictive = _predictive(log_probs)
+  if predictive.shape[-1] is not None and predictive.shape[-1] < 4:
+    raise ValueError('The targeted DLR loss needs at least 4 classes.')
+  top = tf.math.top_k(predictive, k=4).values
+  true = _log_prob_of_label(predictive, labels)
+  target = _log_prob_of_label(predictive, targets)
+  return -(true - target) / (
+      top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
 
 
 LOSSES = {

@@ -8,8 +8,9 @@ protocol made it.
   config (`expected` is the paper's Eq. 2).
 - `strong`: what a careful reviewer asks for. APGD (Croce and Hein 2020)
   on the cross-entropy of the predictive, then on DLR (margin for two
-  classes), each with restarts, every later run only on the images still
-  standing; the Square attack (gradient-free); transfer attacks crafted on a
+  classes), each with restarts, then (with `apgd_targets` > 0) targeted
+  APGD-DLR towards each of that many other classes, every later run only on
+  the images still standing; the Square attack (gradient-free); transfer attacks crafted on a
   disjoint half of the posterior samples and on a deterministic surrogate;
   the paper's FGSM and PGD and random noise for the sanity checks; and a
   `worst_case` row: per image, the strongest input any of them found. With
@@ -79,9 +80,11 @@ def _paper_attacks(config):
   return [entry for entry in out if entry[0] in wanted]
 
 
-def _strong_attacks(config, surrogate, num_samples):
+def _strong_attacks(config, surrogate, num_samples, num_classes):
   """The strong protocol's attacks; a transfer attack without a source (one
   posterior sample, or no surrogate) is left out."""
+  targets = apgd_lib.check_targets(_setting(config, 'apgd_targets', 0),
+                                   num_classes)
   steps = int(_setting(config, 'pgd_steps', 15))
   queries = int(_setting(config, 'square_queries', 1000))
   square_restarts = int(_setting(config, 'square_restarts', 1))
@@ -94,10 +97,12 @@ def _strong_attacks(config, surrogate, num_samples):
           e, x, y, eps, num_steps=steps, loss='expected', seed=s)),
       ('pgd', 'predictive', lambda e, x, y, eps, s: attacks.pgd(
           e, x, y, eps, num_steps=steps, loss='predictive', seed=s)),
-      ('apgd', 'ce+dlr', lambda e, x, y, eps, s: apgd_lib.apgd_cascade(
-          e, x, y, eps, int(_setting(config, 'apgd_steps', 100)),
-          int(_setting(config, 'apgd_restarts', 5)), [s, 3],
-          int(_setting(config, 'eot_iter', 1)) if e.resamples else 1)),
+      ('apgd', 'ce+dlr+targeted' if targets else 'ce+dlr',
+       lambda e, x, y, eps, s: apgd_lib.apgd_cascade(
+           e, x, y, eps, int(_setting(config, 'apgd_steps', 100)),
+           int(_setting(config, 'apgd_restarts', 5)), [s, 3],
+           int(_setting(config, 'eot_iter', 1)) if e.resamples else 1,
+           targets)),
       ('square', 'margin', lambda e, x, y, eps, s: square_lib.square(
           e, x, y, eps, queries, square_restarts, seed=[s, 5])),
   ]
@@ -146,7 +151,8 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
   radii = [validate.eps('eps', eps)
            for eps in _setting(config, 'eps', (0.1,))]
   chosen = (_paper_attacks(config) if protocol == 'paper'
-            else _strong_attacks(config, surrogate, ensemble.num_samples))
+            else _strong_attacks(config, surrogate, ensemble.num_samples,
+                                 ensemble.num_classes))
   clean_log_probs = ensemble.log_probs(x)
   gradient_evidence = checks.gradient_findings(ensemble, x, y)
   gradient_statistics = checks.gradient_statistics(gradient_evidence)

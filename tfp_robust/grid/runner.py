@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 from absl import logging
 import numpy as np
 
+from tfp_robust import config_lib
 from tfp_robust import data as data_lib
 from tfp_robust import files
 from tfp_robust import hmc
@@ -40,11 +41,7 @@ def digest(grid_config, cell: cells_lib.Cell) -> str:
             for k, v in grid_config.items()
             if k in ('seed', 'num_train', 'num_test', 'attack', 'training',
                      'protocols', 'data_dir')}
-  if shared.get('training', {}).get('hmc_init') == 'he_normal':
-    # The start every grid used before the setting existed: cells written
-    # then keep their digest.
-    shared['training'] = {k: v for k, v in shared['training'].items()
-                          if k != 'hmc_init'}
+  shared = config_lib.digest_view(shared)  # Older cells keep their digest.
   text = json.dumps([shared, cell.method, cell.dataset, list(cell.values)],
                     sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()
