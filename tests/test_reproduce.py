@@ -4,6 +4,7 @@ No real experiment runs here: the runner is tested on fake steps (a tiny
 script standing in for a binary), the real step list by what it names.
 """
 
+import ast
 import json
 import os
 import re
@@ -82,7 +83,9 @@ def test_every_step_wires_flags_its_binary_and_config_know(scale):
         for key in path:
           section = section[key]
         assert field in section, (step.name, flag)
-        section[field] = value
+        # As config_flags parses it: a tuple field takes a Python literal.
+        section[field] = (ast.literal_eval(value)
+                          if isinstance(section[field], tuple) else value)
       else:
         assert name in defined, (step.name, flag)
         if name == 'methods':
