@@ -11,14 +11,14 @@ from tfp_robust import protocols
 from tfp_robust import square
 from tfp_robust.ensemble import ArchitectureEnsemble
 
+from conftest import random_params
+
 TINY = networks.Architecture.mlp(2, [8], 2)
 
 
-def _ensemble(num_samples):
-  rng = np.random.RandomState(0)
+def _ensemble(num_samples, architecture=TINY):
   return ArchitectureEnsemble(
-      TINY, [rng.normal(size=(num_samples,) + s).astype(np.float32)
-             for _, s in TINY.param_shapes()])
+      architecture, random_params(architecture, num_samples, scale=1.0))
 
 
 def _never(*args, **kwargs):
@@ -68,10 +68,7 @@ def test_strong_protocol_leaves_out_transfers_without_a_source(
 def test_targeted_apgd_is_named_in_its_row_and_refused_without_classes(
     no_attacks, moons):
   del no_attacks
-  arch = networks.Architecture.mlp(2, [8], 5)
-  rng = np.random.RandomState(0)
-  five = ArchitectureEnsemble(arch, [rng.normal(size=(2,) + s).astype(
-      np.float32) for _, s in arch.param_shapes()])
+  five = _ensemble(2, networks.Architecture.mlp(2, [8], 5))
   x = moons.x_test[:10]
   config = config_lib.attack_section(protocol='strong', eps=(0.0,),
                                      apgd_targets=4)

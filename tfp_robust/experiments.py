@@ -132,9 +132,10 @@ def attack_saved(config, methods, workdir: str, stage: str = 'attacks'):
                    len(method_rows), stage, protocol, path)
       rows += method_rows
       continue
-    method_rows, inputs = _rows_by_eps(config, method, workdir, path, digest,
+    method_rows, loaded = _rows_by_eps(config, method, workdir, path, digest,
                                        surrogate if use_surrogate else None)
-    ensemble, _, x, y = inputs()
+    ensemble, _, x, y = loaded or _attack_inputs(
+        config, method, workdir, int(config.attack.num_points))
     write_evaluation_summaries(
         summaries.run_dir(workdir, config.dataset, method,
                           f'{stage}_{protocol}'),
@@ -162,26 +163,21 @@ def _rows_by_eps(config, method, workdir, path, digest, surrogate):
   radius gives the same rows whether the run before it was interrupted.
 
   Returns:
-    `(rows, inputs)`: `inputs()` gives the loaded `(ensemble, extra, x, y)`.
+    `(rows, loaded)`: `loaded` is the `(ensemble, extra, x, y)` last used,
+    None when every radius was read from its file.
   """
-  loaded = []
-
-  def inputs(fresh=False):
-    if not loaded or (fresh and loaded[0][0].resamples):
-      loaded[:] = [_attack_inputs(config, method, workdir,
-                                  int(config.attack.num_points))]
-    return loaded[0]
-
   radii = list(config.attack.eps)
-  rows, attacked = [], False
+  rows, loaded = [], None
   for index, eps in enumerate(radii):
     eps_path = _eps_path(path, eps)
     eps_digest = files.sha256_json({'method': digest, 'eps': float(eps)})
     eps_rows = _finished_rows(eps_path, eps_digest)
     if eps_rows is None:
       start = time.time()
-      ensemble, extra, x, y = inputs(fresh=attacked)
-      attacked = True
+      if loaded is None or loaded[0].resamples:
+        loaded = _attack_inputs(config, method, workdir,
+                                int(config.attack.num_points))
+      ensemble, extra, x, y = loaded
       one = config.attack.copy_and_resolve_references()
       one.eps = (eps,)
       eps_rows = evaluation.attack_rows(
@@ -202,7 +198,7 @@ def _rows_by_eps(config, method, workdir, path, digest, surrogate):
       logging.info('%s: eps %g finished earlier, read from %s.', method, eps,
                    eps_path)
     rows += eps_rows
-  return rows, inputs
+  return rows, loaded
 
 
 def gradient_figures(config, methods, workdir: str):
