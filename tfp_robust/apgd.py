@@ -225,8 +225,9 @@ def check_targets(targets, num_classes: int) -> int:
   if targets > num_classes - 1:
     validate.fail('apgd_targets', targets,
                   f'there are only {num_classes - 1} classes besides the '
-                  'label', f'Set --config.attack.apgd_targets={num_classes - 1} '
-                  'or fewer.')
+                  'label',
+                  f'Set --config.attack.apgd_targets={num_classes - 1} or '
+                  'fewer.')
   return targets
 
 

@@ -10,12 +10,12 @@ protocol made it.
   on the cross-entropy of the predictive, then on DLR (margin for two
   classes), each with restarts, then (with `apgd_targets` > 0) targeted
   APGD-DLR towards each of that many other classes, every later run only on
-  the images still standing; the Square attack (gradient-free); transfer attacks crafted on a
-  disjoint half of the posterior samples and on a deterministic surrogate;
-  the paper's FGSM and PGD and random noise for the sanity checks; and a
-  `worst_case` row: per image, the strongest input any of them found. With
-  an ensemble that resamples on every call, every gradient averages
-  `eot_iter` calls (expectation over transformation).
+  the images still standing; the Square attack (gradient-free); transfer
+  attacks crafted on a disjoint half of the posterior samples and on a
+  deterministic surrogate; the paper's FGSM and PGD and random noise for
+  the sanity checks; and a `worst_case` row: per image, the strongest input
+  any of them found. With an ensemble that resamples on every call, every
+  gradient averages `eot_iter` calls (expectation over transformation).
 
 Each gradient-free and transfer attack runs on every image (not only the ones
 APGD left), so its own accuracy is known and the checks can compare it with
