@@ -8,6 +8,7 @@ BUILD_NOTES), so their TensorFlow state is kept out of the shared process.
 
 import copy
 import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -54,6 +55,26 @@ def test_killed_run_resumes_with_the_same_table(trained, monkeypatch):
   again, again_summary = experiments.attack_saved(config, ['sgd'], workdir)
   pd.testing.assert_frame_equal(first, again)
   pd.testing.assert_frame_equal(summary, again_summary)
+
+
+@isolation.fresh_process
+def test_rows_survive_a_retrain_to_the_same_weights(trained, monkeypatch):
+  # After a machine change or a deleted checkpoint, training again from the
+  # same seed gives the same weights but another description (its wall
+  # time): the saved rows still belong to it.
+  config, workdir = trained
+  first, _ = experiments.attack_saved(config, ['sgd'], workdir)
+  saved = os.path.join(fitting.ensemble_dir(workdir, 'mnist', 'sgd'),
+                       'ensemble.json')
+  with open(saved) as f:
+    description = f.read()
+  shutil.rmtree(os.path.dirname(saved))
+  fitting.ensure_trained(config, ['sgd'], workdir)
+  with open(saved) as f:
+    assert f.read() != description  # fit_seconds differs
+  monkeypatch.setattr(evaluation, 'attack_rows', _no_attacks)
+  again, _ = experiments.attack_saved(config, ['sgd'], workdir)
+  pd.testing.assert_frame_equal(first, again)
 
 
 @isolation.fresh_process

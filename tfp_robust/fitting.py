@@ -239,13 +239,18 @@ def _saved_dir(config, method: str, workdir: str) -> str:
 
 
 def saved_fingerprint(config, method: str, workdir: str) -> str:
-  """SHA-256 of what `load_trained(config, method, workdir)` reads: the saved
-  ensemble's description (which holds its weights' digests) and, for an
-  evaluation view, the variational model's. It changes whenever the method
-  is trained again."""
+  """SHA-256 of what `load_trained(config, method, workdir)` evaluates: the
+  saved ensemble's architecture, method, sample count and weight files'
+  digests and, for an evaluation view, the variational model's description.
+
+  It changes whenever the weights change, and only then: the description's
+  fit facts (wall times among them) and code version are left out, so an
+  ensemble retrained bit for bit from the same seed (after a machine change,
+  or with its checkpoint deleted to save disk) keeps its saved rows.
+  """
   base = VIEWS.get(method, method)
-  parts = [files.sha256_file(os.path.join(_saved_dir(config, base, workdir),
-                                          ensemble_lib.DESCRIPTION_FILE))]
+  parts = [_weights_fingerprint(os.path.join(
+      _saved_dir(config, base, workdir), ensemble_lib.DESCRIPTION_FILE))]
   if method in VIEWS:
     # Missing, it is `load_trained`'s error to report.
     variational = os.path.join(workdir, config.dataset, base, 'variational',
@@ -253,6 +258,24 @@ def saved_fingerprint(config, method: str, workdir: str) -> str:
     parts.append(files.sha256_file(variational)
                  if os.path.exists(variational) else None)
   return files.sha256_json(parts)
+
+
+def _weights_fingerprint(description_path: str) -> str:
+  """The part of a saved ensemble's description that decides its outputs;
+  the whole file's SHA-256 when it holds no weight digests (saved before
+  they existed, or not a description: `load` reports that)."""
+  try:
+    with open(description_path, 'rb') as f:
+      description = json.loads(f.read())
+    identity = {key: description[key]
+                for key in ('architecture', 'method', 'num_samples')}
+    identity['files'] = description['digest']['files']
+    if not isinstance(identity['files'], dict):
+      raise TypeError('weight digests are not a mapping')
+  except (OSError, ValueError, KeyError, TypeError):
+    return files.sha256_file(description_path)
+  return files.sha256_json(identity)
+
 
 def ensure_trained(config, methods, workdir: str) -> None:
   """Trains (and saves) each method that has no saved ensemble yet.
