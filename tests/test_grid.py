@@ -182,6 +182,35 @@ def test_figure4_plots_the_grid(whole):
              for axis in figure.axes)
 
 
+def test_figure4_under_the_strong_protocol_plots_its_worst_case(tmp_path):
+  # The strong figure's second row is the per-image worst case that a real
+  # strong cell writes (it read a column no cell has, and came out with the
+  # paper's row alone, in session 12's run).
+  from tfp_robust import plots
+  config = _config()
+  config.methods = ('sgd',)
+  config.sgd.epochs = (1,)
+  config.protocols = ('paper', 'strong')
+  config.attack.apgd_steps, config.attack.apgd_restarts = 5, 1
+  config.attack.square_queries = 20
+  frame = _run(config, tmp_path)
+  figure = plots.figure4(frame, 'mnist', 'strong')
+  labels = [axis.get_ylabel() for axis in figure.axes]
+  assert len(figure.axes) == 6
+  assert labels[3] == 'adversarial accuracy (strong, worst case)'
+  worst = frame['strong_worst_case_all_acc']
+  assert worst.between(0, 1).all()
+  assert (worst <= frame['strong_pgd_expected_acc']).all()
+  # A table with no cell under a protocol has no figure for it; one whose
+  # protocol columns lack the plotted ones is refused by name.
+  assert plots.figure4(frame.drop(columns=[
+      c for c in frame.columns if c.startswith('strong_')]), 'mnist',
+                       'strong') is None
+  with pytest.raises(ValueError, match='strong_worst_case_all_acc'):
+    plots.figure4(frame.drop(columns=['strong_worst_case_all_acc']), 'mnist',
+                  'strong')
+
+
 def test_in_process_asks_for_a_fresh_process_near_the_map_limit(whole,
                                                                   tmp_path):
   use = grid.executors.memory_map_use()

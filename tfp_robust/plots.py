@@ -287,7 +287,8 @@ def figure4(frame, dataset: str, protocol: str = 'paper'):
 
   Row 1 is the paper's measure (1 - softmax difference under FGSM); row 2
   adversarial accuracy (PGD under the paper protocol, the per-image worst
-  case under the strong one). Columns: HMC beside SGD, VI beside SGD, and
+  case of every attack under the strong one), both from the protocol's own
+  columns. Columns: HMC beside SGD, VI beside SGD, and
   boxplots of the measure by hidden width for the BNNs.
 
   Args:
@@ -296,17 +297,31 @@ def figure4(frame, dataset: str, protocol: str = 'paper'):
     protocol: 'paper' or 'strong'.
 
   Returns:
-    A matplotlib figure, or None when the table has no column to plot.
+    A matplotlib figure, or None when no cell of the table ran `protocol`
+    at a single radius.
+
+  Raises:
+    ValueError: when the table has the protocol's columns but not the two
+      plotted.
   """
-  measures = [('paper_fgsm_expected_softmax_robustness',
+  # Column names as `grid.runner` builds them: <protocol>_<attack>_<loss>.
+  measures = [(f'{protocol}_fgsm_expected_softmax_robustness',
                'robustness (1 - softmax diff., FGSM)'),
-              ('paper_pgd_expected_acc' if protocol == 'paper' else
-               'strong_worst_case_none_acc',
+              (f'{protocol}_pgd_expected_acc' if protocol == 'paper' else
+               f'{protocol}_worst_case_all_acc',
                'adversarial accuracy (PGD)' if protocol == 'paper' else
                'adversarial accuracy (strong, worst case)')]
-  measures = [(c, label) for c, label in measures if c in frame.columns]
-  if not measures:
+  if not any(c.startswith(f'{protocol}_') and '@' not in c
+             for c in frame.columns):
+    # No cell ran the protocol, or each ran several radii (columns
+    # `..._acc@<eps>`), for which the figure is not defined.
     return None
+  missing = [c for c, _ in measures if c not in frame.columns]
+  if missing:
+    raise ValueError(
+        f'The grid table has {protocol!r} columns but not {missing}; it '
+        f'holds {sorted(c for c in frame.columns if c.startswith(protocol))}. '
+        'Merge the grid again with this version of tfp_robust.')
   figure, axes = plt.subplots(len(measures), 3,
                               figsize=(11, 3.4 * len(measures)),
                               squeeze=False)
