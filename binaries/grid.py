@@ -10,7 +10,9 @@ the longest chain, SGD and VI epochs are checkpoints of the longest run); the
 plan's counts are printed first. Each cell is written atomically to
 <workdir>/cells/ and skipped when the grid runs again, so a killed grid
 resumes. The merge writes <workdir>/grid.{csv,md}, Figure 4 per dataset and
-protocol, and HParams for TensorBoard.
+protocol, figure4_answers.{csv,md} (the paper's Figure 4 claims measured:
+domination, rank correlation with accuracy and with width) and HParams for
+TensorBoard.
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
@@ -21,6 +23,7 @@ from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+import pandas as pd
 
 from tfp_robust import config_checks
 from tfp_robust import files
@@ -82,6 +85,10 @@ def main(argv):
     logging.info('%d of %d cells are not finished yet (other shards?).',
                  missing, len(cells))
   if not frame.empty:
+    answers = grid.answers.answers(frame, config.protocols)
+    if answers:
+      reports.write_table(pd.DataFrame(answers),
+                          os.path.join(workdir, 'figure4_answers'))
     for dataset in frame['dataset'].unique():
       for protocol in config.protocols:
         figure = plots.figure4(frame[frame['dataset'] == dataset], dataset,

@@ -197,7 +197,7 @@ def test_figure4_under_the_strong_protocol_plots_its_worst_case(tmp_path):
   figure = plots.figure4(frame, 'mnist', 'strong')
   labels = [axis.get_ylabel() for axis in figure.axes]
   assert len(figure.axes) == 6
-  assert labels[3] == 'adversarial accuracy (strong, worst case)'
+  assert labels[3] == 'adversarial accuracy (worst case)'
   worst = frame['strong_worst_case_all_acc']
   assert worst.between(0, 1).all()
   assert (worst <= frame['strong_pgd_expected_acc']).all()

@@ -304,13 +304,8 @@ def figure4(frame, dataset: str, protocol: str = 'paper'):
     ValueError: when the table has the protocol's columns but not the two
       plotted.
   """
-  # Column names as `grid.runner` builds them: <protocol>_<attack>_<loss>.
-  measures = [(f'{protocol}_fgsm_expected_softmax_robustness',
-               'robustness (1 - softmax diff., FGSM)'),
-              (f'{protocol}_pgd_expected_acc' if protocol == 'paper' else
-               f'{protocol}_worst_case_all_acc',
-               'adversarial accuracy (PGD)' if protocol == 'paper' else
-               'adversarial accuracy (strong, worst case)')]
+  from tfp_robust.grid import answers  # pylint: disable=g-import-not-at-top
+  measures = answers.measures(protocol)
   if not any(c.startswith(f'{protocol}_') and '@' not in c
              for c in frame.columns):
     # No cell ran the protocol, or each ran several radii (columns

@@ -195,6 +195,7 @@ STEPS: Tuple[Step, ...] = (
     Step(name='figure4', group='figure4', binary='grid.py',
          config='figure4.py:{scale}', workdir='figure4', takes_executor=True,
          flags=('--config.protocols=("paper","strong")',),
+         tables=('figure4_answers.md',),
          figures=('figure4_*.png',), links=('grid.md',),
          about='Every cell of the HMC, SGD and VI grids (the paper\'s '
          'Tables 5-7) on both datasets, trained and attacked under the '

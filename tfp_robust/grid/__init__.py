@@ -4,9 +4,10 @@
 training serves (the shared-work plan); `runner` trains one group and
 evaluates each of its cells into an atomic result file; `executors` run the
 groups in process, as Ray tasks, or as one shard of many; `merge` builds
-the table.
+the table, and `answers` measures Figure 4's claims on it.
 """
 
+from tfp_robust.grid import answers
 from tfp_robust.grid import cells
 from tfp_robust.grid import executors
 from tfp_robust.grid import merge
