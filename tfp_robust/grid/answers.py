@@ -75,12 +75,12 @@ def answers(frame, protocols: Sequence[str]) -> List[Dict]:
       for column, name in measures(protocol):
         if column not in data.columns:
           continue
-        data_m = data.dropna(subset=[column, 'clean_accuracy'])
-        plane = {m: data_m[data_m['method'] == m][['clean_accuracy',
+        rated = data.dropna(subset=[column, 'clean_accuracy'])
+        plane = {m: rated[rated['method'] == m][['clean_accuracy',
                                                     column]].values
-                 for m in dict.fromkeys(data_m['method'])}
+                 for m in dict.fromkeys(rated['method'])}
         for method, points in plane.items():
-          part = data_m[data_m['method'] == method]
+          part = rated[rated['method'] == method]
           row = {'dataset': dataset, 'protocol': protocol, 'measure': name,
                  'method': method, 'cells': len(part),
                  'median': float(part[column].median())}
