@@ -76,8 +76,8 @@ def answers(frame, protocols: Sequence[str]) -> List[Dict]:
         if column not in data.columns:
           continue
         rated = data.dropna(subset=[column, 'clean_accuracy'])
-        plane = {m: rated[rated['method'] == m][['clean_accuracy',
-                                                    column]].values
+        columns = ['clean_accuracy', column]
+        plane = {m: rated[rated['method'] == m][columns].values
                  for m in dict.fromkeys(rated['method'])}
         for method, points in plane.items():
           part = rated[rated['method'] == method]
