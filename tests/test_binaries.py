@@ -165,6 +165,15 @@ def test_curves_binary_gives_both_protocols_and_the_certified_band(tmp_path):
   assert worst[('sgd', 1.0)] <= 0.05
   assert (tmp_path / 'mnist' / 'curves.png').stat().st_size > 5000
   assert 'eps_one_breaks_everything_sgd_strong' in out
+  # The band: certified <= strongest attack at every radius, gap stated.
+  band = pd.read_csv(tmp_path / 'mnist' / 'curves_band.csv')
+  assert len(band) == 6
+  assert (band['certified'] <= band['strongest'] + 1e-9).all()
+  assert (band['gap'] == band['strongest'] - band['certified']).all()
+  sgd = band.set_index(['method', 'eps']).loc[('sgd', 0.1)]
+  assert sgd['strongest'] <= worst[('sgd', 0.1)]
+  assert sgd['strongest'] <= sgd['paper_pgd']
+  assert sgd['strongest_by'].split('/')[0] in ('paper', 'strong')
 
 
 def test_evaluate_binary_takes_every_model_form(tmp_path):

@@ -73,6 +73,50 @@ def summary_table(rows: List[Dict], fit_info: Optional[Dict[str, Dict]] = None):
   return pd.DataFrame(table)
 
 
+def curve_band(rows):
+  """Per method and eps, the interval the true robust accuracy lies in.
+
+  Below it the certified (IBP) accuracy, which no attack can go under;
+  above it the strongest attack's accuracy, minimum over every attack row of
+  both protocols; the gap between them is what neither side settles. The
+  paper's own PGD (expected loss) is beside them.
+
+  Args:
+    rows: the robustness curves' rows (`experiments.robustness_curves`):
+      `method`, `protocol`, `attack`, `loss`, `eps`, `clean_accuracy`,
+      `adversarial_accuracy`.
+
+  Returns:
+    A DataFrame, one row per (method, eps) in the rows' order: `clean`,
+    `paper_pgd`, `strongest`, `strongest_by` (protocol/attack/loss),
+    `certified` (NaN where the backend has no bound) and `gap`.
+  """
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  frame = pd.DataFrame(rows)
+  table = []
+  for (method, eps), group in frame.groupby(['method', 'eps'], sort=False):
+    attacked = group[~group['attack'].isin(['certified', 'random'])]
+    certified = group[group['attack'] == 'certified']['adversarial_accuracy']
+    paper_pgd = group[(group['protocol'] == 'paper') &
+                      (group['attack'] == 'pgd') &
+                      (group['loss'] == 'expected')]['adversarial_accuracy']
+    entry = {'method': method, 'eps': float(eps),
+             'clean': float(group['clean_accuracy'].iloc[0]),
+             'paper_pgd': float(paper_pgd.min()) if len(paper_pgd) else
+                          float('nan')}
+    if len(attacked):
+      best = attacked.loc[attacked['adversarial_accuracy'].idxmin()]
+      entry['strongest'] = float(best['adversarial_accuracy'])
+      entry['strongest_by'] = f"{best['protocol']}/{best['attack']}/{best['loss']}"
+    else:
+      entry['strongest'], entry['strongest_by'] = float('nan'), ''
+    entry['certified'] = (float(certified.max()) if len(certified) else
+                          float('nan'))
+    entry['gap'] = entry['strongest'] - entry['certified']
+    table.append(entry)
+  return pd.DataFrame(table)
+
+
 RHAT_THRESHOLD = 1.1
 
 

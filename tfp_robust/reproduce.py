@@ -154,6 +154,7 @@ def _curves(dataset: str) -> Step:
   return Step(
       name=f'curves_{dataset}', group='curves', binary='curves.py',
       config='curves.py:{scale}', flags=flags, workdir='table1',
+      tables=(f'{dataset}/curves_band.md',),
       figures=(f'{dataset}/curves.png',),
       links=(f'{dataset}/curves.md', f'{dataset}/curve_checks.md'),
       about=f'{_DATASET_NAMES[dataset]}: SGD, a deep ensemble, and Table 1\'s '
