@@ -63,3 +63,20 @@ def test_a_protocol_no_cell_ran_has_no_rows():
   assert answers.answers(_frame(), ('strong',)) == []
   rows = answers.answers(_frame(), ('paper', 'strong'))
   assert {r['protocol'] for r in rows} == {'paper'}
+
+
+def test_a_measure_the_protocols_share_is_given_once():
+  frame = _frame()
+  frame['strong_fgsm_expected_softmax_robustness'] = frame[
+      'paper_fgsm_expected_softmax_robustness']
+  frame['strong_worst_case_all_acc'] = frame['paper_pgd_expected_acc'] / 2
+  rows = pd.DataFrame(answers.answers(frame, ('paper', 'strong')))
+  per = rows.groupby(['protocol', 'measure']).size()
+  assert set(per.index) == {
+      ('paper', 'softmax robustness (FGSM)'),
+      ('paper', 'adversarial accuracy (PGD)'),
+      ('strong', 'adversarial accuracy (worst case)')}
+  # Not equal cell for cell: given under each protocol.
+  frame.loc[0, 'strong_fgsm_expected_softmax_robustness'] = 0.0
+  rows = pd.DataFrame(answers.answers(frame, ('paper', 'strong')))
+  assert len(rows[rows['measure'] == 'softmax robustness (FGSM)']) == 6

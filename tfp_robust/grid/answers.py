@@ -66,15 +66,23 @@ def answers(frame, protocols: Sequence[str]) -> List[Dict]:
     `dominated_by_vi` (SGD), `spearman_accuracy`, `spearman_width` and
     `median_by_width` ('width: median; ...'). Measures whose column the
     table lacks (a protocol no cell ran, or several radii per cell) are
-    left out.
+    left out, and a measure equal cell for cell to one already given (the
+    FGSM softmax robustness is the same attack under both protocols) is
+    given once, under the first protocol.
   """
   rows = []
   for dataset in dict.fromkeys(frame['dataset']):
     data = frame[frame['dataset'] == dataset]
+    given = {}  # measure name -> its values, to give a repeated one once
     for protocol in protocols:
       for column, name in measures(protocol):
         if column not in data.columns:
           continue
+        values = data[column].to_numpy(float)
+        if name in given and np.array_equal(values, given[name],
+                                            equal_nan=True):
+          continue
+        given[name] = values
         rated = data.dropna(subset=[column, 'clean_accuracy'])
         columns = ['clean_accuracy', column]
         plane = {m: rated[rated['method'] == m][columns].values
