@@ -249,8 +249,8 @@ def saved_fingerprint(config, method: str, workdir: str) -> str:
   or with its checkpoint deleted to save disk) keeps its saved rows.
   """
   base = VIEWS.get(method, method)
-  parts = [_weights_fingerprint(os.path.join(
-      _saved_dir(config, base, workdir), ensemble_lib.DESCRIPTION_FILE))]
+  parts = [ensemble_lib.weights_fingerprint(
+      _saved_dir(config, base, workdir))]
   if method in VIEWS:
     # Missing, it is `load_trained`'s error to report.
     variational = os.path.join(workdir, config.dataset, base, 'variational',
@@ -258,23 +258,6 @@ def saved_fingerprint(config, method: str, workdir: str) -> str:
     parts.append(files.sha256_file(variational)
                  if os.path.exists(variational) else None)
   return files.sha256_json(parts)
-
-
-def _weights_fingerprint(description_path: str) -> str:
-  """The part of a saved ensemble's description that decides its outputs;
-  the whole file's SHA-256 when it holds no weight digests (saved before
-  they existed, or not a description: `load` reports that)."""
-  try:
-    with open(description_path, 'rb') as f:
-      description = json.loads(f.read())
-    identity = {key: description[key]
-                for key in ('architecture', 'method', 'num_samples')}
-    identity['files'] = description['digest']['files']
-    if not isinstance(identity['files'], dict):
-      raise TypeError('weight digests are not a mapping')
-  except (OSError, ValueError, KeyError, TypeError):
-    return files.sha256_file(description_path)
-  return files.sha256_json(identity)
 
 
 def ensure_trained(config, methods, workdir: str) -> None:

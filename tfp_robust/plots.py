@@ -313,9 +313,10 @@ def figure4(frame, dataset: str, protocol: str = 'paper'):
     return None
   missing = [c for c, _ in measures if c not in frame.columns]
   if missing:
+    held = sorted(c for c in frame.columns if c.startswith(f'{protocol}_'))
     raise ValueError(
         f'The grid table has {protocol!r} columns but not {missing}; it '
-        f'holds {sorted(c for c in frame.columns if c.startswith(protocol))}. '
+        f'holds {held}. '
         'Merge the grid again with this version of tfp_robust.')
   figure, axes = plt.subplots(len(measures), 3,
                               figsize=(11, 3.4 * len(measures)),

@@ -16,6 +16,7 @@
 from tfp_robust.ensemble.architecture import ArchitectureEnsemble
 from tfp_robust.ensemble.architecture import DESCRIPTION_FILE
 from tfp_robust.ensemble.architecture import stack
+from tfp_robust.ensemble.architecture import weights_fingerprint
 from tfp_robust.ensemble.base import check_inputs
 from tfp_robust.ensemble.base import chunk_bounds
 from tfp_robust.ensemble.base import DEFAULT_MEMORY_BUDGET_BYTES

@@ -224,6 +224,26 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
 
 
 _DIGEST_KEY = 'digest'
+
+
+def weights_fingerprint(directory: str) -> str:
+  """SHA-256 of what decides a saved ensemble's outputs: its architecture,
+  method, sample count and weight files' digests, not its fit facts or the
+  code version; the description file's own SHA-256 when it holds no weight
+  digests (saved before they existed, or not a description: `load` says
+  which)."""
+  path = os.path.join(directory, DESCRIPTION_FILE)
+  try:
+    with open(path, 'rb') as f:
+      description = json.loads(f.read())
+    identity = {key: description[key]
+                for key in ('architecture', 'method', 'num_samples')}
+    identity['files'] = description[_DIGEST_KEY]['files']
+    if not isinstance(identity['files'], dict):
+      raise TypeError('weight digests are not a mapping')
+  except (OSError, ValueError, KeyError, TypeError):
+    return files.sha256_file(path)
+  return files.sha256_json(identity)
 _RESAVE = ('Restore the ensemble directory from a good copy, or retrain '
            '(e.g. with binaries/train.py).')
 
