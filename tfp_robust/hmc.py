@@ -41,7 +41,11 @@ class HMCConfig:
     num_burnin_steps: warm-up steps, during which the step size adapts.
     num_leapfrog_steps: leapfrog steps per proposal.
     step_size: initial step size for the adaptation.
-    thinning: keep every `thinning`-th state after warm-up.
+    thinning: keep every `thinning`-th state after warm-up. A jittered or
+      adapted trajectory then holds every state of a segment in memory
+      (thinning times a kept segment's), so that the leapfrog count is
+      taken over every iteration, not over the kept ones' share of the
+      jitter sequence.
     num_chains: independent chains, run at once.
     target_accept_prob: acceptance rate the adaptation aims for.
     prior_scale: standard deviation of the Gaussian prior on every weight.

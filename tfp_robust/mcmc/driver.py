@@ -430,17 +430,30 @@ def _carried_chain(kernel, config):
   out with the samples, so the adapted settings stay in force.
   """
   compiled = {}
+  thinning = config.thinning
+  # A jittered trajectory's length follows a Halton sequence over the
+  # iterations, so with thinning the kept iterations fall on one part of
+  # it (u below or above 1/2 for thinning 2) and their leapfrog counts are
+  # not the run's: trace every iteration and thin the states here.
+  every_iteration = thinning > 1 and kernels.is_jittered(config)
 
   def run(state, results, num_results, seed):
     if num_results not in compiled:
       @tf.function(jit_compile=config.jit_compile)
       def chain(state, results, seed):
         samples, (log_prob, accepted, steps), final = tfp.mcmc.sample_chain(
-            num_results, state, previous_kernel_results=results, kernel=kernel,
-            num_steps_between_results=config.thinning - 1,
+            num_results * thinning if every_iteration else num_results,
+            state, previous_kernel_results=results, kernel=kernel,
+            num_steps_between_results=0 if every_iteration else thinning - 1,
             trace_fn=lambda _, r: kernels.log_prob_and_accepted(r) + (
                 kernels.leapfrogs(r),),
             return_final_kernel_results=True, seed=seed)
+        if every_iteration:
+          kept = slice(thinning - 1, None, thinning)
+          samples = [part[kept] for part in samples]
+          log_prob, accepted = log_prob[kept], accepted[kept]
+          steps = tf.reduce_mean(tf.reshape(steps, [num_results, thinning]),
+                                 axis=1)
         return samples, log_prob, accepted, steps, final
       compiled[num_results] = chain
     return compiled[num_results](state, results, seed)

@@ -81,6 +81,12 @@ def is_plain(config) -> bool:
           config.trajectory == 'fixed')
 
 
+def is_jittered(config) -> bool:
+  """Whether proposals integrate for a jittered fraction of a trajectory
+  length (`'jittered'` and `'adapted'` HMC trajectories)."""
+  return config.kernel == 'hmc' and config.trajectory != 'fixed'
+
+
 def describe(config) -> str:
   """A short name of the sampler, e.g. `hmc/diagonal/jittered`.
 
