@@ -6,8 +6,9 @@ units, 1,000 training points, 200 warm-up + 250 kept iterations);
 came closest there (run it by name: --targets=halfmoons_long); and
 `mnist`, the CPU-scale Table 1 HMC (784-128-10 ReLU on the first 20k images,
 full batch, 100 warm-up + 125 kept, chains from SGD solutions). Every
-variant of a target runs the same iterations; the table reports mixing in
-total and per hour, and PGD accuracy and the mean expected-gradient
+variant of a target runs the same iterations unless it sets
+`num_burnin_steps` / `num_results` itself (to match another's compute); the
+table reports mixing in total and per hour, and PGD accuracy and the mean expected-gradient
 magnitude beside it.
 
 Variants (sampler settings of `tfp_robust.mcmc.kernels`; `init` is the

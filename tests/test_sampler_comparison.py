@@ -22,6 +22,8 @@ def tiny_config():
                              segment_size=5, jit_compile=False))
   # One mass-matrix window: the windowed one needs 100 warm-up steps.
   target.variants = ('fixed_2', 'diagonal_jittered_single')
+  # A variant may set its own length (to match another's compute).
+  config.variants.fixed_2 = dict(num_chains=2, num_results=6)
   config.target_order = ('halfmoons',)
   config.diagnostic_points = 20
   config.attack_points = 20
@@ -42,6 +44,7 @@ def test_rows_measure_each_variant(finished):
   assert list(frame['sampler']) == ['hmc/identity/fixed',
                                     'hmc/diagonal-single/jittered']
   assert list(frame['chains']) == [2, 4]
+  assert list(frame['kept']) == [6, 10]
   fixed, jittered = frame.iloc[0], frame.iloc[1]
   assert fixed['leapfrogs_per_iteration'] == 10.0
   # u * 10 steps, u ~ U[0, 1]: about 5.5 on average, never the fixed 10.

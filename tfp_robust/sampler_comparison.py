@@ -37,7 +37,10 @@ _SAMPLER_FIELDS = ('kernel', 'mass_matrix', 'mass_matrix_adaptation',
                    'trajectory', 'trajectory_length', 'jitter',
                    'max_tree_depth', 'max_leapfrog_steps', 'cap_leapfrogs',
                    'init',
-                   'num_chains', 'num_leapfrog_steps')
+                   'num_chains', 'num_leapfrog_steps',
+                   # The run's length, so that variants can be matched at
+                   # equal compute (a NUTS iteration costs several fixed ones).
+                   'num_burnin_steps', 'num_results')
 
 
 def load_target(target) -> data_lib.Dataset:
