@@ -6,8 +6,9 @@ Each figure is a ratio of two measurements taken in this one run:
 vectorised vs looped expected gradients (targets: 50x on the MNIST 2x1024
 net, 20x on the half-moons grid net), achieved vs `tf.matmul` GFLOP/s
 (target 60%), one HMC leapfrog step vs one forward and backward pass on
-full-batch MNIST (target 1.5x or less), and the peak memory of PGD over 250
-samples x 500 images for the default budget (4 GiB) and smaller ones.
+full-batch MNIST (target 1.1x or less; the full-batch gradient's fraction of
+the matmul peak beside it), and the peak memory of PGD over 250 samples x
+500 images for the default budget (4 GiB) and smaller ones.
 
 `--only=figure4_paper_grid` (not run by default: about 20 minutes) measures
 the rates of every net of the paper's Figure 4 grids on full MNIST and
