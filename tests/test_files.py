@@ -208,6 +208,36 @@ def test_digests_and_code_version():
   assert files.code_version().startswith('tfp_robust ')
 
 
+def test_code_version_is_the_commit_imported_not_the_one_at_call_time(
+    tmp_path):
+  # A long run imports the package, then its checkout moves on: results must
+  # name the code that runs (read at import), not the newer commit.
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tfp_robust  # pylint: disable=g-import-not-at-top
+  repo = tmp_path / 'checkout'
+  shutil.copytree(os.path.dirname(tfp_robust.__file__), repo / 'tfp_robust',
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  git = ['git', '-c', 'user.name=t', '-c', 'user.email=t@example.com']
+  def run(*args):
+    return subprocess.run(list(args), cwd=repo, check=True, text=True,
+                          capture_output=True).stdout.strip()
+  run('git', 'init', '-q')
+  run(*git, 'add', '.')
+  run(*git, 'commit', '-q', '-m', 'first')
+  first = run('git', 'rev-parse', 'HEAD')[:12]
+  script = ('import subprocess, tfp_robust\n'
+            'from tfp_robust import files\n'
+            f'subprocess.run({git!r} + ["commit", "-q", "--allow-empty", '
+            '"-m", "second"], check=True)\n'
+            'print(files.code_version())\n')
+  env = dict(os.environ, PYTHONPATH=str(repo), TF_CPP_MIN_LOG_LEVEL='3')
+  out = subprocess.run([sys.executable, '-c', script], cwd=repo, env=env,
+                       check=True, text=True, capture_output=True).stdout
+  second = run('git', 'rev-parse', 'HEAD')[:12]
+  assert second != first
+  assert out.strip().endswith(f'git {first}'), out
+
+
 def test_file_errors_are_invalid_arguments():
   from tfp_robust import validate  # pylint: disable=g-import-not-at-top
   assert issubclass(files.InvalidFile, validate.InvalidArgument)

@@ -21,3 +21,9 @@ from tfp_robust.ensemble import PosteriorEnsemble
 from tfp_robust.networks import Architecture
 
 __version__ = '0.1.0'
+
+# The code version (with the commit, in a checkout) is read once, when the
+# package is imported: results then name the code that runs, even if the
+# checkout moves on while a long run is going.
+from tfp_robust import files as _files  # pylint: disable=g-import-not-at-top
+_files.code_version()
