@@ -8,8 +8,8 @@ came closest there (run it by name: --targets=halfmoons_long); and
 full batch, 100 warm-up + 125 kept, chains from SGD solutions). Every
 variant of a target runs the same iterations unless it sets
 `num_burnin_steps` / `num_results` itself (to match another's compute); the
-table reports mixing in total and per hour, and PGD accuracy and the mean expected-gradient
-magnitude beside it.
+table reports mixing in total and per hour, and PGD accuracy and the mean
+expected-gradient magnitude beside it.
 
 Variants (sampler settings of `tfp_robust.mcmc.kernels`; `init` is the
 chain start: 'sgd' solutions or 'prior', a He-normal draw):

@@ -244,6 +244,8 @@ def weights_fingerprint(directory: str) -> str:
   except (OSError, ValueError, KeyError, TypeError):
     return files.sha256_file(path)
   return files.sha256_json(identity)
+
+
 _RESAVE = ('Restore the ensemble directory from a good copy, or retrain '
            '(e.g. with binaries/train.py).')
 

@@ -126,7 +126,7 @@ def warm_up_kernel(target_log_prob_fn: Callable, config, step_size,
             if diagonal else tfp.mcmc.HamiltonianMonteCarlo)
     kernel = make(target_log_prob_fn, step_size, config.num_leapfrog_steps,
                   store_parameters_in_results=True)
-    if config.trajectory != 'fixed':
+    if is_jittered(config):
       kernel = tfp.experimental.mcmc.GradientBasedTrajectoryLengthAdaptation(
           kernel,
           num_adaptation_steps=steps if config.trajectory == 'adapted' else 0,
@@ -180,8 +180,7 @@ def bootstrap(kernel, state, config):
   which starts at 0; it is set here to the run's trajectory length.
   """
   results = kernel.bootstrap_results(state)
-  if is_plain(config) or config.kernel != 'hmc' or (
-      config.trajectory == 'fixed'):
+  if not is_jittered(config):
     return results
   length = float(config.trajectory_length) or (
       config.num_leapfrog_steps * config.step_size)
