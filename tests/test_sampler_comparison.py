@@ -115,3 +115,27 @@ def test_a_row_measured_with_other_settings_is_refused(finished):
   with pytest.raises(files.InvalidFile, match='other settings'):
     sampler_comparison.run(config, workdir)
   config.pgd_steps = 3
+
+
+@pytest.mark.parametrize('variant', ['cpu', 'paper'])
+def test_table1_mixing_matches_the_paper_samplers_compute(variant):
+  # The best sampler's Table 1 run spends the paper sampler's chain-leapfrog
+  # steps (within one iteration of 4 chains) and changes nothing else.
+  configs = os.path.dirname(CONFIG_PATH)
+  paper = config_lib.load_config_file(os.path.join(configs, 'table1.py'),
+                                      variant)
+  mixing = config_lib.load_config_file(
+      os.path.join(configs, 'table1_mixing.py'), variant)
+  budget = (paper.hmc.num_chains * paper.hmc.num_leapfrog_steps *
+            (paper.hmc.num_burnin_steps + paper.hmc.num_results))
+  spent = (mixing.hmc.num_chains * 5.512 *
+           (mixing.hmc.num_burnin_steps + mixing.hmc.num_results))
+  assert abs(spent - budget) <= mixing.hmc.num_chains * 5.512 / 2
+  assert mixing.hmc.mass_matrix == 'diagonal'
+  assert mixing.hmc.trajectory == 'jittered'
+  changed = {k for k in mixing.hmc.keys()
+             if k not in paper.hmc or mixing.hmc[k] != paper.hmc[k]}
+  assert changed == {'num_results', 'num_chains', 'mass_matrix', 'trajectory'}
+  for section in ('attack', 'vi', 'sgd'):
+    assert mixing[section].to_dict() == paper[section].to_dict()
+  assert mixing.dataset == paper.dataset and mixing.methods == ('hmc',)
