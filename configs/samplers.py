@@ -3,7 +3,9 @@
 Targets: `halfmoons`, a Figure 1 cell (two hidden layers of 128 leaky ReLU
 units, 1,000 training points, 200 warm-up + 250 kept iterations);
 `halfmoons_long`, the same for 400 + 1,000 iterations with the samplers that
-came closest there (run it by name: --targets=halfmoons_long); and
+came closest there (run it by name: --targets=halfmoons_long);
+`halfmoons_width_<w>` (w in WIDTHS), that run with NUTS on two hidden
+layers of w units, for the width question at fixed mixing; and
 `mnist`, the CPU-scale Table 1 HMC (784-128-10 ReLU on the first 20k images,
 full batch, 100 warm-up + 125 kept, chains from SGD solutions). Every
 variant of a target runs the same iterations unless it sets
@@ -62,6 +64,20 @@ def _halfmoons_long():
   return target
 
 
+# Theorem 1's width question with mixing held fixed (issue 11, item 3).
+WIDTHS = (32, 64, 128, 256)
+
+
+def _halfmoons_width(width):
+  """`halfmoons_long` with NUTS, the one sampler that mixed there, on two
+  hidden layers of `width` units: run by name, e.g.
+  --targets=halfmoons_width_32,halfmoons_width_64,..."""
+  target = _halfmoons_long()
+  target.fit.hmc.hidden = (width, width)
+  target.variants = ('nuts',)
+  return target
+
+
 def _mnist(paper):
   hmc = config_lib.dense(
       (512,) if paper else (128,), 'relu',
@@ -90,7 +106,8 @@ def get_config(variant='cpu'):
   config.seed = 0
   config.targets = ml_collections.ConfigDict(dict(
       halfmoons=_halfmoons(), halfmoons_long=_halfmoons_long(),
-      mnist=_mnist(paper)))
+      mnist=_mnist(paper),
+      **{f'halfmoons_width_{w}': _halfmoons_width(w) for w in WIDTHS}))
   config.target_order = ('mnist',) if paper else ('halfmoons', 'mnist')
   config.diagnostic_points = 100   # test points of the function-space R-hat
   config.attack_points = 200       # test points attacked by PGD

@@ -139,3 +139,19 @@ def test_table1_mixing_matches_the_paper_samplers_compute(variant):
   for section in ('attack', 'vi', 'sgd'):
     assert mixing[section].to_dict() == paper[section].to_dict()
   assert mixing.dataset == paper.dataset and mixing.methods == ('hmc',)
+
+
+def test_width_targets_differ_from_the_long_run_in_width_only():
+  config = config_lib.load_config_file(CONFIG_PATH, 'cpu')
+  names = [f'halfmoons_width_{w}' for w in (32, 64, 128, 256)]
+  assert sampler_comparison.check(config, names) == names
+  long_run = config.targets.halfmoons_long.to_dict()
+  for width, name in zip((32, 64, 128, 256), names):
+    target = config.targets[name].to_dict()
+    assert target['variants'] == ('nuts',)
+    assert target['fit']['hmc'].pop('hidden') == (width, width)
+    expected = dict(long_run, variants=('nuts',))
+    expected['fit'] = dict(long_run['fit'])
+    expected['fit']['hmc'] = {k: v for k, v in long_run['fit']['hmc'].items()
+                              if k != 'hidden'}
+    assert target == expected
