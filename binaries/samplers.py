@@ -9,7 +9,8 @@ target with the same iterations, then measured: function-space R-hat and
 ESS (in total and per hour), test accuracy, PGD accuracy and the mean
 expected-gradient magnitude. A finished variant is skipped when the binary
 runs again; a killed one resumes inside HMC. Writes
-<workdir>/samplers.{csv,md} and samplers.png.
+<workdir>/samplers.{csv,md}, samplers.png and mixing.png (robustness
+against mixing, every target's rows pooled).
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
@@ -43,6 +44,8 @@ def main(argv):
   reports.write_table(frame, os.path.join(_WORKDIR.value, 'samplers'))
   reports.save_figure(plots.sampler_comparison(frame),
                       os.path.join(_WORKDIR.value, 'samplers.png'))
+  reports.save_figure(plots.robustness_against_mixing(frame),
+                      os.path.join(_WORKDIR.value, 'mixing.png'))
   columns = ['target', 'variant', 'sampler', 'chains', 'leapfrogs_per_iteration',
              'sampler_seconds', 'test_accuracy', 'fn_rhat_max', 'fn_ess_min',
              'fn_ess_min_per_hour', 'pgd_predictive_acc',

@@ -213,3 +213,31 @@ def test_evaluate_binary_takes_every_model_form(tmp_path):
       f'--model={tmp_path / "missing"}', f'--workdir={tmp_path / "o"}'],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and 'No model at' in bad.stderr
+
+
+def test_samplers_binary_writes_table_and_both_figures(tmp_path):
+  # A tiny comparison through the binary: the shipped config, shrunk by a
+  # config file of the user's own.
+  config = tmp_path / 'tiny_samplers.py'
+  config.write_text(
+      'from tfp_robust import config_lib\n'
+      'def get_config(variant="cpu"):\n'
+      f'  config = config_lib.load_config_file({REPO!r} + '
+      '"/configs/samplers.py", variant)\n'
+      '  target = config.targets.halfmoons\n'
+      '  target.num_train, target.num_test = 100, 100\n'
+      '  target.fit.hmc.update(dict(hidden=(8,), num_results=10,\n'
+      '                             num_burnin_steps=20, segment_size=5,\n'
+      '                             jit_compile=False))\n'
+      '  target.variants = ("fixed_2",)\n'
+      '  config.target_order = ("halfmoons",)\n'
+      '  config.diagnostic_points = config.attack_points = 20\n'
+      '  config.pgd_steps = 3\n'
+      '  return config\n')
+  workdir = tmp_path / 'out'
+  out = _run(['binaries/samplers.py', f'--config={config}:cpu'], workdir)
+  assert 'of 1 variants reach function-space R-hat < 1.1' in out
+  table = pd.read_csv(workdir / 'samplers.csv')
+  assert list(table['variant']) == ['fixed_2']
+  for name in ('samplers.md', 'samplers.png', 'mixing.png'):
+    assert (workdir / name).stat().st_size > 0, name

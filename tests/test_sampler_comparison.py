@@ -3,10 +3,12 @@
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tfp_robust import config_lib
 from tfp_robust import fitting
+from tfp_robust import plots
 from tfp_robust import sampler_comparison
 from tfp_robust import validate
 
@@ -62,6 +64,26 @@ def test_rows_measure_each_variant(finished):
   assert np.all(frame['fn_ess_min_per_hour'] > frame['fn_ess_min'])
   assert list(sampler_comparison.mixed(frame, 1.1, 100)) == list(
       (frame['fn_rhat_max'] < 1.1) & (frame['fn_ess_min'] >= 100))
+
+
+def test_mixing_figure_pools_every_targets_rows(finished):
+  _, _, frame = finished
+  other = frame.assign(target='other', fn_rhat_max=frame['fn_rhat_max'] * 2)
+  pooled = pd.concat([frame, other], ignore_index=True)
+  figure = plots.robustness_against_mixing(pooled)
+  (grad_rhat, grad_ess), (pgd_rhat, pgd_ess) = np.reshape(figure.axes, (2, 2))
+  for axis, x, y in ((grad_rhat, 'fn_rhat_max', 'mean_abs_expected_grad'),
+                     (grad_ess, 'fn_ess_min', 'mean_abs_expected_grad'),
+                     (pgd_rhat, 'fn_rhat_max', 'pgd_predictive_acc'),
+                     (pgd_ess, 'fn_ess_min', 'pgd_predictive_acc')):
+    # One scatter per target, its points that target's rows.
+    assert len(axis.collections) == 2
+    for collection, target in zip(axis.collections, ('halfmoons', 'other')):
+      rows = pooled[pooled['target'] == target]
+      np.testing.assert_allclose(collection.get_offsets(),
+                                 rows[[x, y]].to_numpy())
+    assert axis.get_xscale() == 'log'
+  plots.plt.close(figure)
 
 
 def test_finished_variants_are_read_back_not_refitted(finished, monkeypatch):

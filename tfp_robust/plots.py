@@ -394,3 +394,42 @@ def sampler_comparison(frame):
     row[2].set_title(f'{target}: robustness against mixing')
   figure.tight_layout()
   return figure
+
+
+def robustness_against_mixing(frame):
+  """Does robustness follow mixing? Every sampler-comparison row pooled.
+
+  Args:
+    frame: rows of `sampler_comparison.run`, from any number of targets.
+
+  Returns:
+    A 2 x 2 figure, one point per (target, variant), one colour per target:
+    the mean expected-gradient magnitude (top) and PGD accuracy (bottom)
+    against the worst function-space R-hat (left; the 1.1 line marked) and
+    against the worst function-space ESS, the number of effectively
+    independent draws (right). Both x axes are logarithmic.
+  """
+  targets = list(dict.fromkeys(frame['target']))
+  colours = plt.cm.tab10(np.arange(len(targets)) % 10)
+  figure, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex='col')
+  measures = (('mean_abs_expected_grad', 'mean |expected gradient|'),
+              ('pgd_predictive_acc', 'PGD accuracy (predictive loss)'))
+  mixing = (('fn_rhat_max', 'function-space R-hat (max)'),
+            ('fn_ess_min', 'function-space ESS (min)'))
+  for row, (measure, measure_label) in zip(axes, measures):
+    for axis, (column, column_label) in zip(row, mixing):
+      for target, colour in zip(targets, colours):
+        rows = frame[frame['target'] == target]
+        axis.scatter(rows[column], rows[measure], color=colour, label=target)
+        for name, x, y in zip(rows['variant'], rows[column], rows[measure]):
+          axis.annotate(name, (x, y), fontsize=6)
+      axis.set_xscale('log')
+      axis.set_ylabel(measure_label)
+      if measure == 'pgd_predictive_acc':
+        axis.set_xlabel(column_label)
+      if column == 'fn_rhat_max':
+        axis.axvline(1.1, color='k', linestyle='--', linewidth=1)
+  axes[0][0].legend(fontsize=7)
+  figure.suptitle('Robustness against mixing, one point per sampler and target')
+  figure.tight_layout()
+  return figure
