@@ -460,6 +460,19 @@ def test_function_space_diagnostics():
            + n for a, b, n in zip(one, two, noise)]
   report = mcmc_diagnostics.function_space_diagnostics(ArchitectureEnsemble(TINY, stuck), 2, x)
   assert report['fn_rhat_median'] > 2.0
+  # Two chains drifting alike (each a ramp through the same functions): the
+  # plain R-hat sees no disagreement between them, the split R-hat sees
+  # each chain's halves disagree.
+  ramp = np.repeat(np.linspace(0.0, 1.0, 200), 2)  # Interleaved chains.
+  drifting = [a + ramp.reshape((400,) + (1,) * (a.ndim - 1)) * (b - a)
+              + 0.1 * n for a, b, n in zip(one, two, noise)]
+  report = mcmc_diagnostics.function_space_diagnostics(
+      ArchitectureEnsemble(TINY, drifting), 2, x)
+  assert report['fn_rhat_max'] < 1.1
+  assert report['fn_split_rhat_max'] > 1.25
+  # Independent draws: split R-hat near 1 too.
+  report = mcmc_diagnostics.function_space_diagnostics(iid, 2, x)
+  assert report['fn_split_rhat_max'] < 1.1
   # Identical samples: no probability varies, nothing else is reported.
   constant = ArchitectureEnsemble(TINY, [np.repeat(a, 40, 0) for a in one])
   assert mcmc_diagnostics.function_space_diagnostics(constant, 2, x) == {

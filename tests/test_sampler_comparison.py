@@ -51,6 +51,8 @@ def test_rows_measure_each_variant(finished):
   assert fixed['leapfrogs_per_iteration'] == 10.0
   # u * 10 steps, u ~ U[0, 1]: about 5.5 on average, never the fixed 10.
   assert 2.0 < jittered['leapfrogs_per_iteration'] < 9.0
+  # Each row reports the split R-hat too (each chain's halves compared).
+  assert np.all(frame['fn_split_rhat_max'] > 0.99)
   for column in ('fn_rhat_max', 'fn_ess_min', 'fn_ess_min_per_hour',
                  'test_accuracy', 'pgd_predictive_acc',
                  'mean_abs_expected_grad', 'sampler_seconds'):

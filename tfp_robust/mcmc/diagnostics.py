@@ -101,8 +101,9 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
     x: inputs `[B, *input_shape]`.
 
   Returns:
-    Median and worst ESS and R-hat over all (input, class) probabilities,
-    and the worst ESS of their second moment (`_second_moment_ess`).
+    Median and worst ESS, R-hat and split R-hat over all (input, class)
+    probabilities, and the worst ESS of their second moment
+    (`_second_moment_ess`).
   """
   probs = tf.exp(ensemble.log_probs(x))
   num_steps = ensemble.num_samples // num_chains
@@ -128,4 +129,12 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
         probs, independent_chain_ndims=1).numpy()
     result.update(fn_rhat_median=float(np.median(rhat)),
                   fn_rhat_max=float(np.max(rhat)))
+  if num_steps >= 4:
+    # Split R-hat (each chain's halves compared too): chains that drift
+    # alike, as chains leaving their start do, look converged to the plain
+    # R-hat and not to this one. One chain gets a split R-hat as well.
+    split = tfp.mcmc.potential_scale_reduction(
+        probs, independent_chain_ndims=1, split_chains=True).numpy()
+    result.update(fn_split_rhat_median=float(np.median(split)),
+                  fn_split_rhat_max=float(np.max(split)))
   return result
