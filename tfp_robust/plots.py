@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 
@@ -396,6 +397,16 @@ def sampler_comparison(frame):
   return figure
 
 
+def _plain_log_ticks(axis):
+  """Log x ticks as plain numbers (1.05, not 1.05 x 10^0); the minor ones
+  labelled only when the axis spans less than a decade."""
+  plain = ticker.FuncFormatter(lambda value, _: f'{value:g}')
+  axis.xaxis.set_major_formatter(plain)
+  low, high = axis.get_xlim()
+  axis.xaxis.set_minor_formatter(
+      plain if high < 10 * low else ticker.NullFormatter())
+
+
 def robustness_against_mixing(frame):
   """Does robustness follow mixing? Every sampler-comparison row pooled.
 
@@ -424,6 +435,7 @@ def robustness_against_mixing(frame):
         for name, x, y in zip(rows['variant'], rows[column], rows[measure]):
           axis.annotate(name, (x, y), fontsize=6)
       axis.set_xscale('log')
+      _plain_log_ticks(axis)
       axis.set_ylabel(measure_label)
       if measure == 'pgd_predictive_acc':
         axis.set_xlabel(column_label)
