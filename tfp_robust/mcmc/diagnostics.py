@@ -129,12 +129,11 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
         probs, independent_chain_ndims=1).numpy()
     result.update(fn_rhat_median=float(np.median(rhat)),
                   fn_rhat_max=float(np.max(rhat)))
-  if num_steps >= 4:
-    # Split R-hat (each chain's halves compared too): chains that drift
-    # alike, as chains leaving their start do, look converged to the plain
-    # R-hat and not to this one. One chain gets a split R-hat as well.
-    split = tfp.mcmc.potential_scale_reduction(
-        probs, independent_chain_ndims=1, split_chains=True).numpy()
-    result.update(fn_split_rhat_median=float(np.median(split)),
-                  fn_split_rhat_max=float(np.max(split)))
+  # Split R-hat (each chain's halves compared too): chains that drift alike,
+  # as chains leaving their start do, look converged to the plain R-hat and
+  # not to this one. One chain gets a split R-hat as well.
+  split = tfp.mcmc.potential_scale_reduction(
+      probs, independent_chain_ndims=1, split_chains=True).numpy()
+  result.update(fn_split_rhat_median=float(np.median(split)),
+                fn_split_rhat_max=float(np.max(split)))
   return result
