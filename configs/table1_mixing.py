@@ -8,8 +8,9 @@ about 10 leapfrog steps at most, and 4 chains. On the CPU-scale Table 1
 config its worst function-space R-hat was 5.3 against 13.1 for the
 paper's 2 chains, but the plain sampler with 4 chains reaches 5.2
 (BUILD_NOTES, session 14): it is the better sampler per leapfrog step on
-that measure only. Everything else -- net, data, prior, SGD starts, attacks -- is
-Table 1's, so the attack binary's rows compare the two samplers only.
+that measure only. Everything else -- net, data, prior, SGD starts,
+attacks -- is Table 1's, so the attack binary's rows compare the two
+samplers only.
 
 Equal compute: both spend the same number of chain-leapfrog steps (each a
 full-batch gradient), warm-up included. The paper's sampler takes
