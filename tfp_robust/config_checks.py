@@ -27,6 +27,8 @@ _TOP_LEVEL = {
     'memory_budget_bytes', 'attack', 'methods', 'sgd', 'ensemble', 'vi',
     'hmc', 'hmc_original', 'gradients', 'data', 'model',
     'num_adversarial_shown', 'diagnostic_points',
+    # The mixing criteria (configs/mixed_mnist.py).
+    'mixing',
     # The half-moons grid's axes and settings.
     'hidden', 'warmup', 'num_layers', 'activation', 'noise',
     'num_gradient_points', 'min_accuracy',
@@ -302,6 +304,12 @@ def check(config, methods: Optional[Iterable[str]] = None):
       validate.number('--config.min_accuracy', config.min_accuracy, 0.0, 1.0)
   for key in ('num_adversarial_shown', 'diagnostic_points'):
     _int(config, '', key, 1)
+  if 'mixing' in config:
+    _known(config.mixing, 'mixing', ('split_rhat', 'bulk_ess', 'trend_z'))
+    validate.number('--config.mixing.split_rhat', config.mixing.split_rhat,
+                    1.0, 10.0)
+    validate.number('--config.mixing.bulk_ess', config.mixing.bulk_ess, 1.0)
+    validate.number('--config.mixing.trend_z', config.mixing.trend_z, 0.0)
   return config
 
 
