@@ -445,3 +445,31 @@ def robustness_against_mixing(frame):
   figure.suptitle('Robustness against mixing, one point per sampler and target')
   figure.tight_layout()
   return figure
+
+
+def mixing_trajectory(frame, criteria):
+  """One run's mixing against compute: worst split R-hat of the class
+  probabilities and of the log-joint, and the worst bulk ESS, after each
+  segment (x: sampler seconds, warm-up included), with the targets."""
+  figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+  hours = frame['seconds'] / 3600.0
+  left.plot(hours, frame['fn_split_rhat_max'], 'o-',
+            label='class probabilities (worst)')
+  left.plot(hours, frame['logjoint_split_rhat'], 's-', label='log-joint')
+  left.axhline(criteria['split_rhat'], color='k', ls='--', lw=1,
+               label=f"target {criteria['split_rhat']}")
+  left.set_yscale('log')
+  left.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+  left.set_xlabel('sampler hours (warm-up included)')
+  left.set_ylabel('rank-normalised split R-hat')
+  left.legend()
+  right.plot(hours, frame['fn_bulk_ess_min'], 'o-',
+             label='class probabilities (worst)')
+  right.axhline(criteria['bulk_ess'], color='k', ls='--', lw=1,
+                label=f"target {criteria['bulk_ess']:g}")
+  right.set_xlabel('sampler hours (warm-up included)')
+  right.set_ylabel('bulk ESS')
+  right.legend()
+  figure.suptitle('Mixing against compute (ArviZ diagnostics)')
+  figure.tight_layout()
+  return figure
