@@ -40,6 +40,19 @@ def test_square_is_close_to_pgd_without_gradients(trained_net, moons):
   np.testing.assert_array_equal(fooled, trained_net.predict(x_adv).numpy()
                                 != y)
   assert queries.numpy()[fooled].mean() < queries.numpy()[~fooled].mean()
+  # The budget counts every evaluation, the stripes start included.
+  assert queries.numpy().max() <= 300
+
+
+def test_a_budget_of_one_query_is_the_stripes_start(trained_net, moons):
+  x, y = moons.x_test[:20], moons.y_test[:20]
+  _, margin, queries = square.square_run(trained_net, x, y, 0.1,
+                                         num_queries=1, seed=0)
+  np.testing.assert_array_equal(queries.numpy(), 1.0)
+  assert np.any(margin.numpy() > 0)  # Images left standing used no more.
+  _, _, queries = square.square_run(trained_net, x, y, 0.1, num_queries=2,
+                                    seed=0)
+  assert queries.numpy().max() == 2.0
 
 
 def test_square_same_seed_same_bits(trained_net, moons):

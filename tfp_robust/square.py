@@ -151,13 +151,15 @@ def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0,
     labels: labels `[B]`.
     eps: L-infinity radius (>= 0).
     num_queries: the query budget per image (one query = one evaluation of
-      the predictive on the image).
+      the predictive on the image): the stripes start is the first, so at
+      most `num_queries - 1` proposals follow it.
     seed: int or stateless seed `[2]`.
     round_queries: queries between two compactions.
 
   Returns:
     `(x_adv, margin, queries)`: the best input per image, its predictive
-    margin (<= 0 when fooled) and the queries it used.
+    margin (<= 0 when fooled) and the queries it used (at most
+    `num_queries`, the start included).
   """
   eps = validate.eps('eps', eps)
   num_queries = validate.integer('num_queries', num_queries, 1)
@@ -176,13 +178,14 @@ def square_run(ensemble, x, labels, eps, num_queries=1000, seed=0,
       ensemble, x, labels,
       lambda xb, yb, positions: init(chunk, xb, yb, eps_t, seed, positions,
                                      total), size)
-  queries = tf.ones([int(x.shape[0])])
-  for first in range(0, int(num_queries), int(round_queries)):
+  queries = tf.ones([int(x.shape[0])])  # The stripes start.
+  proposals = int(num_queries) - 1
+  for first in range(0, proposals, int(round_queries)):
     standing = np.flatnonzero(margin.numpy() > 0.0)
     if not standing.size:
       break
     index = tf.constant(standing, tf.int32)
-    last = min(first + int(round_queries), int(num_queries))
+    last = min(first + int(round_queries), proposals)
     parts = [tf.gather(t, index) for t in (x_best, margin, queries)]
 
     def one_round(xb, yb, positions, parts=parts, index=index, first=first,
