@@ -221,6 +221,22 @@ def test_sample_loop_per_sample_weights_and_log_probs():
                              rtol=1e-5, atol=1e-6)
 
 
+def test_sample_loop_unconnected_input_has_a_zero_gradient(monkeypatch):
+  # A net whose output ignores its input (as a masked model's does): zero,
+  # as the one-tape path gives, so the masking checks can flag it.
+  params = [tf.constant(p) for p in random_params(MLP, 3, seed=48, scale=1.0)]
+  x, _ = _inputs(MLP, 4, seed=49)
+  x = tf.constant(x)
+  monkeypatch.setattr(networks, '_dense_forward_one',
+                      lambda architecture, sample, x: tf.zeros(
+                          [x.shape[0], architecture.num_classes]) +
+                      sample[-1][None, :])
+  log_probs, gradient = networks.weighted_input_gradient(
+      MLP, params, x, tf.ones([4, 3]))
+  assert log_probs.shape == (3, 4, 3)
+  np.testing.assert_array_equal(gradient.numpy(), 0.0)
+
+
 def test_sample_loop_attack_finds_the_same_examples(monkeypatch):
   from tfp_robust import attacks  # pylint: disable=g-import-not-at-top
   params = random_params(MLP, 6, seed=46, scale=1.0)

@@ -307,7 +307,10 @@ def weighted_input_gradient(architecture: Architecture,
           architecture, [tf.gather(p, s) for p in params], x))
       sample_weights = weights if shared else tf.gather(weights, s)
       objective = tf.reduce_sum(sample_weights * sample_log_probs)
-    return (s + 1, gradient + tape.gradient(objective, x),
+    # A sample whose output does not depend on x has a zero gradient, as on
+    # the one-tape path, not None.
+    return (s + 1, gradient + tape.gradient(
+        objective, x, unconnected_gradients=tf.UnconnectedGradients.ZERO),
             log_probs.write(s, sample_log_probs))
 
   _, gradient, log_probs = tf.while_loop(
