@@ -1,38 +1,25 @@
 """Evidence files: every claimed number read from the file a command wrote.
 
-A claim's evidence lives in `docs/evidence/<claim>/`: the output files of the
-command that measured it, and `evidence.json` beside them:
-
-    {"claim": "table1_mnist_cpu",
-     "command": ["python", "binaries/attack.py", "--config=..."],
-     "config": {...},            # the resolved config, as a dict
-     "commit": "tfp_robust 0.1.0 git 7a62e86ebe90",
-     "files": {"summary_strong.csv": "<sha256>", ...},
-     "values": {"hmc_worst_case": <locator>, ...},
-     "note": "..."}              # optional: where the files were copied from
-
-Values are never copied into `evidence.json`: each is a locator, read from
-an output file every time (`read_values`), so a rebuilt table shows what the
-file holds. A locator is one of
+`docs/evidence/<claim>/` holds the output files of the command that measured
+a claim and `evidence.json`: {"claim", "command" (argv, or a list of them),
+"config" (resolved, as a dict), "commit" (`files.code_version()`), "files"
+(name -> SHA-256, checked on every read), "values" (name -> locator), and an
+optional "note"}. A value is never copied, only located, so a rebuild shows
+what the file holds. Locators:
 
     {"file": "x.csv", "row": {"method": "hmc"}, "column": "clean_acc"}
-        the column of the one row whose columns equal `row` (with
-        "aggregate": "min" | "max", of every matching row);
-    {"file": "x.json", "key": ["a", "b"]}   a value nested in a JSON file;
-    {"op": "ratio" | "min" | "max", "of": ["name", ...]}  other values' ratio
-        (first / second), minimum or maximum;
+        (the one matching row, or "aggregate": "min" | "max" over them);
+    {"file": "x.json", "key": ["a", "b"]};
+    {"op": "ratio" | "min" | "max", "of": ["value name", ...]};
 
-each optionally with "scale" (a factor, e.g. 1/60 for seconds to minutes).
-Every listed file's SHA-256 is checked on read.
-
-Documents tag a claimed number with a Markdown link to its value,
+each with an optional "scale" (e.g. 1/60: seconds to minutes). Documents tag
+a claimed number with a link to its value,
 `[0.092](docs/evidence/table1_mnist_cpu/evidence.json#hmc_pgd_expected)`, or
-to a top-level key of a JSON file in the claim's directory
-(`docs/evidence/mixed_mnist/diagnostics.json#fn_split_rhat_max`).
-`check_document` compares every tag's text with its file; a number agrees
-when it is the file's value rounded to the digits shown. Commands write
-their evidence with `write` (command line, resolved config and code version
-filled in).
+to a top-level key of a JSON file of the claim
+(`.../mixed_mnist/diagnostics.json#fn_split_rhat_max`); it agrees when it is
+the value rounded to the digits shown. Commands write evidence with `write`;
+`binaries/verdict.py` renders the claims table (`TEMPLATE`) into BUILD_NOTES
+and checks the documents (`check_repository`).
 """
 
 import csv
@@ -48,6 +35,11 @@ from tfp_robust import files as files_lib
 
 EVIDENCE_FILE = 'evidence.json'
 ROOT = os.path.join('docs', 'evidence')
+TEMPLATE = os.path.join(ROOT, 'claims.md')  # The claims table, to render.
+NOTES = 'BUILD_NOTES.md'  # Holds the rendered table between BEGIN and END.
+DOCUMENTS = ('README.md', NOTES)
+BEGIN, END = '<!-- claims:begin -->', '<!-- claims:end -->'
+VERDICT = ('<!-- verdict:begin -->', '<!-- verdict:end -->')  # README's.
 # A tagged number: [text](docs/evidence/<claim>/<file>#<name>).
 TAG = re.compile(r'\[([^\]\n]*)\]\(docs/evidence/([A-Za-z0-9_.-]+)/'
                  r'([A-Za-z0-9_.-]+)#([A-Za-z0-9_.+/-]+)\)')
@@ -221,14 +213,10 @@ def agrees(text: str, value: float) -> bool:
   return abs(number - value) <= 0.5 * 10.0 ** -decimals + 1e-9
 
 
-def format_value(value: float, digits: int = 3) -> str:
-  """A value as the claims table shows it (thousands separated)."""
-  return f'{value:,.{digits}f}'
-
-
 def tag(claim: str, name: str, value: float, digits: int = 3,
         file: str = EVIDENCE_FILE) -> str:
-  return f'[{format_value(value, digits)}](docs/evidence/{claim}/{file}#{name})'
+  """A value as a tagged number, `[0.092](docs/evidence/...#name)`."""
+  return f'[{value:,.{digits}f}](docs/evidence/{claim}/{file}#{name})'
 
 
 # -- documents --------------------------------------------------------------
@@ -320,29 +308,77 @@ def render(template: str, root: str) -> Tuple[str, List[str]]:
   return PLACEHOLDER.sub(substitute, template), pending
 
 
-def replace_region(text: str, begin: str, end: str, body: str) -> str:
-  """`text` with the lines between the `begin` and `end` markers replaced."""
-  lines = text.split('\n')
+def _markers(lines: List[str], begin: str, end: str) -> Tuple[int, int]:
   try:
     start = lines.index(begin)
-    stop = lines.index(end, start)
+    return start, lines.index(end, start)
   except ValueError:
     raise EvidenceError(f'the markers {begin!r} and {end!r} are not both in '
                         'the document, in that order') from None
+
+
+def replace_region(text: str, begin: str, end: str, body: str) -> str:
+  """`text` with the lines between the `begin` and `end` markers replaced."""
+  lines = text.split('\n')
+  start, stop = _markers(lines, begin, end)
   return '\n'.join(lines[:start + 1] + body.rstrip('\n').split('\n') +
                    lines[stop:])
 
 
-def region(text: str, begin: str, end: str) -> str:
-  """The lines between two marker lines."""
-  lines = text.split('\n')
+# -- the repository: the claims table and the documents ---------------
+
+def rebuild_table(repo: str) -> Tuple[str, List[str]]:
+  """The claims table rendered from the evidence, and what is pending."""
+  with open(os.path.join(repo, TEMPLATE)) as f:
+    return render(f.read(), os.path.join(repo, ROOT))
+
+
+def evidence_problems(repo: str) -> List[str]:
+  """Every claim whose evidence.json or values cannot be read."""
+  root = os.path.join(repo, ROOT)
+  problems = []
+  for claim in sorted(os.listdir(root)):
+    directory = os.path.join(root, claim)
+    if os.path.isfile(os.path.join(directory, EVIDENCE_FILE)):
+      try:
+        read_values(directory)
+      except (ValueError, OSError) as error:
+        problems.append(f'{os.path.relpath(directory, repo)}: {error}')
+  return problems
+
+
+def table_mismatches(repo: str, table: str) -> List[str]:
+  """Lines of the claims table in BUILD_NOTES.md that are not the rebuild."""
+  with open(os.path.join(repo, NOTES)) as f:
+    lines = f.read().split('\n')
   try:
-    start = lines.index(begin)
-    stop = lines.index(end, start)
-  except ValueError:
-    raise EvidenceError(f'the markers {begin!r} and {end!r} are not both in '
-                        'the document, in that order') from None
-  return '\n'.join(lines[start + 1:stop])
+    start, stop = _markers(lines, BEGIN, END)
+  except EvidenceError as error:
+    return [f'{NOTES}: {error}']
+  current, wanted = lines[start + 1:stop], table.rstrip('\n').split('\n')
+  return [f'{NOTES}:{start + 2 + i}: the claims table is not the rebuild '
+          '(run python binaries/verdict.py):\n'
+          f'  has:  {(current + [""] * len(wanted))[i][:200]}\n'
+          f'  want: {(wanted + [""] * len(current))[i][:200]}'
+          for i in range(max(len(current), len(wanted)))
+          if (current + [None] * len(wanted))[i] !=
+          (wanted + [None] * len(current))[i]]
+
+
+def check_repository(repo: str) -> List[str]:
+  """Every disagreement, one message each (empty: all agree)."""
+  problems = evidence_problems(repo)
+  try:
+    table, _ = rebuild_table(repo)
+  except (ValueError, OSError) as error:
+    problems.append(f'{TEMPLATE}: the claims table cannot be rebuilt: {error}')
+  else:
+    problems += table_mismatches(repo, table)
+  for name in DOCUMENTS:
+    mismatches = check_document(os.path.join(repo, name), repo,
+                                regions=[(BEGIN, END), VERDICT])
+    problems += [str(m) for m in mismatches]
+  return problems
 
 
 # -- writing ----------------------------------------------------------------
