@@ -121,3 +121,27 @@ def test_attack_and_curve_findings_from_numbers():
                                           1.0: 0.3}, 500))
   assert not curve['accuracy_falls_with_eps'].passed
   assert not curve['eps_one_breaks_everything'].passed
+
+
+def test_saturation_statistics_tell_a_saturated_posterior():
+  from conftest import random_params  # pylint: disable=g-import-not-at-top
+  from tfp_robust.ensemble import ArchitectureEnsemble  # pylint: disable=g-import-not-at-top
+  architecture = networks.Architecture.mlp(20, [64], 3)
+  x = np.random.RandomState(0).uniform(0, 1, size=(40, 20)).astype(np.float32)
+  stats = {}
+  for scale in (0.1, 40.0):
+    ensemble = ArchitectureEnsemble(architecture, random_params(
+        architecture, 1, seed=1, scale=scale))
+    # Labels the net predicts: where its softmax is one-hot in float32 the
+    # cross-entropy of the label has an exactly zero gradient.
+    labels = ensemble.predict(x).numpy()
+    stats[scale] = checks.saturation_statistics(ensemble, x, labels)
+  calm, saturated = stats[0.1], stats[40.0]
+  assert calm['saturated_frac'] == 0.0
+  assert calm['grad_zero_frac_expected'] == 0.0
+  assert saturated['logit_gap_median'] > checks.SATURATION_GAP
+  assert saturated['saturated_frac'] > 0.5
+  assert saturated['grad_zero_frac_expected'] >= saturated['saturated_frac']
+  assert saturated['grad_zero_frac_predictive'] > 0.5
+  assert calm['weight_std'] == pytest.approx(0.1, rel=0.1)
+  assert saturated['weight_std_across_samples'] == 0.0  # One sample.

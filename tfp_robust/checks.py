@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfp_robust import apgd
 from tfp_robust import attacks
+from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import gradients
 from tfp_robust import metrics
 from tfp_robust import square
@@ -253,3 +254,28 @@ def format_findings(findings: List[Finding]) -> str:
     status = 'ok  ' if finding.passed else 'WARN'
     lines.append(f'[{status}] {finding.name}: {finding.evidence}')
   return '\n'.join(lines)
+
+
+def saturation_statistics(ensemble, x, labels) -> Dict[str, float]:
+  """How saturated a posterior's softmax is, and what that does to its
+  gradients: the median top-2 logit gap of the (sample, image) pairs, the
+  share above `SATURATION_GAP`, the share of images whose expected- and
+  predictive-loss input gradients are exactly zero, and, for a model with
+  stacked weights (`ensemble.params`), the spread of its first layer's
+  weights (`weight_std`, over every weight of every sample) and across
+  samples (`weight_std_across_samples`, the mean over weights of the
+  standard deviation over samples)."""
+  x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
+                                        ensemble.num_classes)
+  stats = dict(_saturation_finding(ensemble.log_probs(x)).statistics)
+  for loss in ('expected', 'predictive'):
+    _, grad = gradients.loss_and_input_gradient(ensemble, x, labels, loss)
+    flat = tf.reshape(grad, [grad.shape[0], -1])
+    stats[f'grad_zero_frac_{loss}'] = float(tf.reduce_mean(tf.cast(
+        tf.reduce_max(tf.abs(flat), -1) == 0.0, tf.float32)))
+  params = getattr(ensemble, 'params', None)
+  if params:
+    first = np.asarray(params[0], np.float64)
+    stats['weight_std'] = float(first.std())
+    stats['weight_std_across_samples'] = float(first.std(axis=0).mean())
+  return stats
