@@ -137,15 +137,15 @@ def compatible(model_shape, model_classes, data_shape, data_classes,
     True when the data must be reshaped to the model's input shape.
   """
   model_shape, data_shape = tuple(model_shape), tuple(data_shape)
-  if data_classes is not None and int(data_classes) > int(model_classes):
+  reshape = _reshape_needed(model_shape, data_shape)
+  if data_classes is not None and int(data_classes) > int(model_classes) and (
+      reshape or model_shape == data_shape):
     raise validate.InvalidArgument(
         f'{data_name} has {data_classes} classes, but {model_name} has '
         f'{model_classes} outputs: its labels cannot all be predicted. '
         'Evaluate the model on the data it was trained for.')
-  if model_shape == data_shape:
-    return False
-  if int(np.prod(model_shape)) == int(np.prod(data_shape)):
-    return True
+  if reshape or model_shape == data_shape:
+    return reshape
   hint = ('--config.dataset=half_moons for a half-moons model, or '
           if model_shape == (2,) else '')
   raise validate.InvalidArgument(
@@ -153,6 +153,12 @@ def compatible(model_shape, model_classes, data_shape, data_classes,
       f'holds inputs of shape {data_shape}: the model was not made for this '
       f'data. Pass data whose inputs have shape {model_shape} ({hint}an '
       '.npz file with x_test of that shape via --data, or such arrays).')
+
+
+def _reshape_needed(model_shape, data_shape):
+  if model_shape == data_shape:
+    return False
+  return int(np.prod(model_shape)) == int(np.prod(data_shape))
 
 
 def inputs(model, x, y=None, num_points: Optional[int] = None,

@@ -228,7 +228,9 @@ def load_tfds(name: str, data_dir: Optional[str] = None, flat: bool = True,
     if split not in available:
       splits[role] = (np.zeros((0,) + shape, np.float32), np.zeros(0, np.int32))
     else:
-      spec = split if limit is None else f'{split}[:{int(limit)}]'
+      if limit is not None:  # At most the whole split.
+        limit = min(int(limit), int(builder.info.splits[split].num_examples))
+      spec = split if limit is None else f'{split}[:{limit}]'
       arrays = tfds.as_numpy(builder.as_dataset(split=spec, batch_size=-1))
       images = arrays[image_key]
       scale = 255.0 if images.dtype == np.uint8 else 1.0
