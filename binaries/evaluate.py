@@ -14,7 +14,9 @@ than [0, 1] is declared with --input_range=0,255 (eps is then in those
 units); a model that expects normalised inputs with --mean and --std.
 The model is evaluated on the first `attack.num_points` test points under
 `attack.protocol` (strong by default) at every `attack.eps`; --baseline adds
-a reference model's card side by side, --surrogate a transfer source.
+a reference model's card side by side, --surrogate a transfer source. A
+model that resamples on every call gets EOT (`attack.eot_iter` calls per
+gradient, --square_eot for Square) and the worst of --repeats evaluations.
 
 Everything is checked before anything heavy runs: the config, the data's
 description (shape, classes), then the model's input shape against it.
@@ -52,6 +54,14 @@ _INPUT_RANGE = flags.DEFINE_list('input_range', ['0', '1'],
 _MEAN = flags.DEFINE_list('mean', None, 'Normalisation mean the model '
                           'expects (one value, or one per channel).')
 _STD = flags.DEFINE_list('std', None, 'Normalisation std the model expects.')
+_REPEATS = flags.DEFINE_integer(
+    'repeats', 5, 'Independent evaluations of a model that resamples on '
+    'every call; the card keeps the worst and shows the spread.')
+_SQUARE_EOT = flags.DEFINE_integer(
+    'square_eot', 20, "Square's margin is that of square_eot x S resampled "
+    'calls (models that resample on every call).')
+_CERTIFY = flags.DEFINE_string('certify', 'ibp', "The bound: 'ibp' or "
+                               "'crown' (where tfp_robust.certify offers it).")
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/evaluate',
                                'Output directory.')
 flags.mark_flags_as_required(['model'])
@@ -74,6 +84,9 @@ def main(argv):
     validate.fail('--input_range', ','.join(_INPUT_RANGE.value),
                   'it must be low,high with low < high', 'e.g. 0,255.')
   evaluation.check_config(config, input_range)
+  settings = evaluation.settings(config, repeats=_REPEATS.value,
+                                 square_eot=_SQUARE_EOT.value,
+                                 certify_method=_CERTIFY.value)
   validate.workdir('--workdir', _WORKDIR.value)
   normalization = None
   if (_MEAN.value is None) != (_STD.value is None):
@@ -130,7 +143,7 @@ def main(argv):
   name = _NAME.value or evaluation.model_name(_MODEL.value)
   card = card_lib.evaluate(
       models['--model'], x, y, eps=list(config.attack.eps),
-      settings=evaluation.settings(config),
+      settings=settings,
       surrogate=models.get('--surrogate'), baseline=models.get('--baseline'),
       input_range=input_range, normalization=normalization, name=name,
       data_name=os.path.basename(data_name))

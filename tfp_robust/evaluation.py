@@ -5,7 +5,6 @@ what `binaries/evaluate.py` needs around the card (`tfp_robust.card`): its
 config checked, a model's name from its path, the card as table rows.
 """
 
-import dataclasses
 import os
 from typing import Dict, List, Optional
 
@@ -96,19 +95,17 @@ def model_name(path: str, taken=()) -> str:
 
 
 def check_config(config, input_range=(0.0, 1.0)) -> None:
-  """The evaluation config checked whole (attack section, card section).
+  """The evaluation config checked whole, as `config_checks` checks others.
 
-  The shared checks (`config_checks`) know the training datasets only; the
-  data set of an evaluation may be any prepared TFDS dataset or a file, so
-  it is checked by reading its description (`data.spec`) instead. eps is in
-  the units of the data, whose range is `input_range`.
+  The shared checks know the training datasets only; the data set of an
+  evaluation may be any prepared TFDS dataset or a file, so it is checked
+  by reading its description (`data.spec`) instead. eps is in the units of
+  the data, whose range is `input_range`.
   """
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from tfp_robust import card  # pylint: disable=g-import-not-at-top
   from tfp_robust import config_checks  # pylint: disable=g-import-not-at-top
   from tfp_robust import validate  # pylint: disable=g-import-not-at-top
   plain = config.to_dict()
-  section = plain.pop('card', {})
   dataset = plain.get('dataset', 'mnist')
   if not isinstance(dataset, str) or not dataset.strip():
     validate.fail('--config.dataset', dataset, 'it must be a dataset name',
@@ -123,29 +120,24 @@ def check_config(config, input_range=(0.0, 1.0)) -> None:
           value, (int, float)) else value)
     plain['attack']['eps'] = tuple(v / (high - low) for v in eps)
   config_checks.check(ml_collections.ConfigDict(plain), [])
-  known = {f.name for f in dataclasses.fields(card.Settings)} - {
-      'attack', 'seed'}
-  for key, value in section.items():
-    if key not in known:
-      validate.fail(f'--config.card.{key}', value, f'the card section has no '
-                    f'field {key!r}', f'Known fields: {", ".join(sorted(known))}.')
+
+
+def settings(config, **card):
+  """The card's `Settings` from an evaluation config (and the binary's
+  --repeats, --square_eot, --certify), checked."""
+  from tfp_robust import card as card_lib  # pylint: disable=g-import-not-at-top
+  from tfp_robust import validate  # pylint: disable=g-import-not-at-top
   try:
-    settings(config).check()
+    return card_lib.Settings(
+        attack=config.attack.to_dict(), seed=int(config.get('seed', 0)),
+        eot_iter=config.attack.get('eot_iter', 20), **card).check()
   except validate.InvalidArgument as error:
     message = str(error)
-    for key in known | {'protocol'}:
-      if message.startswith(f'{key}='):
-        prefix = 'attack' if key == 'protocol' else 'card'
-        message = f'--config.{prefix}.{message}'
+    if message.startswith('eot_iter='):
+      message = '--config.attack.' + message
+    elif not message.startswith('seed='):
+      message = '--' + message.replace('certify_method=', 'certify=', 1)
     raise validate.InvalidArgument(message) from None
-
-
-def settings(config):
-  """The card's `Settings` from an evaluation config."""
-  from tfp_robust import card  # pylint: disable=g-import-not-at-top
-  section = dict(config.get('card', {}))
-  return card.Settings(attack=config.attack.to_dict(),
-                       seed=int(config.get('seed', 0)), **section)
 
 
 def card_rows(card: Dict, labels: Optional[Dict] = None) -> List[Dict]:
