@@ -87,9 +87,10 @@ def reliability_diagram(result: Dict, path: str,
            width=width, align='edge', edgecolor='black', color='tab:blue',
            label='accuracy in bin')
   axis.bar([b['low'] for b in filled],
-           [b['confidence'] - b['accuracy'] for b in filled],
-           bottom=[b['accuracy'] for b in filled], width=width, align='edge',
-           color='tab:red', alpha=0.3, label='gap to confidence')
+           [abs(b['confidence'] - b['accuracy']) for b in filled],
+           bottom=[min(b['accuracy'], b['confidence']) for b in filled],
+           width=width, align='edge', fill=False, hatch='//',
+           edgecolor='tab:red', label='gap to mean confidence')
   axis.plot([0, 1], [0, 1], 'k--', linewidth=1, label='perfect calibration')
   axis.set_xlim(0, 1)
   axis.set_ylim(0, 1)

@@ -53,7 +53,7 @@ def markdown(card: Dict) -> str:
   settings = card['settings']
   attack = settings['attack']
   out = [f"# Evaluation card: {card['model']}", '',
-         f"A {card['method']} model, {card['num_samples']} "
+         f"Model: {card['method']}, {card['num_samples']} "
          f"{'calls per evaluation, resampled on every call' if resampled else 'posterior sample' + ('s' if card['num_samples'] > 1 else '')}"
          f", input shape {tuple(card['input_shape'])}, {card['num_classes']} "
          f"classes. Data: {data['name']}, {data['num_points']} test points, "
