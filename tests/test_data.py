@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tfp_robust import data
+from tfp_robust import validate
 
 
 def test_half_moons_shapes_range_and_labels():
@@ -60,7 +61,8 @@ def test_load_dispatches_by_name():
                                 data.half_moons(20, 10, seed=2).x_train)
   with pytest.raises(ValueError, match="Unknown dataset 'cifar'"):
     data.load('cifar')
-  with pytest.raises(ValueError, match="Unknown dataset 'cifar10'"):
+  # A TFDS dataset that is not prepared here: said so, never downloaded.
+  with pytest.raises(ValueError, match="Dataset 'cifar10' is not prepared"):
     data.load_tfds('cifar10')
 
 
@@ -105,3 +107,87 @@ def test_missing_data_dir_mentions_tfds_data_dir(tmp_path, monkeypatch):
 
 def test_conftest_points_tfds_at_the_shared_directory():
   assert os.path.isdir(os.path.join(os.environ['TFDS_DATA_DIR'], 'mnist'))
+
+
+def _tiny_tfds(data_dir, name='tiny_shapes', shape=(8, 8, 3), classes=3):
+  """A small TFDS image-classification dataset that is not MNIST, offline."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (30,) + shape, dtype=np.uint8)
+  labels = rng.integers(0, classes, 30)
+  features = tfds.features.FeaturesDict({
+      'image': tfds.features.Image(shape=shape),
+      'label': tfds.features.ClassLabel(num_classes=classes)})
+  split = lambda n: tf.data.Dataset.from_tensor_slices(
+      {'image': images[:n], 'label': labels[:n]})
+  tfds.dataset_builders.store_as_tfds_dataset(
+      name, '1.0.0', features, {'train': split(30), 'test': split(12)},
+      data_dir=str(data_dir), disable_shuffling=True)
+  return images, labels
+
+
+def test_any_tfds_dataset_by_name_with_its_own_shape_and_classes(tmp_path):
+  images, labels = _tiny_tfds(tmp_path)
+  spec = data.spec('tiny_shapes', str(tmp_path))
+  assert spec.input_shape == (8, 8, 3) and spec.num_classes == 3
+  assert spec.splits == {'train': 30, 'test': 12}
+  loaded = data.load_tfds('tiny_shapes', str(tmp_path), flat=False,
+                          num_test=5)
+  assert loaded.num_classes == 3 and loaded.x_test.shape == (5, 8, 8, 3)
+  np.testing.assert_allclose(loaded.x_test, images[:5] / 255.0, atol=1e-6)
+  np.testing.assert_array_equal(loaded.y_test, labels[:5])
+  assert data.load('tiny_shapes', data_dir=str(tmp_path)).x_test.shape == (
+      12, 192)
+  # Unknown: the refused name is not among the choices offered.
+  with pytest.raises(ValueError) as error:
+    data.spec('tiny_shape', str(tmp_path))
+  message = str(error.value)
+  assert "Unknown dataset 'tiny_shape'" in message
+  assert 'tiny_shapes' in message.split('prepared under')[1]
+  assert "'tiny_shape'" not in message.split('prepared under')[1]
+
+
+def test_npz_in_any_range_is_checked_and_mapped(tmp_path):
+  rng = np.random.default_rng(1)
+  x = rng.integers(0, 256, (6, 4, 4, 3)).astype(np.uint8)
+  y = np.array([0, 3, 1, 2, 3, 0])
+  path = str(tmp_path / 'mine.npz')
+  np.savez(path, x_test=x, y_test=y)
+  spec = data.npz_spec(path)
+  assert spec.input_shape == (4, 4, 3) and spec.num_classes is None
+  assert spec.name == 'mine' and spec.splits == {'test': 6}
+  loaded = data.load_npz(path, input_range=(0, 255))
+  np.testing.assert_allclose(loaded.x_test, x / 255.0, atol=1e-6)
+  assert loaded.num_classes == 4 and loaded.x_train.shape == (0, 4, 4, 3)
+  with pytest.raises(validate.InvalidArgument,
+                     match=r'values in \[\d+, 255\].*input_range=\(0, 255\)'):
+    data.load_npz(path)
+  with pytest.raises(validate.InvalidArgument, match=r'labels must lie in '
+                     r'\[0, 2\] for 3 classes'):
+    data.load_npz(path, input_range=(0, 255), num_classes=3)
+  np.savez(str(tmp_path / 'bad.npz'), x=x, y=y)
+  with pytest.raises(validate.InvalidArgument,
+                     match=r"no x_test or y_test \(it holds \['x', 'y'\]\)"):
+    data.npz_spec(str(tmp_path / 'bad.npz'))
+  with pytest.raises(validate.InvalidArgument, match='no such file'):
+    data.npz_spec(str(tmp_path / 'missing.npz'))
+
+
+def test_arrays_and_tf_datasets_come_in_checked():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  x = np.linspace(0, 1, 24, dtype=np.float32).reshape(6, 4)
+  y = np.array([0, 1, 0, 1, 1, 0])
+  for dataset in (tf.data.Dataset.from_tensor_slices((x, y)),
+                  tf.data.Dataset.from_tensor_slices((x, y)).batch(4),
+                  tf.data.Dataset.from_tensor_slices({'image': x,
+                                                      'label': y})):
+    got_x, got_y = data.from_tf_dataset(dataset, num_examples=5)
+    np.testing.assert_array_equal(got_x, x[:5])
+    np.testing.assert_array_equal(got_y, y[:5])
+  with pytest.raises(validate.InvalidArgument, match="y='array of 5 labels' is invalid: x has 6"):
+    data.from_arrays(x, y[:5])
+  with pytest.raises(validate.InvalidArgument, match='leading example axis'):
+    data.from_arrays(x[0], y[:1])
+  with pytest.raises(validate.InvalidArgument, match='input_range'):
+    data.check_range((1, 1))

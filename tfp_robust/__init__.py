@@ -2,6 +2,8 @@
 
 from tfp_robust import apgd
 from tfp_robust import attacks
+from tfp_robust import calibration
+from tfp_robust import card
 from tfp_robust import certify
 from tfp_robust import checks
 from tfp_robust import data
