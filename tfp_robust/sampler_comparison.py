@@ -79,7 +79,8 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
           k: v for k, v in config.targets[target_name].items()
           if k not in ('fit', 'variants')},
       attack_points=int(config.attack_points),
-      pgd_steps=int(config.pgd_steps), seed=int(config.seed)), default=list))
+      pgd_steps=int(config.pgd_steps), seed=int(config.seed),
+      **_strong_settings(config)), default=list))
   if os.path.exists(row_path):
     row = files.read_json(row_path, 'a sampler-comparison row')
     if not isinstance(row, dict) or 'fn_rhat_max' not in row:
@@ -158,6 +159,9 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
       'mean_abs_expected_grad': gradient['grad_mean_abs'],
       'settings': settings_json,
   }
+  if config.get('strong'):
+    row.update(strong_columns(ensemble, x, y, eps, config.strong_attack,
+                              int(config.seed)))
   row = json.loads(json.dumps(row, default=float))
   files.write_text_atomically(row_path, json.dumps(row, indent=2))
   logging.info('%s/%s: fn R-hat max %.3f, fn ESS min %.1f (%.1f per hour), '
@@ -166,6 +170,29 @@ def run_variant(config, target_name: str, variant_name: str, workdir: str,
                row['fn_ess_min_per_hour'], row['test_accuracy'],
                row['pgd_predictive_acc'])
   return row
+
+
+def _strong_settings(config) -> Dict:
+  """The strong protocol's settings, in a row's settings only when on (so
+  rows measured without it still read back under a config without it)."""
+  if not config.get('strong'):
+    return {}
+  return {'strong': config.strong_attack.to_dict()}
+
+
+def strong_columns(ensemble, x, y, eps: float, attack, seed: int) -> Dict:
+  """The strong protocol (`protocols.evaluate`: APGD-CE and -DLR, Square,
+  transfer, the per-image worst case, certified) on one variant's posterior
+  at `eps`: its accuracies as `strong_<attack>_acc` columns."""
+  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
+  section = dict(attack.to_dict() if hasattr(attack, 'to_dict') else attack,
+                 protocol='strong', eps=(eps,))
+  columns = {}
+  for row in protocols.evaluate(ensemble, x, y, section, seed=seed):
+    name = row['attack'] if row['loss'] in ('all', 'ibp', 'margin') else (
+        f"{row['attack']}_{row['loss']}")
+    columns[f'strong_{name}_acc'] = row['adversarial_accuracy']
+  return columns
 
 
 def run(config, workdir: str, targets=None) -> pd.DataFrame:
@@ -218,4 +245,6 @@ def check(config, targets=None) -> List[str]:
   validate.number('--config.mixed_rhat', config.mixed_rhat, 1.0,
                   exclusive_minimum=True, fix='e.g. 1.1.')
   validate.number('--config.mixed_ess', config.mixed_ess, 0.0, fix='e.g. 100.')
+  if config.get('strong'):
+    config_checks._attack(config.strong_attack, 'strong_attack')  # pylint: disable=protected-access
   return names
