@@ -94,6 +94,21 @@ def test_replay_table_crosses_every_switch(small_bnn, moons):
     ablations.run_attack('pgd_fast', small_bnn, x, y, 0.1, 'expected')
 
 
-def test_losses_accept_a_callable():
-  log_probs = tf.math.log(tf.constant([[[0.7, 0.3]]]))
-  assert ablations.LOSSES['clipped'](log_probs, [0]).shape == (1,)
+def test_clipped_loss_is_keras_cross_entropy_and_flat_when_confident():
+  # Two samples, two images: the mean softmax of the first is 0.7 / 0.3,
+  # of the second one-hot beyond Keras' clip (1 - 1e-7).
+  probs = tf.constant([[[0.6, 0.4], [1.0, 1e-12]],
+                       [[0.8, 0.2], [1.0, 1e-12]]])
+  log_probs = tf.math.log(probs)
+  loss = ablations.LOSSES['clipped'](log_probs, [0, 0]).numpy()
+  np.testing.assert_allclose(loss[0], -np.log(0.7), rtol=1e-5)
+  # At the clip: -log(1 - 1e-7), about 1e-7 (float32 rounds the 1 - 1e-7).
+  assert 0 < loss[1] < 2e-7
+  with tf.GradientTape() as tape:
+    tape.watch(log_probs)
+    total = tf.reduce_sum(ablations.LOSSES['clipped'](log_probs, [0, 0]))
+  gradient = tape.gradient(total, log_probs).numpy()
+  # The clip cuts the confident image off: exactly zero gradient there,
+  # the trap the replay measures; not on the other.
+  np.testing.assert_array_equal(gradient[:, 1], 0.0)
+  assert np.abs(gradient[:, 0]).max() > 0.1

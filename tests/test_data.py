@@ -105,10 +105,6 @@ def test_missing_data_dir_mentions_tfds_data_dir(tmp_path, monkeypatch):
     data.load('mnist', num_train=10)
 
 
-def test_conftest_points_tfds_at_the_shared_directory():
-  assert os.path.isdir(os.path.join(os.environ['TFDS_DATA_DIR'], 'mnist'))
-
-
 def _tiny_tfds(data_dir, name='tiny_shapes', shape=(8, 8, 3), classes=3):
   """A small TFDS image-classification dataset that is not MNIST, offline."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
