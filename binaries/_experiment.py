@@ -2,7 +2,9 @@
 
 Imported (after `_quiet`) by attack.py, ablation.py, curves.py and
 gradients.py: --config, --workdir, --methods and --train_missing mean the
-same in each, and `start()` runs the same checks before any work.
+same in each, and `start()` runs the same checks before any work. Nothing
+here imports TensorFlow until the flags and the config have passed their
+checks.
 """
 
 from absl import flags
@@ -10,10 +12,10 @@ from ml_collections import config_flags
 
 from tfp_robust import config_checks
 from tfp_robust import files
-from tfp_robust import fitting
 
-CONFIG = config_flags.DEFINE_config_file('config', None,
-                                         'Experiment config (file:variant).')
+CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config (file:variant); --print_config lists '
+    'its fields, each settable as --config.<field>=<value>.')
 WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
 METHODS = flags.DEFINE_list('methods', None,
                             'Methods to evaluate (default: the config\'s).')
@@ -25,11 +27,17 @@ flags.mark_flags_as_required(['config'])
 
 def start():
   """Checks config, methods and work directory, claims the directory and
-  trains what is missing. Returns (config, methods, workdir)."""
+  trains what is missing. Returns (config, methods, workdir).
+
+  The checks import no TensorFlow (a typo is answered in a second); the
+  training, and the checks that need TensorFlow, come after them.
+  """
   config, workdir = CONFIG.value, WORKDIR.value
   methods = METHODS.value or list(config.methods)
   config_checks.check_run(config, methods, workdir)
   files.start_run(workdir)  # One run per work directory.
+  config_checks.check(config, methods)  # The deep checks: imports TensorFlow.
   if TRAIN_MISSING.value:
+    from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
     fitting.ensure_trained(config, methods, workdir)
   return config, methods, workdir

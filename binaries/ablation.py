@@ -13,21 +13,24 @@ posterior samples than those evaluated. Each row has the adversarial
 accuracy and the fraction of inputs whose attack gradient is exactly zero.
 Methods without a saved ensemble are trained first. Writes
 <workdir>/<dataset>/ablation.{csv,md}.
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import _experiment
 import os
 
 from absl import app
 
-from tfp_robust import experiments
-from tfp_robust import reports
-
 
 def main(argv):
   del argv
   config, methods, workdir = _experiment.start()
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import experiments
+  from tfp_robust import reports
   frame = experiments.ablation_saved(config, methods, workdir)
   out = os.path.join(workdir, config.dataset)
   reports.write_table(frame, os.path.join(out, 'ablation'))

@@ -18,17 +18,19 @@ Resumable: each method's rows are kept in
 <workdir>/<dataset>/<method>/attacks_<protocol>.json as soon as it is done,
 so the same command after a kill starts at the next method (a method whose
 config or trained ensemble changed since is evaluated again).
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import _experiment
 import os
 
 from absl import app
 from absl import flags
 
-from tfp_robust import experiments
-from tfp_robust import reports
+from tfp_robust import validate
 
 _CHECK_POINTS = flags.DEFINE_integer(
     'check_points', 100, 'Test points for the gradient-masking checks '
@@ -37,7 +39,12 @@ _CHECK_POINTS = flags.DEFINE_integer(
 
 def main(argv):
   del argv
+  validate.integer('--check_points', _CHECK_POINTS.value, 0,
+                   fix='0 skips the checks.')
   config, methods, workdir = _experiment.start()
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import experiments
+  from tfp_robust import reports
   frame, summary = experiments.attack_saved(config, methods, workdir)
   out = os.path.join(workdir, config.dataset)
   protocol = config.attack.protocol

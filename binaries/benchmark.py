@@ -14,9 +14,12 @@ the matmul peak beside it), and the peak memory of PGD over 250 samples x
 the rates of every net of the paper's Figure 4 grids on full MNIST and
 projects the grids' cost after sharing, on 1 to 128 workers like this
 machine (`tfp_robust.grid.projection`).
+
+--print_config prints this binary's flags and exits before TensorFlow is
+imported; the flags are checked before it is.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import json
 import os
 
@@ -24,11 +27,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tfp_robust import benchmarks
-from tfp_robust import data
+from tfp_robust import config_checks
 from tfp_robust import config_lib
-from tfp_robust import reports
-from tfp_robust.grid import projection
+from tfp_robust import validate
 
 _CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                         'configs')
@@ -55,13 +56,43 @@ _WORKERS = flags.DEFINE_list(
     'Worker counts the Figure 4 projection schedules the units on.')
 
 
+DEFAULT_BENCHMARKS = ('mnist_gradient', 'halfmoons_gradient', 'hmc_leapfrog',
+                      'pgd_memory', 'paper_costs', 'halfmoons_paper_grid',
+                      'pgd_overhead', 'gradient_forms')
+BENCHMARKS = DEFAULT_BENCHMARKS + ('figure4_paper_grid',)
+
+
+def _check_flags():
+  """Every flag, before TensorFlow is imported."""
+  for name in _ONLY.value or ():
+    validate.one_of('--only', name, BENCHMARKS)
+  validate.positive('--memory_budget_gib', _BUDGET_GIB.value, 'e.g. 4.')
+  validate.integer('--loop_images', _LOOP_IMAGES.value, 1)
+  known = sorted(n[:-3] for n in os.listdir(_CONFIGS) if n.endswith('.py'))
+  for name in _PAPER_CONFIGS.value:
+    validate.one_of('--paper_configs', name, known)
+  for name in _FIGURE4_PROTOCOLS.value:
+    validate.one_of('--figure4_protocols', name, config_checks.PROTOCOLS)
+  if _REFERENCE_ACTIVATION.value:
+    validate.one_of('--figure4_reference_activation',
+                    _REFERENCE_ACTIVATION.value, config_checks.ACTIVATIONS)
+  for count in _WORKERS.value:
+    if not count.isdigit() or int(count) < 1:
+      validate.fail('--workers', count, 'each must be an integer >= 1',
+                    'e.g. --workers=1,8,32.')
+  validate.workdir('--output', os.path.dirname(os.path.abspath(_OUTPUT.value)))
+
+
 def main(argv):
   del argv
+  _check_flags()
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import benchmarks
+  from tfp_robust import data
+  from tfp_robust import reports
+  from tfp_robust.grid import projection
   results = {}
-  wanted = set(_ONLY.value or ['mnist_gradient', 'halfmoons_gradient',
-                               'hmc_leapfrog', 'pgd_memory', 'paper_costs',
-                               'halfmoons_paper_grid', 'pgd_overhead',
-                               'gradient_forms'])
+  wanted = set(_ONLY.value or DEFAULT_BENCHMARKS)
   if 'mnist_gradient' in wanted:
     results['mnist_gradient'] = benchmarks.expected_gradient_speed(
         loop_images=_LOOP_IMAGES.value)

@@ -7,23 +7,26 @@ work directory as binaries/attack.py reuses its ensembles). Writes
 <workdir>/<dataset>/curves.{csv,md}, curves_band.{csv,md} (per method and eps:
 certified accuracy, the strongest attack and the gap between them, the
 paper's PGD beside), curves.png and curve_checks.md.
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import _experiment
 import os
 
 from absl import app
 
-from tfp_robust import checks
-from tfp_robust import experiments
-from tfp_robust import plots
-from tfp_robust import reports
-
 
 def main(argv):
   del argv
   config, methods, workdir = _experiment.start()
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import checks
+  from tfp_robust import experiments
+  from tfp_robust import plots
+  from tfp_robust import reports
   rows, findings = experiments.robustness_curves(config, methods,
                                                  workdir)
   out = os.path.join(workdir, config.dataset)

@@ -13,9 +13,12 @@ resumes. The merge writes <workdir>/grid.{csv,md}, Figure 4 per dataset and
 protocol, figure4_answers.{csv,md} (the paper's Figure 4 claims measured:
 domination, rank correlation with accuracy and with width) and HParams for
 TensorBoard.
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import os
 import sys
 
@@ -23,27 +26,28 @@ from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
-import pandas as pd
 
 from tfp_robust import config_checks
 from tfp_robust import files
-from tfp_robust import plots
-from tfp_robust import reports
-from tfp_robust import grid
+from tfp_robust import validate
 
+# `grid.executors.MAX_MAP_FRACTION`, copied so that the flags are defined
+# without importing TensorFlow (tests/test_binaries.py keeps them equal).
+_DEFAULT_MAX_MAP_FRACTION = 0.5
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                            'configs', 'figure4.py:cpu'),
-    'Grid config (file:variant).')
+    'Grid config (file:variant); --print_config lists its fields.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/figure4', 'Output directory.')
 _EXECUTOR = flags.DEFINE_enum('executor', 'in_process',
-                              list(grid.executors.EXECUTORS), 'Where units run.')
+                              list(config_checks.GRID_EXECUTORS),
+                              'Where units run.')
 _RAY_ADDRESS = flags.DEFINE_string('ray_address', None,
                                    'Ray cluster address (default: local).')
 _SHARD_INDEX = flags.DEFINE_integer('shard_index', 0, 'This job\'s shard.')
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Jobs sharing the grid.')
 _MAX_MAP_FRACTION = flags.DEFINE_float(
-    'max_map_fraction', grid.executors.MAX_MAP_FRACTION,
+    'max_map_fraction', _DEFAULT_MAX_MAP_FRACTION,
     'in_process: start a fresh process (resuming) once this one holds this '
     "share of the kernel's memory-map limit (vm.max_map_count).")
 _MERGE_ONLY = flags.DEFINE_bool('merge_only', False,
@@ -54,11 +58,22 @@ def main(argv):
   del argv
   config = _CONFIG.value
   config_checks.check_run(config, None, _WORKDIR.value)
+  num_shards = validate.integer('--num_shards', _NUM_SHARDS.value, 1)
+  validate.integer('--shard_index', _SHARD_INDEX.value, 0, num_shards - 1,
+                   f'Shards are numbered 0 to {num_shards - 1}.')
+  validate.number('--max_map_fraction', _MAX_MAP_FRACTION.value, 0.0, 1.0,
+                  exclusive_minimum=True, fix='e.g. 0.5.')
   # Shards of one grid share a work directory, each holding its own lock
   # file, so they may run at once; two runs of the same shard may not.
   files.start_run(_WORKDIR.value,
                   lock_file=f'.lock-shard-{_SHARD_INDEX.value}',
                   clean=_NUM_SHARDS.value == 1)
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  import pandas as pd
+  from tfp_robust import grid
+  from tfp_robust import plots
+  from tfp_robust import reports
+  config_checks.check(config)  # The deep checks.
   workdir = _WORKDIR.value
   cells = grid.cells.grid_cells(config, config.datasets, config.methods)
   units = grid.cells.plan(cells)

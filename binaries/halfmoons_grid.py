@@ -8,9 +8,12 @@ each cell's HMC checkpoints let a killed run resume mid-cell.
 
   python binaries/halfmoons_grid.py --workdir=workdir/halfmoons_grid
   python binaries/halfmoons_grid.py --config=configs/halfmoons_grid.py:paper
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import itertools
 import os
 import time
@@ -22,14 +25,11 @@ from ml_collections import config_flags
 
 from tfp_robust import config_checks
 from tfp_robust import files
-from tfp_robust import halfmoons
-from tfp_robust import reports
-from tfp_robust import plots
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                            'configs', 'halfmoons_grid.py:cpu'),
-    'Experiment config (file:variant).')
+    'Experiment config (file:variant); --print_config lists its fields.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/halfmoons_grid',
                                'Where results, plots and checkpoints go.')
 
@@ -40,6 +40,11 @@ def main(argv):
   workdir = _WORKDIR.value
   config_checks.check_run(config, [], workdir)
   files.start_run(_WORKDIR.value)  # One run per work directory.
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import halfmoons
+  from tfp_robust import plots
+  from tfp_robust import reports
+  config_checks.check(config, [])  # The deep checks.
   cells = list(itertools.product(config.hidden, config.num_train,
                                  config.warmup))
   rows = []

@@ -7,9 +7,12 @@ TensorBoard logs to --workdir.
 
   python binaries/quickstart.py --workdir=/tmp/quickstart
   python binaries/quickstart.py --config=configs/quickstart.py:paper
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import os
 
 import numpy as np
@@ -20,22 +23,38 @@ from absl import logging
 from ml_collections import config_flags
 
 from tfp_robust import config_checks
-from tfp_robust import data
-from tfp_robust import evaluation
-from tfp_robust import experiments
 from tfp_robust import files
-from tfp_robust import gradients
-from tfp_robust import fitting
-from tfp_robust import reports
-from tfp_robust import plots
-from tfp_robust import summaries
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                            'configs', 'quickstart.py:cpu'),
-    'Experiment config (file:variant).')
+    'Experiment config (file:variant); --print_config lists its fields.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/quickstart',
                                'Where results, plots and logs go.')
+
+
+def _write_hparams(config, table, workdir):
+  """Each model's settings and its row of the table, for the HParams tab
+  (`<workdir>/tensorboard/half_moons/<method>/hparams`)."""
+  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  for record in table.to_dict('records'):
+    method = record['method']
+    section = config.get(method, {})
+    values = {'method': method, 'samples': int(record['samples']),
+              'hidden': str(tuple(section.get('hidden', config.model.hidden))),
+              'activation': section.get('activation',
+                                        config.model.activation),
+              'num_train': int(config.data.num_train),
+              'eps': float(config.attack.eps[0]), 'seed': int(config.seed)}
+    metrics = {f'hparams/{name}': float(value)
+               for name, value in record.items()
+               if name not in ('method', 'samples') and
+               isinstance(value, (int, float, np.number)) and
+               np.isfinite(value)}
+    writer = summaries.open_writer(
+        summaries.run_dir(workdir, 'half_moons', method, 'hparams'))
+    summaries.hparams(writer, values, metrics)
+    writer.close()
 
 
 def main(argv):
@@ -44,12 +63,22 @@ def main(argv):
   workdir = _WORKDIR.value
   config_checks.check_run(config, None, workdir)
   files.start_run(_WORKDIR.value)  # One run per work directory.
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import data
+  from tfp_robust import evaluation
+  from tfp_robust import experiments
+  from tfp_robust import gradients
+  from tfp_robust import fitting
+  from tfp_robust import reports
+  from tfp_robust import plots
+  from tfp_robust import summaries
   dataset = data.half_moons(config.data.num_train, config.data.num_test,
                             config.data.noise, seed=config.seed)
   architecture = fitting.architecture_from_config(
       config.model, dataset.input_shape, dataset.num_classes)
   rows, fit_info, ensembles, components, adversarial = [], {}, {}, {}, {}
   shown = np.arange(int(config.num_adversarial_shown))
+  num_gradient_points = min(100, len(dataset.x_test))
   for method in config.methods:
     log_dir = summaries.run_dir(workdir, 'half_moons', method, 'fit')
     ensemble, info = fitting.fit(method, architecture, dataset.x_train,
@@ -75,7 +104,8 @@ def main(argv):
         seed=config.seed, max_images=len(shown))[1])
     ensembles[method] = ensemble
     components[method] = gradients.expected_gradients_by_num_samples(
-        ensemble, dataset.x_test[:100], dataset.y_test[:100],
+        ensemble, dataset.x_test[:num_gradient_points],
+        dataset.y_test[:num_gradient_points],
         [ensemble.num_samples])[ensemble.num_samples]
   import pandas as pd  # pylint: disable=g-import-not-at-top
   reports.write_table(pd.DataFrame(rows), os.path.join(workdir, 'attacks'))
@@ -88,13 +118,18 @@ def main(argv):
           'Half moons: predictive probability and test points',
           adversarial=adversarial, eps=float(config.attack.eps[0])),
       'expected_gradients': plots.gradient_components_by_model(
-          components, 'Expected loss gradient components, 100 test points')}
+          components, 'Expected loss gradient per input coordinate, half '
+          'moons', loss='expected cross-entropy (Eq. 2)',
+          where=f'{num_gradient_points} clean test points (eps = 0; FGSM at '
+          f'eps = {float(config.attack.eps[0]):g} steps along its sign)',
+          coordinate_names=['x1', 'x2'])}
   writer = summaries.open_writer(
       summaries.run_dir(workdir, 'half_moons', 'all', 'figures'))
   for name, figure in figures.items():
     summaries.figure(writer, f'figures/{name}', figure)
     reports.save_figure(figure, os.path.join(workdir, f'{name}.png'))
   writer.close()
+  _write_hparams(config, table, workdir)
   logging.info('Wrote results to %s', os.path.abspath(workdir))
   print(table.to_string(index=False, float_format=lambda v: f'{v:.3f}',
                         na_rep='-'))

@@ -14,9 +14,12 @@ same command again skips it and resumes the rest; output goes to the
 terminal and <workdir>/logs/<step>.log. <workdir>/REPORT.md holds each
 step's tables and figures, the paper's numbers beside ours, and the wall
 times; it is rewritten after every step.
+
+--print_config prints this binary's flags and exits before TensorFlow is
+imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import os
 import sys
 

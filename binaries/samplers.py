@@ -11,24 +11,26 @@ expected-gradient magnitude. A finished variant is skipped when the binary
 runs again; a killed one resumes inside HMC. Writes
 <workdir>/samplers.{csv,md}, samplers.png and mixing.png (robustness
 against mixing, every target's rows pooled).
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import os
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tfp_robust import config_checks
 from tfp_robust import files
-from tfp_robust import plots
-from tfp_robust import reports
-from tfp_robust import sampler_comparison
+from tfp_robust import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                            'configs', 'samplers.py:cpu'),
-    'Comparison config (file:variant).')
+    'Comparison config (file:variant); --print_config lists its fields.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/samplers',
                                'Output directory.')
 _TARGETS = flags.DEFINE_list('targets', None,
@@ -38,6 +40,24 @@ _TARGETS = flags.DEFINE_list('targets', None,
 def main(argv):
   del argv
   config = _CONFIG.value
+  # Before TensorFlow: every target and variant's fields, without the
+  # sampler's cross-field rules (sampler_comparison.check, below).
+  for name in _TARGETS.value or config.target_order:
+    validate.one_of('--targets', name, tuple(config.targets.keys()),
+                    'Name targets of the config.')
+    for variant in config.targets[name].variants:
+      validate.one_of(f'--config.targets.{name}.variants', variant,
+                      tuple(config.variants.keys()),
+                      'Each variant needs an entry in config.variants.')
+      section = dict(config.targets[name].fit.hmc)
+      section.update(dict(config.variants[variant]))
+      config_checks.hmc_section(section, f'targets.{name}.fit.hmc',
+                                deep=False)
+  validate.workdir('--workdir', _WORKDIR.value)
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import plots
+  from tfp_robust import reports
+  from tfp_robust import sampler_comparison
   targets = sampler_comparison.check(config, _TARGETS.value)
   files.start_run(_WORKDIR.value)  # One run per work directory.
   frame = sampler_comparison.run(config, _WORKDIR.value, targets)

@@ -9,9 +9,12 @@ accuracy, the share of posterior samples that still give the label, and the
 class most adversarial images go to (`tfp_robust.metrics.per_class`). Tells
 a model that resists on some digits from one whose attacked images all fall
 into one class. Writes <workdir>/<dataset>/survivors.{csv,md}.
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import os
 
 from absl import app
@@ -19,14 +22,12 @@ from absl import flags
 from ml_collections import config_flags
 
 from tfp_robust import config_checks
-from tfp_robust import experiments
 from tfp_robust import files
-from tfp_robust import fitting
-from tfp_robust import reports
 from tfp_robust import validate
 
-_CONFIG = config_flags.DEFINE_config_file('config', None,
-                                          'Experiment config (file:variant).')
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config (file:variant); --print_config lists '
+    'its fields.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
 _METHODS = flags.DEFINE_list('methods', None,
                              'Methods to analyse (default: the config\'s).')
@@ -43,6 +44,10 @@ def main(argv):
   restarts = validate.integer('--restarts', _RESTARTS.value, 1)
   config_checks.check_run(config, methods, _WORKDIR.value)
   files.start_run(_WORKDIR.value)  # One run per work directory.
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust import experiments
+  from tfp_robust import fitting
+  from tfp_robust import reports
   fitting.ensure_trained(config, methods, _WORKDIR.value)
   frame = experiments.survivors_saved(config, methods, _WORKDIR.value, steps,
                                       restarts)

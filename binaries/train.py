@@ -8,9 +8,12 @@ r"""Fits one posterior (sgd | ensemble | vi | hmc) and saves its ensemble.
 The ensemble goes to <workdir>/<dataset>/<method>/ensemble; HMC checkpoints
 to <workdir>/<dataset>/<method>/hmc_checkpoint, so a killed HMC run resumes
 when started again with the same flags.
+
+--print_config lists every config field (set one with --config.<field>=<value>)
+and exits before TensorFlow is imported.
 """
 
-import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
 import os
 
 from absl import app
@@ -19,11 +22,11 @@ from ml_collections import config_flags
 
 from tfp_robust import config_checks
 from tfp_robust import files
-from tfp_robust import fitting
 
-_CONFIG = config_flags.DEFINE_config_file('config', None,
-                                          'Experiment config (file:variant).')
-_METHOD = flags.DEFINE_enum('method', None, list(fitting.METHODS),
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config (file:variant); --print_config lists '
+    'its fields.')
+_METHOD = flags.DEFINE_enum('method', None, list(config_checks.METHODS),
                             'Which posterior to fit.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir', 'Output directory.')
 flags.mark_flags_as_required(['config', 'method'])
@@ -33,6 +36,7 @@ def main(argv):
   del argv
   config_checks.check_run(_CONFIG.value, [_METHOD.value], _WORKDIR.value)
   files.start_run(_WORKDIR.value)  # One run per work directory.
+  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
   _, info = fitting.train_and_save(_CONFIG.value, _METHOD.value,
                                      _WORKDIR.value)
   print(f"{_METHOD.value} on {_CONFIG.value.dataset}: test accuracy "

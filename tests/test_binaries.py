@@ -55,12 +55,25 @@ def test_quickstart_prints_table_and_writes_outputs(tmp_path):
   assert sorted(os.listdir(board)) == ['all', 'hmc', 'sgd', 'vi']
   from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
   assert 'vi/elbo' in summaries.read_scalars(str(board / 'vi' / 'fit'))
-  attacked = summaries.read_scalars(str(board / 'hmc' / 'attacks_paper'))
-  pgd = dict(attacked['attack/paper/pgd/predictive/adversarial_accuracy'])
-  assert pgd[100] == pytest.approx(
-      float(summary.loc[2, 'pgd_predictive_acc']))
+  # One eps: the results are a table (Text tab), not charts of one dot.
+  attacked = board / 'hmc' / 'attacks_paper'
+  assert not [t for t in summaries.read_scalars(str(attacked))
+              if t.startswith('attack/')]
+  [(_, table)] = summaries.read_text(str(attacked))['attack/paper/results']
+  pgd = [line for line in table.splitlines()
+         if line.startswith('| hmc | pgd | predictive | 0.100 |')]
+  assert len(pgd) == 1, table
+  assert float(pgd[0].split('|')[5]) == pytest.approx(
+      float(summary.loc[2, 'pgd_predictive_acc']), abs=5e-4)
   assert summaries.read_tags(str(board / 'all' / 'figures'))[
       'figures/decision_regions'] == 'images'
+  # HParams for each model, its table row as the metrics.
+  for index, method in enumerate(('sgd', 'vi', 'hmc')):
+    run = str(board / method / 'hparams')
+    assert summaries.read_tags(run)['_hparams_/session_start_info'] == (
+        'hparams')
+    assert summaries.read_scalars(run)['hparams/clean_acc'] == [
+        (0, pytest.approx(float(summary.loc[index, 'clean_acc'])))]
   assert not [n for n in os.listdir(tmp_path) if n.startswith('.tmp')]
 
 
@@ -96,7 +109,7 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
   assert 'hmc/diagnostics/fn_rhat_max' in fit
   tags = summaries.read_tags(str(board / 'vi' / 'attacks_paper'))
   assert tags['adversarial/pgd_predictive'] == 'images'
-  assert tags['attack/paper/pgd/expected/adversarial_accuracy'] == 'scalars'
+  assert tags['attack/paper/results'] == 'text'
   assert summaries.read_tags(str(board / 'vi' / 'fit'))[
       'posterior/dense_0/kernel'] == 'histograms'
   # The strong protocol through the same binary: a deterministic surrogate
@@ -241,3 +254,162 @@ def test_samplers_binary_writes_table_and_both_figures(tmp_path):
   assert list(table['variant']) == ['fixed_2']
   for name in ('samplers.md', 'samplers.png', 'mixing.png'):
     assert (workdir / name).stat().st_size > 0, name
+
+
+# --print_config and the checks, before TensorFlow: each binary is run with a
+# finder in front of sys.meta_path that refuses TensorFlow (and the other
+# heavy imports), and reports at exit whether any of them was imported.
+_WITHOUT_TENSORFLOW = r"""
+import atexit, importlib.abc, os, runpy, sys
+HEAVY = ('tensorflow', 'tensorflow_probability', 'tf_keras', 'pandas',
+         'matplotlib', 'sklearn', 'tensorflow_datasets')
+class Refuse(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name.split('.')[0] in HEAVY:
+      raise ImportError(f'{name} imported before the checks')
+sys.meta_path.insert(0, Refuse())
+atexit.register(lambda: sys.stderr.write('HEAVY_MODULES=%s\n' % sorted(
+    {m.split('.')[0] for m in sys.modules} & set(HEAVY))))
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+runpy.run_path(script, run_name='__main__')
+"""
+
+
+def _run_without_tensorflow(args):
+  result = subprocess.run([sys.executable, '-c', _WITHOUT_TENSORFLOW] + args,
+                          cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+  assert 'HEAVY_MODULES=[]' in result.stderr, result.stderr[-3000:]
+  return result
+
+
+_CONFIGS = {'ablation': 'table1', 'attack': 'table1', 'curves': 'curves',
+            'gradients': 'gradients', 'survivors': 'table1',
+            'train': 'table1'}
+_WITHOUT_CONFIG = ('benchmark', 'reproduce')
+
+
+@pytest.mark.parametrize('name', sorted(
+    os.path.basename(p)[:-3] for p in os.listdir(os.path.join(REPO, 'binaries'))
+    if p.endswith('.py') and not p.startswith('_') and p != 'evaluate.py'))
+def test_print_config_answers_before_tensorflow(name):
+  args = [f'binaries/{name}.py', '--print_config']
+  if name in _CONFIGS:
+    args.append(f'--config=configs/{_CONFIGS[name]}.py:cpu')
+  if name == 'train':
+    args.append('--method=hmc')
+  if name not in _WITHOUT_CONFIG:
+    args.append('--config.seed=7')  # An override, shown resolved.
+  result = _run_without_tensorflow(args)
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.splitlines()
+  if name in _WITHOUT_CONFIG:
+    assert lines[0] == '# This binary takes no --config; its flags:'
+  else:
+    assert '--config.seed=7' in lines
+    fields = [l for l in lines if l.startswith('--config.')]
+    assert len(fields) >= 5 and fields == sorted(fields)
+  assert any(l.startswith('--workdir=') or l.startswith('--output=') or
+             l.startswith('# --workdir') for l in lines), lines
+
+
+def test_print_config_lists_every_field_as_a_flag_that_parses():
+  """Each printed line, given back as a flag, reproduces the config."""
+  from tfp_robust import config_lib  # pylint: disable=g-import-not-at-top
+  out = _run_without_tensorflow(
+      ['binaries/attack.py', '--config=configs/table1.py:cpu',
+       '--print_config', "--config.hmc.hidden=(32, 16)"]).stdout
+  fields = [l for l in out.splitlines() if l.startswith('--config.')]
+  assert '--config.hmc.hidden="(32, 16)"' in fields
+  config = config_lib.load_config_file(
+      os.path.join(REPO, 'configs', 'table1.py'), 'cpu')
+  config.hmc.hidden = (32, 16)
+  flat = {}
+  def walk(section, prefix):
+    for key, value in section.items():
+      if hasattr(value, 'items') and not isinstance(value, dict):
+        walk(value, f'{prefix}.{key}')
+      else:
+        flat[f'{prefix}.{key}'] = value
+  walk(config, '--config')
+  assert sorted(l.split('=')[0] for l in fields) == sorted(flat)
+  # `--print_config` is what --helpfull points at.
+  helpfull = subprocess.run(
+      [sys.executable, 'binaries/attack.py', '--helpfull'], cwd=REPO,
+      capture_output=True, text=True, timeout=120).stdout
+  assert '--print_config' in helpfull and '--config.<field>' in helpfull
+
+
+@pytest.mark.parametrize('args, message', [
+    (['binaries/attack.py', '--config=configs/table1.py:cpu',
+      '--config.attack.protocl=strong'],
+     'Did you mean "protocol" instead of "protocl"'),
+    (['binaries/attack.py', '--config=configs/table1.py:cpu',
+      '--config.attack.protocol=strnog'],
+     "--config.attack.protocol='strnog' is invalid"),
+    (['binaries/attack.py', '--config=configs/table1.py:cpu',
+      '--config.hmc.num_results=0'], '--config.hmc.num_results=0 is invalid'),
+    (['binaries/attack.py', '--config=configs/table1_mixing.py:cpu',
+      '--config.hmc.trajectory=jittred'],
+     "--config.hmc.trajectory='jittred' is invalid"),
+    (['binaries/attack.py', '--config=configs/table1.py:cpu',
+      '--methods=hmcc'], "--methods='hmcc' is invalid"),
+    (['binaries/train.py', '--config=configs/table1.py:cpu', '--method=vi',
+      '--config.vi.learning_rate=nan'], '--config.vi.learning_rate=nan'),
+    (['binaries/quickstart.py', '--config.model.hidden=(0,)'],
+     '--config.model.hidden=0 is invalid'),
+    (['binaries/survivors.py', '--config=configs/table1.py:cpu',
+      '--steps=0'], '--steps=0 is invalid'),
+    (['binaries/grid.py', '--shard_index=4', '--num_shards=2'],
+     '--shard_index=4 is invalid'),
+    (['binaries/halfmoons_grid.py', '--config.min_accuracy=2'],
+     '--config.min_accuracy=2'),
+    (['binaries/samplers.py', '--targets=halfmoon'],
+     "--targets='halfmoon' is invalid"),
+    (['binaries/benchmark.py', '--only=mnist_gradients'],
+     "--only='mnist_gradients' is invalid"),
+])
+def test_bad_flags_and_config_are_answered_before_tensorflow(
+    tmp_path, args, message):
+  result = _run_without_tensorflow(args + [f'--workdir={tmp_path}'] if
+                                   'benchmark' not in args[0] else args)
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert message in result.stderr, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+
+
+def test_light_copies_match_the_modules_they_copy():
+  """config_checks holds the names heavy modules define, so that a config is
+  checked without TensorFlow: the copies must stay equal."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from tfp_robust import config_checks  # pylint: disable=g-import-not-at-top
+  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
+  from tfp_robust import losses  # pylint: disable=g-import-not-at-top
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  from tfp_robust import original_hmc  # pylint: disable=g-import-not-at-top
+  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
+  from tfp_robust.grid import cells  # pylint: disable=g-import-not-at-top
+  from tfp_robust.grid import executors  # pylint: disable=g-import-not-at-top
+  from tfp_robust.mcmc import kernels  # pylint: disable=g-import-not-at-top
+  assert config_checks.ACTIVATIONS == tuple(sorted(networks.ACTIVATIONS))
+  assert config_checks.LOSSES == tuple(sorted(losses.LOSSES))
+  assert config_checks.PROTOCOLS == protocols.PROTOCOLS
+  assert config_checks.METHODS == fitting.METHODS
+  assert config_checks.VIEWS == fitting.VIEWS
+  assert config_checks.HMC_INITS == hmc.INITS
+  assert set(config_checks.HMC_FIELDS) == {
+      f.name for f in dataclasses.fields(hmc.HMCConfig)} - {'seed'}
+  assert set(config_checks.ORIGINAL_HMC_FIELDS) == {
+      f.name for f in dataclasses.fields(original_hmc.OriginalHMCConfig)} - {
+          'seed'}
+  assert config_checks.HMC_CHOICES == {
+      'kernel': kernels.KERNELS, 'mass_matrix': kernels.MASS_MATRICES,
+      'mass_matrix_adaptation': kernels.MASS_MATRIX_ADAPTATIONS,
+      'trajectory': kernels.TRAJECTORIES}
+  assert config_checks.GRID_AXES == cells.AXES
+  assert config_checks.GRID_EXECUTORS == executors.EXECUTORS
+  out = _run_without_tensorflow(['binaries/grid.py', '--print_config']).stdout
+  assert f'--max_map_fraction={executors.MAX_MAP_FRACTION}' in out

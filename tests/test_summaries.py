@@ -101,22 +101,38 @@ def test_hmc_fit_writes_traces_diagnostics_and_histograms(fitted):
     assert written[f'hmc/diagnostics/{name}'][0][1] == pytest.approx(
         info[name], rel=1e-5), name
   stacked = np.asarray(ensemble.params[0])
-  histogram = _histogram(log_dir, 'posterior/' +
-                         ensemble.architecture.param_shapes()[0][0])
-  # The histogram holds every sample's value of that parameter.
-  assert histogram[:, 2].sum() == stacked.size
-  assert histogram[0, 0] == pytest.approx(stacked.min(), abs=1e-6)
-  assert histogram[-1, 1] == pytest.approx(stacked.max(), abs=1e-6)
+  name = ensemble.architecture.param_shapes()[0][0]
+  histograms = _histograms(log_dir, 'posterior/' + name)
+  # Several steps along the 16 samples (the Distributions tab needs more
+  # than one), each the index of its group's last sample ...
+  assert [step for step, _ in histograms] == [1, 3, 5, 7, 9, 11, 12, 13, 14,
+                                              15]
+  # ... which together hold every sample's value of that parameter, once.
+  assert sum(h[:, 2].sum() for _, h in histograms) == stacked.size
+  assert min(h[0, 0] for _, h in histograms) == pytest.approx(stacked.min(),
+                                                              abs=1e-6)
+  assert max(h[-1, 1] for _, h in histograms) == pytest.approx(
+      stacked.max(), abs=1e-6)
+  # The first group is samples 0 and 1.
+  first = histograms[0][1]
+  assert first[:, 2].sum() == stacked[:2].size
+  assert first[0, 0] == pytest.approx(stacked[:2].min(), abs=1e-6)
+  spread = _histograms(log_dir, 'posterior_std/' + name)
+  assert [step for step, _ in spread] == [step for step, _ in histograms]
 
 
-def _histogram(log_dir, tag):
+def _histograms(log_dir, tag):
+  """`[(step, histogram)]` of a tag, by step."""
+  found = []
   for path in os.listdir(log_dir):
     for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir,
                                                                   path)):
       for value in event.summary.value:
         if value.tag == tag:
-          return tf.make_ndarray(value.tensor)
-  raise KeyError(tag)
+          found.append((int(event.step), tf.make_ndarray(value.tensor)))
+  if not found:
+    raise KeyError(tag)
+  return sorted(found, key=lambda item: item[0])
 
 
 def test_attack_results_per_method_loss_and_eps_and_no_duplicates(
@@ -144,6 +160,40 @@ def test_attack_results_per_method_loss_and_eps_and_no_duplicates(
   # The attack is real: accuracy falls as eps grows.
   assert series[1][1] <= series[0][1] < 1.0
   assert 'attack/paper/certified/ibp/adversarial_accuracy' in written
+  # Every row is also in the table of the Text tab, written once.
+  [(step, table)] = summaries.read_text(log_dir)['attack/paper/results']
+  lines = table.splitlines()
+  assert step == 0 and len(lines) == 2 + len(rows)
+  assert lines[0].startswith('| method | attack | loss | eps |')
+  pgd = [l for l in lines if l.startswith('| hmc | pgd | expected | 0.100 |')]
+  assert len(pgd) == 1
+  assert float(pgd[0].split('|')[5]) == pytest.approx(series[1][1],
+                                                      abs=5e-4)
+
+
+def test_attack_results_at_one_eps_are_a_table_not_dots(tmp_path):
+  rows = [dict(protocol='paper', attack=attack, loss=loss, eps=0.1,
+               adversarial_accuracy=accuracy, softmax_robustness=0.5,
+               clean_accuracy=0.98, method='hmc')
+          for attack, loss, accuracy in [('fgsm', 'expected', 0.36000001430),
+                                         ('pgd', 'predictive', 0.29)]]
+  rows.append(dict(protocol='paper', attack='certified', loss='ibp', eps=0.1,
+                   adversarial_accuracy=0.0, clean_accuracy=0.98,
+                   method='hmc'))
+  writer = summaries.open_writer(str(tmp_path))
+  summaries.attack_rows(writer, rows)
+  writer.close()
+  assert summaries.read_scalars(str(tmp_path)) == {}
+  assert summaries.read_tags(str(tmp_path)) == {
+      'attack/paper/results': 'text'}
+  [(_, table)] = summaries.read_text(str(tmp_path))['attack/paper/results']
+  assert table.splitlines() == [
+      '| method | attack | loss | eps | adversarial_accuracy | '
+      'clean_accuracy | softmax_robustness |',
+      '|---|---|---|---|---|---|---|',
+      '| hmc | certified | ibp | 0.100 | 0.000 | 0.980 | - |',
+      '| hmc | fgsm | expected | 0.100 | 0.360 | 0.980 | 0.500 |',
+      '| hmc | pgd | predictive | 0.100 | 0.290 | 0.980 | 0.500 |']
 
 
 def test_images_figures_and_hparams(tmp_path):
@@ -168,8 +218,8 @@ def test_images_figures_and_hparams(tmp_path):
 
   writer = summaries.open_writer(str(tmp_path / 'misc'))
   summaries.heatmaps(writer, 'gradients/expected/n=3', x - 0.5, (784,))
-  summaries.figure(writer, 'figures/regions', plots.gradient_strips(
-      {3: x - 0.5}, 'strips'))
+  strips = plots.gradient_strips({3: x - 0.5}, 'strips')
+  summaries.figure(writer, 'figures/regions', strips)
   summaries.hparams(writer, {'hidden': 8, 'activation': 'relu'},
                     {'cell/test_accuracy': 0.9})
   writer.close()
@@ -179,13 +229,24 @@ def test_images_figures_and_hparams(tmp_path):
   assert tags['_hparams_/session_start_info'] == 'hparams'
   assert summaries.read_scalars(str(tmp_path / 'misc'))[
       'cell/test_accuracy'] == [(0, pytest.approx(0.9))]
-  # Heatmaps are RGB with white at zero: the image is 28 x 28 x 3 PNG.
+  # Heatmaps are RGB with white at zero, enlarged from 28 x 28 to 112 x 112
+  # (TensorBoard shows an image at its own size); figures at 150 dpi.
+  sizes = {}
   for event in tf.compat.v1.train.summary_iterator(os.path.join(
       str(tmp_path / 'misc'), os.listdir(str(tmp_path / 'misc'))[0])):
     for value in event.summary.value:
-      if value.tag == 'gradients/expected/n=3':
+      if value.metadata.plugin_data.plugin_name == 'images':
         width, height = tf.make_ndarray(value.tensor)[:2]
-        assert (int(width), int(height)) == (28, 28)
+        sizes[value.tag] = (int(width), int(height))
+  assert sizes['gradients/expected/n=3'] == (112, 112)
+  assert sizes['figures/regions'] == tuple(
+      int(round(v * 150)) for v in strips.get_size_inches())
+  for event in tf.compat.v1.train.summary_iterator(os.path.join(
+      str(tmp_path / 'attacks'), os.listdir(str(tmp_path / 'attacks'))[0])):
+    for value in event.summary.value:
+      if value.tag == 'adversarial/clean':
+        assert [int(v) for v in tf.make_ndarray(value.tensor)[:2]] == [112,
+                                                                       112]
 
 
 def test_open_writer_starts_the_run_afresh(tmp_path):
@@ -246,9 +307,10 @@ def test_histograms_of_huge_posteriors_take_a_fixed_subset(tmp_path):
   writer = summaries.open_writer(str(tmp_path))
   summaries.posterior_histograms(writer, ensemble)
   writer.close()
-  histogram = _histogram(str(tmp_path), 'posterior/dense_0/kernel')
-  count = histogram[:, 2].sum()
+  histograms = _histograms(str(tmp_path), 'posterior/dense_0/kernel')
+  assert [step for step, _ in histograms] == [0, 1, 2]
+  count = sum(h[:, 2].sum() for _, h in histograms)
   assert summaries.MAX_HISTOGRAM_VALUES // 2 < count <= (
       summaries.MAX_HISTOGRAM_VALUES)
   # The subset spans the whole range, not only the first values.
-  assert histogram[-1, 1] > 0.99 * params[0].max()
+  assert histograms[-1][1][-1, 1] > 0.99 * params[0].max()

@@ -21,6 +21,7 @@ underflows on confident points.
 import tensorflow as tf
 
 from tfp_robust import attack_batches
+from tfp_robust import attacks
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import losses
 from tfp_robust import seeds
@@ -128,8 +129,7 @@ def _build_run(ensemble, loss_name, num_steps, eot_iter, compiled=True):
 
   if not compiled:
     return run
-  return tf.function(run, jit_compile=ensemble.jit_compile,
-                     reduce_retracing=True)
+  return attacks.compile_loop(run, ensemble.jit_compile)
 
 
 def apgd_run(ensemble, x, labels, eps, num_steps=100, loss='predictive',

@@ -11,9 +11,16 @@ quickstart's `data` and `model`, the half-moons grid's axes) and refuses:
 
 Messages follow `validate`: `--config.hmc.num_results=0 is invalid: it must
 be an integer >= 1. ...`.
+
+Checking needs no TensorFlow: the binaries check their flags and config
+before they import the heavy modules or load data, so a typo is answered in
+a second. The names those modules define (activations, losses, methods,
+sampler settings...) are copied below (`tests/test_binaries.py` asserts the
+copies match); `check(..., deep=True)` adds the checks that need them
+imported (`HMCConfig.validate`'s cross-field rules), as `fitting` does
+before it trains.
 """
 
-import dataclasses
 from typing import Iterable, Optional
 
 from tfp_robust import validate
@@ -22,6 +29,41 @@ from tfp_robust import validate
 _MODEL_FIELDS = ('hidden', 'activation', 'layers', 'num_train')
 _TRAIN_FIELDS = ('epochs', 'batch_size', 'learning_rate')
 _ATTACK_NAMES = ('random', 'fgsm', 'pgd')
+# Copies of names the heavy modules define (tests/test_binaries.py keeps them
+# equal to the originals): networks.ACTIVATIONS, losses.LOSSES,
+# protocols.PROTOCOLS, fitting.METHODS and VIEWS, hmc.INITS, the fields of
+# hmc.HMCConfig and original_hmc.OriginalHMCConfig (but `seed`), the choices
+# of mcmc.kernels, grid.executors.EXECUTORS and grid.cells.AXES.
+ACTIVATIONS = ('leaky_relu', 'relu', 'sigmoid', 'tanh')
+LOSSES = ('dlr', 'expected', 'margin', 'predictive')
+PROTOCOLS = ('paper', 'strong')
+METHODS = ('sgd', 'ensemble', 'vi', 'hmc', 'hmc_original')
+VIEWS = {'vi_resampled': 'vi'}
+HMC_INITS = ('he_normal', 'uniform')
+HMC_FIELDS = (
+    'num_results', 'num_burnin_steps', 'num_leapfrog_steps', 'step_size',
+    'thinning', 'num_chains', 'target_accept_prob', 'prior_scale',
+    'segment_size', 'warm_up_checkpoint_every', 'jit_compile', 'kernel',
+    'mass_matrix', 'mass_matrix_adaptation', 'mass_matrix_window',
+    'trajectory', 'trajectory_length', 'jitter', 'max_tree_depth',
+    'max_leapfrog_steps', 'cap_leapfrogs')
+HMC_CHOICES = {'kernel': ('hmc', 'nuts'),
+               'mass_matrix': ('identity', 'diagonal'),
+               'mass_matrix_adaptation': ('windowed', 'single'),
+               'trajectory': ('fixed', 'jittered', 'adapted')}
+ORIGINAL_HMC_FIELDS = (
+    'batch_size', 'num_burnin_steps', 'step_size', 'num_leapfrog_steps',
+    'num_draws', 'prior_scale', 'target_accept_prob', 'init', 'mass_matrix',
+    'mass_matrix_window')
+GRID_EXECUTORS = ('in_process', 'ray')
+GRID_AXES = {
+    'hmc': ('num_samples', 'step_size', 'num_leapfrog_steps', 'hidden',
+            'activation', 'depth'),
+    'sgd': ('batch_size', 'hidden', 'activation', 'depth', 'epochs',
+            'learning_rate'),
+    'vi': ('learning_rate', 'hidden', 'activation', 'depth', 'epochs'),
+}
+
 _TOP_LEVEL = {
     'variant', 'dataset', 'data_dir', 'num_train', 'num_test', 'seed',
     'memory_budget_bytes', 'attack', 'methods', 'sgd', 'ensemble', 'vi',
@@ -70,11 +112,10 @@ def _ints(section, path, key, minimum):
 
 
 def _model(section, path):
-  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
   _ints(section, path, 'hidden', 1)
   if 'activation' in section:
     validate.one_of(_flag(path, 'activation'), section['activation'],
-                    sorted(networks.ACTIVATIONS))
+                    ACTIVATIONS)
   for index, layer in enumerate(section.get('layers', ()) or ()):
     layer = dict(layer)
     where = f'{path}.layers[{index}]'
@@ -97,10 +138,9 @@ def _training(section, path, extra=()):
   _positive(section, path, 'learning_rate', 'e.g. 1e-3.')
 
 
-def _hmc(section, path):
-  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
-  fields = [f.name for f in dataclasses.fields(hmc.HMCConfig) if f.name != 'seed']
-  _known(section, path, fields + list(_MODEL_FIELDS) + ['init', 'init_sgd'])
+def _hmc(section, path, deep=True):
+  _known(section, path, list(HMC_FIELDS) + list(_MODEL_FIELDS) +
+         ['init', 'init_sgd'])
   _model(section, path)
   for key in ('num_results', 'num_leapfrog_steps', 'thinning', 'num_chains',
               'segment_size'):
@@ -112,12 +152,22 @@ def _hmc(section, path):
   if 'target_accept_prob' in section:
     validate.open_probability(_flag(path, 'target_accept_prob'),
                               section['target_accept_prob'], 'e.g. 0.75.')
+  for key, choices in HMC_CHOICES.items():
+    if key in section:
+      validate.one_of(_flag(path, key), section[key], choices)
   if 'init' in section:
     validate.one_of(_flag(path, 'init'), section['init'], ('prior', 'sgd'))
   if 'init_sgd' in section:
     _training(section['init_sgd'], f'{path}.init_sgd')
-  # The sampler settings, checked by `HMCConfig` itself, under the flag's name.
-  settings = {k: section[k] for k in fields if k in section}
+  if deep:
+    _hmc_sampler(section, path)
+
+
+def _hmc_sampler(section, path):
+  """The sampler settings, checked by `HMCConfig` itself (its cross-field
+  rules too), under the flag's name. Imports TensorFlow."""
+  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
+  settings = {k: section[k] for k in HMC_FIELDS if k in section}
   try:
     hmc.HMCConfig(**settings).validate()
   except validate.InvalidArgument as error:
@@ -125,16 +175,14 @@ def _hmc(section, path):
         str(error).replace('HMCConfig.', _flag(path, ''))) from None
 
 
-def hmc_section(section, path: str) -> None:
-  """Checks one HMC config section (named `--config.<path>` in messages)."""
-  _hmc(section, path)
+def hmc_section(section, path: str, deep: bool = True) -> None:
+  """Checks one HMC config section (named `--config.<path>` in messages);
+  `deep=False` without the checks that import TensorFlow (see `check`)."""
+  _hmc(section, path, deep)
 
 
 def _hmc_original(section, path):
-  from tfp_robust import original_hmc  # pylint: disable=g-import-not-at-top
-  fields = [f.name for f in dataclasses.fields(original_hmc.OriginalHMCConfig)
-            if f.name != 'seed']
-  _known(section, path, fields + list(_MODEL_FIELDS))
+  _known(section, path, ORIGINAL_HMC_FIELDS + _MODEL_FIELDS)
   _model(section, path)
   for key in ('batch_size', 'num_leapfrog_steps', 'num_draws'):
     _int(section, path, key, 1)
@@ -151,18 +199,16 @@ def _hmc_original(section, path):
 
 def _attack(section, path='attack'):
   from tfp_robust import config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_robust import losses  # pylint: disable=g-import-not-at-top
-  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
   _known(section, path, list(config_lib.attack_section().keys()) +
          ['protocols'])
   validate.one_of(_flag(path, 'protocol'), section.get('protocol', 'paper'),
-                  protocols.PROTOCOLS)
+                  PROTOCOLS)
   for protocol in section.get('protocols', ()):
-    validate.one_of(_flag(path, 'protocols'), protocol, protocols.PROTOCOLS)
+    validate.one_of(_flag(path, 'protocols'), protocol, PROTOCOLS)
   for name in section.get('attacks', ()):
     validate.one_of(_flag(path, 'attacks'), name, _ATTACK_NAMES)
   for name in section.get('losses', ()):
-    validate.one_of(_flag(path, 'losses'), name, sorted(losses.LOSSES))
+    validate.one_of(_flag(path, 'losses'), name, LOSSES)
   eps = section.get('eps', (0.1,))
   if isinstance(eps, (int, float)):
     eps = (eps,)
@@ -182,10 +228,6 @@ def _attack(section, path='attack'):
 def _grid(config):
   """A Figure 4 grid config (configs/figure4.py): axes hold tuples."""
   from tfp_robust import data  # pylint: disable=g-import-not-at-top
-  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
-  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
-  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
-  from tfp_robust.grid import cells  # pylint: disable=g-import-not-at-top
   _known(config, '', ('variant', 'seed', 'datasets', 'methods', 'data_dir',
                       'num_train', 'num_test', 'protocols', 'training',
                       'hmc', 'sgd', 'vi', 'attack'))
@@ -193,9 +235,9 @@ def _grid(config):
   for name in config.datasets:
     validate.one_of('--config.datasets', name, data.TFDS_DATASETS)
   for name in config.methods:
-    validate.one_of('--config.methods', name, tuple(cells.AXES))
+    validate.one_of('--config.methods', name, tuple(GRID_AXES))
   for name in config.protocols:
-    validate.one_of('--config.protocols', name, protocols.PROTOCOLS)
+    validate.one_of('--config.protocols', name, PROTOCOLS)
   for key in ('num_train', 'num_test'):
     _int(config, '', key, 0)
   _known(config.training, 'training', ('vi_batch_size', 'vi_num_samples',
@@ -203,15 +245,15 @@ def _grid(config):
                                        'hmc_prior_scale', 'hmc_init'))
   if 'hmc_init' in config.training:
     validate.one_of('--config.training.hmc_init', config.training.hmc_init,
-                    hmc.INITS)
+                    HMC_INITS)
   for key in ('vi_batch_size', 'vi_num_samples', 'hmc_num_chains'):
     _int(config.training, 'training', key, 1)
   _int(config.training, 'training', 'hmc_burn_in', 0)
   _positive(config.training, 'training', 'hmc_prior_scale')
   for method in config.methods:
     section = config[method]
-    _known(section, method, cells.AXES[method])
-    for axis in cells.AXES[method]:
+    _known(section, method, GRID_AXES[method])
+    for axis in GRID_AXES[method]:
       values = section[axis]
       flag = _flag(method, axis)
       if isinstance(values, (str, bytes)) or not len(values):
@@ -219,7 +261,7 @@ def _grid(config):
                       f"e.g. {flag}='(1, 2)'.")
       for value in values:
         if axis == 'activation':
-          validate.one_of(flag, value, sorted(networks.ACTIVATIONS))
+          validate.one_of(flag, value, ACTIVATIONS)
         elif axis in ('step_size', 'learning_rate'):
           validate.positive(flag, value)
         else:
@@ -227,19 +269,21 @@ def _grid(config):
   _attack(config.attack)
 
 
-def check(config, methods: Optional[Iterable[str]] = None):
+def check(config, methods: Optional[Iterable[str]] = None, deep: bool = True):
   """Raises `validate.InvalidArgument` for the first bad field of `config`.
 
   Args:
     config: an experiment config (any file in configs/).
     methods: the methods about to run (default: `config.methods`); each
       must be one the package fits and have its section.
+    deep: also the checks that import TensorFlow (`HMCConfig.validate`'s
+      cross-field rules). False checks every field without it, in a
+      fraction of a second: what a binary runs before anything heavy.
 
   Returns:
     The config, unchanged.
   """
-  from tfp_robust import data  # pylint: disable=g-import-not-at-top
-  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust import data  # pylint: disable=g-import-not-at-top  # Light.
   if 'datasets' in config and 'training' in config:
     _grid(config)
     return config
@@ -257,9 +301,8 @@ def check(config, methods: Optional[Iterable[str]] = None):
   methods = list(methods if methods is not None else
                  config.get('methods', ()))
   for method in methods:
-    validate.one_of('--methods', method, fitting.METHODS + tuple(
-        fitting.VIEWS))
-    section = fitting.VIEWS.get(method, method)
+    validate.one_of('--methods', method, METHODS + tuple(VIEWS))
+    section = VIEWS.get(method, method)
     section = 'sgd' if section == 'ensemble' else section
     if section not in config:
       validate.fail('--methods', method, f'the config has no {section!r} '
@@ -272,7 +315,7 @@ def check(config, methods: Optional[Iterable[str]] = None):
     _known(config.ensemble, 'ensemble', ('num_members',))
     _int(config.ensemble, 'ensemble', 'num_members', 1)
   if 'hmc' in config:
-    _hmc(config.hmc, 'hmc')
+    _hmc(config.hmc, 'hmc', deep)
   if 'hmc_original' in config:
     _hmc_original(config.hmc_original, 'hmc_original')
   if 'attack' in config:
@@ -319,8 +362,10 @@ def check_run(config, methods: Optional[Iterable[str]] = None,
 
   The work directory must be a non-empty path that can be created and
   written (an empty `--workdir=` would write into the current directory).
+  Imports no TensorFlow (`check(..., deep=False)`): `fitting` runs the deep
+  checks before it trains.
   """
-  check(config, methods)
+  check(config, methods, deep=False)
   if workdir is not None:
     validate.workdir('--workdir', workdir)
   return config

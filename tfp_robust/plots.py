@@ -53,28 +53,52 @@ def gradient_components_by_width(cells, title='Expected loss gradients'):
   return figure
 
 
-def gradient_components_by_model(components, title):
-  """Strip plot of expected-gradient components, one column per model.
+def gradient_components_by_model(components, title,
+                                 loss='expected cross-entropy (Eq. 2)',
+                                 where='the clean test points (eps = 0)',
+                                 coordinate_names=None):
+  """Strip plot of expected-gradient components, per model and coordinate.
 
   Args:
-    components: dict model name -> array of gradient components.
-    title: figure title.
+    components: dict model name -> gradients `[N, D]` (one row per input,
+      D input coordinates), or any array whose last axis is the coordinate.
+    title: figure title (first line); a second line names the loss and where
+      the gradient is taken.
+    loss: the loss whose input gradient is plotted.
+    where: the inputs the gradient is taken at (and so the eps: 0 for the
+      clean points).
+    coordinate_names: names of the D coordinates (default `x1`, `x2`, ...);
+      with more than 4 coordinates, all are pooled into one column.
 
   Returns:
-    A matplotlib figure.
+    A matplotlib figure: one column per model and coordinate, the y axis
+    the gradient of `loss` with respect to that input coordinate.
   """
   names = list(components)
-  figure, axis = plt.subplots(figsize=(1.8 * max(2, len(names)), 3.4))
+  arrays = {n: np.asarray(components[n]) for n in names}
+  width = arrays[names[0]].shape[-1] if arrays[names[0]].ndim > 1 else 1
+  pooled = width > 4
+  if coordinate_names is None:
+    coordinate_names = [f'x{j + 1}' for j in range(width)]
+  columns = ['all coordinates'] if pooled else list(coordinate_names)
+  figure, axis = plt.subplots(
+      figsize=(max(4.0, 1.4 * len(names) * len(columns) + 1.5), 4.0))
   rng = np.random.RandomState(0)
+  spread = 0.8 / len(columns)
   for index, name in enumerate(names):
-    values = np.asarray(components[name]).reshape(-1)
-    axis.scatter(index + rng.uniform(-0.15, 0.15, values.shape), values, s=3,
-                 alpha=0.4)
+    values = arrays[name].reshape(-1, 1 if pooled else width)
+    for j, column in enumerate(columns):
+      where_x = index + (j - (len(columns) - 1) / 2) * spread
+      axis.scatter(where_x + rng.uniform(-spread / 3, spread / 3,
+                                         len(values)), values[:, j], s=4, alpha=0.5, color=f'C{j}',
+                   label=column if index == 0 else None)
   axis.axhline(0.0, color='black', linewidth=0.5)
   axis.set_xticks(range(len(names)))
   axis.set_xticklabels(names)
-  axis.set_ylabel('expected gradient component')
-  axis.set_title(title)
+  axis.set_xlabel('model')
+  axis.set_ylabel(f'd loss / d input coordinate\n(loss: {loss})')
+  axis.set_title(f'{title}\nloss: {loss}; gradient at {where}', fontsize=10)
+  axis.legend(title='input coordinate', fontsize=8, loc='best')
   figure.tight_layout()
   return figure
 

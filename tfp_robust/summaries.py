@@ -18,17 +18,24 @@ Tags (BUILD_NOTES.md lists which binary writes which):
   and `hmc/step_size` at every MCMC iteration, warm-up (iterations
   0 .. B-1) and sampling (B onwards) on one axis; `hmc/diagnostics/<name>`
   (R-hat, ESS, acceptance, function-space R-hat and ESS) once at the end.
-- `posterior/<parameter>` histograms of the sampled weights over all samples,
-  `posterior_std/<parameter>` of each weight's spread across samples (every
-  k-th value when there are more than 2^20).
-- `attack/<protocol>/<attack>/<loss>/adversarial_accuracy` and
-  `.../softmax_robustness`, with step = round(1000 * eps) (TensorBoard steps
-  are integers: the x axis is eps in thousandths); `attack/<protocol>/
-  certified/ibp/certified_accuracy` likewise; `adversarial/clean`,
-  `adversarial/<attack>` and `adversarial/perturbation` images.
+- `posterior/<parameter>` histograms of the sampled weights, at up to 10
+  steps: step k holds the samples of the k-th of 10 consecutive groups (the
+  step is the index of the group's last sample), so the Distributions tab
+  shows the weights along the chains and the Histograms tab stacks them;
+  `posterior_std/<parameter>` of each weight's spread across the samples
+  kept up to that step (every k-th value when there are more than 2^20).
+- `attack/<protocol>/results`: every result row (attack, loss, eps,
+  adversarial and clean accuracy, softmax robustness) as one Markdown table
+  in the Text tab. Where a (protocol, attack, loss) has several eps, its
+  curve is also written as scalars `attack/<protocol>/<attack>/<loss>/
+  adversarial_accuracy` and `.../softmax_robustness` with step =
+  round(1000 * eps) (TensorBoard steps are integers: the x axis is eps in
+  thousandths); a single eps writes no one-dot scalar chart.
+  `adversarial/clean`, `adversarial/<attack>` and `adversarial/perturbation`
+  images, enlarged to at least 112 pixels a side.
 - `gradients/expected/n=<S>` heatmaps and `gradients/mean_abs` (step = S).
-- `figures/<name>`: the run's matplotlib figures as images.
-- HParams for each grid cell.
+- `figures/<name>`: the run's matplotlib figures as images (150 dpi).
+- HParams for each grid cell and each quickstart model.
 
 A rerun into the same directory does not duplicate series: `open_writer`
 removes the run's earlier event files before writing, and a resumed HMC run
@@ -103,11 +110,19 @@ def hmc_trace(writer, log_prob: np.ndarray, accepted: np.ndarray,
   writer.flush()
 
 
-def posterior_histograms(writer, ensemble, step: int = 0) -> None:
-  """Histograms of an architecture ensemble's sampled weights.
+HISTOGRAM_GROUPS = 10
 
-  `posterior/<name>` pools every sample's values of a parameter;
-  `posterior_std/<name>` is each weight's standard deviation across samples
+
+def posterior_histograms(writer, ensemble, first_step: int = 0) -> None:
+  """Histograms of an architecture ensemble's sampled weights, over samples.
+
+  The S samples (in their order: along the chains for HMC) are cut into
+  `min(S, HISTOGRAM_GROUPS)` consecutive groups; `posterior/<name>` at step
+  `first_step + i` (i the index of a group's last sample) holds that group's
+  values of a parameter, so the steps together hold every sample's values
+  and TensorBoard's Distributions tab draws them along the samples (one
+  step would leave it blank). `posterior_std/<name>` at the same steps is
+  each weight's standard deviation across the samples up to that one
   (absent for S = 1). Ensembles without explicit weights write nothing.
   """
   params = getattr(ensemble, 'params', None)
@@ -115,15 +130,24 @@ def posterior_histograms(writer, ensemble, step: int = 0) -> None:
   if params is None or architecture is None:
     return
   names = [name for name, _ in architecture.param_shapes()]
+  num_samples = int(np.shape(params[0])[0])
+  groups = np.array_split(np.arange(num_samples),
+                          min(num_samples, HISTOGRAM_GROUPS))
+  limit = max(1, MAX_HISTOGRAM_VALUES // len(groups))
   with writer.as_default():
     for name, values in zip(names, params):
       values = tf.convert_to_tensor(values)
-      tf.summary.histogram(f'posterior/{name}', _spread_subset(values),
-                           step=step)
-      if int(values.shape[0]) > 1:
-        tf.summary.histogram(
-            f'posterior_std/{name}',
-            _spread_subset(tf.math.reduce_std(values, axis=0)), step=step)
+      for group in groups:
+        start, stop = int(group[0]), int(group[-1]) + 1
+        step = first_step + stop - 1
+        tf.summary.histogram(f'posterior/{name}',
+                             _spread_subset(values[start:stop], limit),
+                             step=step)
+        if stop > 1:
+          tf.summary.histogram(
+              f'posterior_std/{name}', _spread_subset(
+                  tf.math.reduce_std(values[:stop], axis=0), limit),
+              step=step)
   writer.flush()
 
 
@@ -141,10 +165,54 @@ def _spread_subset(values, limit: int = MAX_HISTOGRAM_VALUES):
   return flat[::-(-size // limit)]
 
 
+_TABLE_COLUMNS = ('method', 'model', 'attack', 'loss', 'eps',
+                  'adversarial_accuracy', 'clean_accuracy',
+                  'softmax_robustness', 'checks_failed')
+
+
+def _cell(value) -> str:
+  if value is None:
+    return '-'
+  if isinstance(value, (float, np.floating)):
+    return '-' if not np.isfinite(value) else f'{float(value):.3f}'
+  return str(value).replace('|', '\\|') or '-'
+
+
+def markdown_table(rows: Sequence[Dict], columns: Sequence[str]) -> str:
+  """`rows` as a Markdown table of `columns` (those some row has), numbers
+  to three decimals."""
+  columns = [c for c in columns if any(c in row for row in rows)]
+  lines = ['| ' + ' | '.join(columns) + ' |',
+           '|' + '---|' * len(columns)]
+  for row in rows:
+    lines.append('| ' + ' | '.join(_cell(row.get(c)) for c in columns) +
+                 ' |')
+  return '\n'.join(lines)
+
+
 def attack_rows(writer, rows: Iterable[Dict]) -> None:
-  """Each result row's accuracy at step round(1000 * eps)."""
+  """Result rows: one Markdown table per protocol, and curves over eps.
+
+  `attack/<protocol>/results` (Text tab) holds every row. A (protocol,
+  attack, loss) evaluated at several eps is also a curve of scalars at
+  step round(1000 * eps); one at a single eps writes none (a chart of one
+  dot says nothing the table does not).
+  """
+  rows = list(rows)
+  curves = {}
+  for row in rows:
+    key = (row['protocol'], row['attack'], row['loss'])
+    curves.setdefault(key, set()).add(float(row['eps']))
   with writer.as_default():
+    for protocol in sorted({row['protocol'] for row in rows}):
+      chosen = sorted((r for r in rows if r['protocol'] == protocol),
+                      key=lambda r: (str(r['attack']), str(r['loss']),
+                                     float(r['eps'])))
+      tf.summary.text(f'attack/{protocol}/results',
+                      markdown_table(chosen, _TABLE_COLUMNS), step=0)
     for row in rows:
+      if len(curves[(row['protocol'], row['attack'], row['loss'])]) < 2:
+        continue
       base = f"attack/{row['protocol']}/{row['attack']}/{row['loss']}"
       step = int(round(float(row['eps']) * EPS_STEP_SCALE))
       for name in ('adversarial_accuracy', 'softmax_robustness',
@@ -169,6 +237,16 @@ def as_images(x: np.ndarray, input_shape: Sequence[int]) -> Optional[np.ndarray]
   return None
 
 
+MIN_IMAGE_SIDE = 112
+
+
+def enlarged(images: np.ndarray, min_side: int = MIN_IMAGE_SIDE) -> np.ndarray:
+  """`[N, H, W, C]` images repeated pixel by pixel (an integer factor) to at
+  least `min_side` a side: TensorBoard shows a 28 x 28 image at 28 pixels."""
+  factor = max(1, -(-min_side // max(1, min(images.shape[1:3]))))
+  return np.repeat(np.repeat(images, factor, axis=1), factor, axis=2)
+
+
 def adversarial_images(writer, x, x_adv, input_shape, name: str,
                        eps: float, max_images: int = 8) -> None:
   """Clean images, their adversarial versions and the perturbations."""
@@ -179,12 +257,12 @@ def adversarial_images(writer, x, x_adv, input_shape, name: str,
   # The perturbation in [-eps, eps], shown on [0, 1] with grey as zero.
   perturbation = 0.5 + (adversarial - clean) / (2 * max(float(eps), 1e-12))
   with writer.as_default():
-    tf.summary.image('adversarial/clean', clean, step=0,
+    tf.summary.image('adversarial/clean', enlarged(clean), step=0,
                      max_outputs=max_images)
-    tf.summary.image(f'adversarial/{name}', adversarial, step=0,
+    tf.summary.image(f'adversarial/{name}', enlarged(adversarial), step=0,
                      max_outputs=max_images)
     tf.summary.image('adversarial/perturbation',
-                     np.clip(perturbation, 0.0, 1.0), step=0,
+                     enlarged(np.clip(perturbation, 0.0, 1.0)), step=0,
                      max_outputs=max_images)
   writer.flush()
 
@@ -206,14 +284,18 @@ def heatmaps(writer, tag: str, grads: np.ndarray, input_shape,
   green = np.minimum(red, blue)
   rgb = np.stack([red, green, blue], axis=-1)
   with writer.as_default():
-    tf.summary.image(tag, rgb, step=step, max_outputs=max_images)
+    tf.summary.image(tag, enlarged(rgb), step=step, max_outputs=max_images)
   writer.flush()
 
 
+FIGURE_DPI = 150
+
+
 def figure(writer, tag: str, fig, step: int = 0) -> None:
-  """A matplotlib figure as an image summary."""
+  """A matplotlib figure as an image summary, at `FIGURE_DPI` (a 6-inch
+  figure is 900 pixels wide: readable, not a thumbnail)."""
   buffer = io.BytesIO()
-  fig.savefig(buffer, format='png', dpi=80)
+  fig.savefig(buffer, format='png', dpi=FIGURE_DPI)
   image = tf.image.decode_png(buffer.getvalue(), channels=4)
   with writer.as_default():
     tf.summary.image(tag, image[None], step=step)
@@ -249,6 +331,20 @@ def read_scalars(log_dir: str) -> Dict[str, List[Tuple[int, float]]]:
         continue
       number = float(tf.make_ndarray(value.tensor))
       result.setdefault(value.tag, []).append((int(event.step), number))
+  return result
+
+
+def read_text(log_dir: str) -> Dict[str, List[Tuple[int, str]]]:
+  """Every text summary in `log_dir` as `{tag: [(step, text)]}`."""
+  result = {}
+  for event in _events(log_dir):
+    for value in event.summary.value:
+      if value.metadata.plugin_data.plugin_name != 'text':
+        continue
+      text = tf.make_ndarray(value.tensor).reshape(-1)[0]
+      result.setdefault(value.tag, []).append(
+          (int(event.step), text.decode() if isinstance(text, bytes)
+           else str(text)))
   return result
 
 

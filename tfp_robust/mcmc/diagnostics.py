@@ -8,6 +8,7 @@ the predicted class probabilities at test inputs, read through the
 posterior ensemble's public `log_probs`, so they apply to any sampler.
 """
 
+import logging
 from typing import Dict, Sequence
 
 import numpy as np
@@ -15,6 +16,30 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_robust import ensemble as ensemble_lib
+
+
+class _DropFftCastWarning(logging.Filter):
+
+  def filter(self, record):
+    return 'casting an input of type complex' not in record.getMessage()
+
+
+def _effective_sample_size(*args, **kwargs):
+  """`tfp.mcmc.effective_sample_size`, without TensorFlow's warning about
+  TFP's own cast.
+
+  TFP's `auto_correlation` takes the real part of an inverse FFT (whose
+  imaginary part is zero up to rounding) with `tf.cast`, and TensorFlow
+  warns "You are casting an input of type complex64 to an incompatible
+  dtype" at every call. That one message is dropped while the ESS runs.
+  """
+  logger = tf.get_logger()
+  quiet = _DropFftCastWarning()
+  logger.addFilter(quiet)
+  try:
+    return tfp.mcmc.effective_sample_size(*args, **kwargs)
+  finally:
+    logger.removeFilter(quiet)
 
 
 def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
@@ -42,11 +67,11 @@ def diagnostics(samples: Sequence[np.ndarray], log_prob: np.ndarray,
       columns.append(np.reshape(s, s.shape[:2] + (-1,))[:, :, inside -
                                                            offsets[index]])
   flat = tf.convert_to_tensor(np.concatenate(columns, axis=-1), tf.float32)
-  ess = tfp.mcmc.effective_sample_size(flat, cross_chain_dims=cross_chain)
+  ess = _effective_sample_size(flat, cross_chain_dims=cross_chain)
   if cross_chain is None:
     ess = ess * num_chains
   ess_second = _second_moment_ess(flat, cross_chain, num_chains)
-  ess_log_prob = tfp.mcmc.effective_sample_size(
+  ess_log_prob = _effective_sample_size(
       tf.convert_to_tensor(log_prob), cross_chain_dims=cross_chain)
   result = {
       'acceptance_rate': float(np.mean(is_accepted)),
@@ -81,7 +106,7 @@ def _second_moment_ess(draws, cross_chain, num_chains):
   second moment 18).
   """
   centred = draws - tf.reduce_mean(draws, axis=[0, 1], keepdims=True)
-  ess = tfp.mcmc.effective_sample_size(tf.square(centred),
+  ess = _effective_sample_size(tf.square(centred),
                                        cross_chain_dims=cross_chain)
   return ess * num_chains if cross_chain is None else ess
 
@@ -116,7 +141,7 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
   if probs.shape[-1] == 0 or num_steps < 4:
     return result
   cross_chain = 1 if num_chains > 1 else None
-  ess = tfp.mcmc.effective_sample_size(probs, cross_chain_dims=cross_chain)
+  ess = _effective_sample_size(probs, cross_chain_dims=cross_chain)
   if cross_chain is None:
     ess = ess * num_chains
   ess = ess.numpy()
