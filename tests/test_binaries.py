@@ -287,19 +287,24 @@ def _run_without_tensorflow(args):
 
 _CONFIGS = {'ablation': 'table1', 'attack': 'table1', 'curves': 'curves',
             'gradients': 'gradients', 'survivors': 'table1',
-            'train': 'table1'}
-_WITHOUT_CONFIG = ('benchmark', 'reproduce')
+            'train': 'table1', 'mixing': 'mixed_mnist.py:train_1k',
+            'saturation': 'table1'}
+_WITHOUT_CONFIG = ('benchmark', 'reproduce', 'verdict')
 
 
 @pytest.mark.parametrize('name', sorted(
     os.path.basename(p)[:-3] for p in os.listdir(os.path.join(REPO, 'binaries'))
-    if p.endswith('.py') and not p.startswith('_') and p != 'evaluate.py'))
+    if p.endswith('.py') and not p.startswith('_')))
 def test_print_config_answers_before_tensorflow(name):
   args = [f'binaries/{name}.py', '--print_config']
   if name in _CONFIGS:
-    args.append(f'--config=configs/{_CONFIGS[name]}.py:cpu')
+    config = _CONFIGS[name]
+    args.append(f'--config=configs/{config}' if ':' in config else
+                f'--config=configs/{config}.py:cpu')
   if name == 'train':
     args.append('--method=hmc')
+  if name == 'evaluate':
+    args.append('--model=net.keras')  # Required; not read before main.
   if name not in _WITHOUT_CONFIG:
     args.append('--config.seed=7')  # An override, shown resolved.
   result = _run_without_tensorflow(args)
@@ -312,7 +317,8 @@ def test_print_config_answers_before_tensorflow(name):
     fields = [l for l in lines if l.startswith('--config.')]
     assert len(fields) >= 5 and fields == sorted(fields)
   assert any(l.startswith('--workdir=') or l.startswith('--output=') or
-             l.startswith('# --workdir') for l in lines), lines
+             l.startswith('# --workdir') or l.startswith('--repo=')
+             for l in lines), lines
 
 
 def test_print_config_lists_every_field_as_a_flag_that_parses():
