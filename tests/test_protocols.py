@@ -5,6 +5,7 @@ import pytest
 
 from tfp_robust import apgd
 from tfp_robust import attacks
+from tfp_robust import checks
 from tfp_robust import config_lib
 from tfp_robust import networks
 from tfp_robust import protocols
@@ -78,3 +79,20 @@ def test_targeted_apgd_is_named_in_its_row_and_refused_without_classes(
   # Two classes: refused before any attack runs (they would fail the test).
   with pytest.raises(ValueError, match='apgd_targets=4'):
     protocols.evaluate(_ensemble(3), x, moons.y_test[:10], config)
+
+
+def test_rows_reach_the_checks_under_the_keys_they_read():
+  # Square runs on a margin and the transfer attacks on the predictive
+  # loss, but the checks know them by name: a white-box attack that loses
+  # to either must be flagged (it never was: the keys were square_margin
+  # and transfer_half_predictive).
+  rows = [dict(attack='pgd', loss='predictive', adversarial_accuracy=0.5),
+          dict(attack='square', loss='margin', adversarial_accuracy=0.1),
+          dict(attack='transfer_half', loss='predictive',
+               adversarial_accuracy=0.2),
+          dict(attack='certified', loss='crown', adversarial_accuracy=0.0)]
+  findings = checks.attack_findings(
+      {protocols._key(r): r['adversarial_accuracy'] for r in rows}, 0.1)  # pylint: disable=protected-access
+  failed = {f.name for f in findings if not f.passed}
+  assert failed == {'white_box_beats_square', 'white_box_beats_transfer_half'}
+  assert 'certified_below_attacks' in {f.name for f in findings}

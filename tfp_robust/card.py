@@ -27,6 +27,7 @@ Writes `<workdir>/card.json` (keys `clean_accuracy`, `nll`, `ece`, `brier`,
 import dataclasses
 import inspect
 import os
+import sys
 import time
 from typing import Dict, Optional, Sequence
 
@@ -40,6 +41,7 @@ from tfp_robust import certify
 from tfp_robust import checks
 from tfp_robust import config_lib
 from tfp_robust import data as data_lib
+from tfp_robust import files
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import instrumented
 from tfp_robust import protocols
@@ -434,4 +436,7 @@ def _card(model, x, y, eps, radii, settings, input_range, normalization,
                     attack={k: (list(v) if isinstance(v, tuple) else v)
                             for k, v in dict(settings.attack).items()}),
       model_evaluations=wrapped.evaluations,
-      wall_seconds=time.time() - start)
+      wall_seconds=time.time() - start,
+      # What made the card: the command line and the code version.
+      command=' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+      commit=files.code_version())

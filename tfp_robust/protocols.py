@@ -198,8 +198,16 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
   return rows
 
 
+# Attacks `checks.attack_findings` knows by their name alone, whatever loss
+# they ran on (Square's margin, the transfer attacks' predictive loss).
+_KEYED_BY_NAME = ('square', 'transfer_half', 'transfer_surrogate',
+                  'certified', 'worst_case', 'random')
+
+
 def _key(row):
-  return (row['attack'] if row['loss'] in ('none', 'all', 'ibp')
+  """A row's key in `checks.attack_findings`."""
+  return (row['attack'] if row['loss'] in ('none', 'all', 'ibp') or
+          row['attack'] in _KEYED_BY_NAME
           else f"{row['attack']}_{row['loss']}")
 
 
