@@ -185,7 +185,7 @@ def _model_entries(model):
     try:
       given = layer.input
     except AttributeError:
-      given = None
+      _refuse(layer, 'it is called more than once (a shared layer)')
     if given is not previous:
       _refuse(layer, f'model {model.name!r} is not a chain: this layer does '
               'not take (only) the previous layer\'s output')
