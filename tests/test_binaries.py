@@ -83,7 +83,8 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
   assert set(rows['method']) == {'hmc', 'vi'}
   assert set(rows['protocol']) == {'paper'}
   assert set(rows['attack']) == {'random', 'fgsm', 'pgd', 'certified'}
-  assert set(rows['loss']) == {'none', 'expected', 'predictive', 'ibp'}
+  assert set(rows['loss']) == {'none', 'expected', 'predictive', 'ibp',
+                               'crown'}
   assert (rows['num_samples'] == 5).all()
   attacked = rows[rows['attack'] != 'certified']
   assert (attacked['max_perturbation'] <= 0.1 + 1e-6).all()

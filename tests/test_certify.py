@@ -188,3 +188,29 @@ def test_a_residual_keras_model_is_refused_as_not_a_chain():
   ens = ensemble_lib.KerasEnsemble([model], jit_compile=False)
   with pytest.raises(NotImplementedError, match="'skip' .class Add."):
     certify.certified(ens, np.zeros((1, 4), np.float32), [0], 0.1)
+
+
+def test_protocol_rows_name_each_certified_method_and_check_the_tightest(
+    trained_net, moons):
+  from tfp_robust import config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
+  from tfp_robust import reports  # pylint: disable=g-import-not-at-top
+  ens = ArchitectureEnsemble(trained_net.architecture, trained_net.params,
+                             jit_compile=False)
+  x, y = moons.x_test[:60], moons.y_test[:60]
+  config = config_lib.attack_section(attacks=('random',), eps=(0.03,))
+  rows = protocols.evaluate(ens, x, y, config, labels={'method': 'sgd'})
+  bounds = {r['loss']: r['adversarial_accuracy'] for r in rows
+            if r['attack'] == 'certified'}
+  assert set(bounds) == {'ibp', 'crown'}
+  assert bounds['crown'] >= bounds['ibp']
+  assert bounds['crown'] == certify.certified_accuracy(ens, x, y, 0.03)
+  band = reports.curve_band(rows)
+  assert band['certified_by'][0] == 'crown'
+  assert band['certified'][0] == bounds['crown']
+  config.certify_method = 'ibp'
+  only = protocols.evaluate(ens, x, y, config)
+  assert [r['loss'] for r in only if r['attack'] == 'certified'] == ['ibp']
+  config.certify_method = 'exact'
+  with pytest.raises(ValueError, match='certify_method'):
+    protocols.evaluate(ens, x, y, config)

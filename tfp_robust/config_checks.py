@@ -161,6 +161,10 @@ def _attack(section, path='attack'):
     validate.one_of(_flag(path, 'attacks'), name, _ATTACK_NAMES)
   for name in section.get('losses', ()):
     validate.one_of(_flag(path, 'losses'), name, sorted(losses.LOSSES))
+  if 'certify_method' in section:
+    from tfp_robust import certify  # pylint: disable=g-import-not-at-top
+    validate.one_of(_flag(path, 'certify_method'), section['certify_method'],
+                    certify.METHODS)
   eps = section.get('eps', (0.1,))
   if isinstance(eps, (int, float)):
     eps = (eps,)
