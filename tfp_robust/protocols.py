@@ -156,7 +156,7 @@ def evaluate(ensemble, x, y, config, seed: int = 0,
            for eps in _setting(config, 'eps', (0.1,))]
   certify_method = validate.one_of(
       '--config.attack.certify_method',
-      _setting(config, 'certify_method', 'crown'), certify.METHODS)
+      _setting(config, 'certify_method', 'ibp'), certify.METHODS)
   chosen = (_paper_attacks(config) if protocol == 'paper'
             else _strong_attacks(config, surrogate, ensemble.num_samples,
                                  ensemble.num_classes))
