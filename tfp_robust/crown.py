@@ -82,8 +82,9 @@ def _tightenable(ops, max_tightened):
 
 
 def node_bounds(ops, lower, upper, num_samples, tighten=True,
-                max_tightened=MAX_TIGHTENED):
+                max_tightened=None):
   """Interval bounds of every node, `[(low, high)]`, IBP and full CROWN."""
+  max_tightened = MAX_TIGHTENED if max_tightened is None else max_tightened
   bounds = [_box(lower, upper, num_samples)]
   chosen = _tightenable(ops, max_tightened) if tighten else []
   for index, op in enumerate(ops):
@@ -147,8 +148,9 @@ def margin_bounds(ops, bounds, labels, lower, upper, alpha_steps=0,
 
 
 def linear_elements(ops, input_shape, num_classes, tighten=True,
-                    max_tightened=MAX_TIGHTENED):
+                    max_tightened=None):
   """Largest linear-bound tensor per (sample, image), in float32 elements."""
+  max_tightened = MAX_TIGHTENED if max_tightened is None else max_tightened
   widths = [int(np.prod(input_shape))] + [
       bound_ops._prod(op.out_shape) for op in ops]  # pylint: disable=protected-access
   largest = num_classes * max(widths)
