@@ -173,7 +173,7 @@ class Affine(Linear):
     return h * tf.abs(_channel(self.scale, len(self.in_shape)))
 
   def transpose(self, lam):
-    return self.apply(lam)
+    return self.apply(lam)  # Diagonal.
 
 
 class AvgPool(Linear):
@@ -270,7 +270,6 @@ class Activation:
   linear = False
 
   def __init__(self, config, weights, in_shape):
-    del weights
     config = dict(config)
     self.fn, self.slope = config['fn'], float(config.get('slope', 0.0))
     self.in_shape = self.out_shape = tuple(in_shape)
@@ -303,7 +302,6 @@ class MaxPool:
   linear = False
 
   def __init__(self, config, weights, in_shape):
-    del weights
     config = dict(config)
     self.pool, self.strides = config['pool'], config['strides']
     self.padding = config['padding']
