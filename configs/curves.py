@@ -3,8 +3,10 @@
 The Table 1 models (`configs/table1.py`, same variant) plus a deterministic
 net and a deep ensemble of the Table 2 network, each attacked under the
 paper's protocol and the strong one at eps in (0, 0.01, 0.02, 0.05, 0.1,
-0.15, 0.2, 0.3), with the IBP certified accuracy and the paper's softmax
-robustness beside. `cpu`: 200 test images, 100 posterior samples, an
+0.15, 0.2, 0.3), with the certified accuracy (IBP, and CROWN beside it:
+`--config.attack.certify_method=crown|alpha_crown|ibp`; the band takes the
+tightest and `curves_band` names it) and the paper's softmax robustness
+beside. `cpu`: 200 test images, 100 posterior samples, an
 ensemble of 5; `paper`: 500 images, 250 samples, an ensemble of 100.
 Fashion-MNIST: --config.dataset=fashion_mnist.
 """

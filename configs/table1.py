@@ -22,6 +22,8 @@ from tfp_robust import config_lib as common
 def get_config(variant='cpu'):
   paper = common.check_variant(variant)
   config = common.base(variant)
+  # The certified rows: IBP and CROWN (linear relaxation) beside it.
+  config.attack.certify_method = 'crown'
   config.methods = ('hmc', 'vi')
   config.hmc = common.dense(
       (512,) if paper else (128,), 'relu',

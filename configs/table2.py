@@ -14,6 +14,8 @@ from tfp_robust import config_lib as common
 def get_config(variant='cpu'):
   paper = common.check_variant(variant)
   config = common.base(variant)
+  # The certified rows: IBP and CROWN (linear relaxation) beside it.
+  config.attack.certify_method = 'crown'
   config.methods = ('sgd', 'ensemble', 'vi')
   config.attack.attacks = ('fgsm', 'pgd')
   config.attack.num_points = 1000

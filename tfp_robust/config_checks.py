@@ -37,6 +37,7 @@ _ATTACK_NAMES = ('random', 'fgsm', 'pgd')
 ACTIVATIONS = ('leaky_relu', 'relu', 'sigmoid', 'tanh')
 LOSSES = ('dlr', 'expected', 'margin', 'predictive')
 PROTOCOLS = ('paper', 'strong')
+CERTIFY_METHODS = ('ibp', 'crown', 'alpha_crown')  # certify.METHODS
 METHODS = ('sgd', 'ensemble', 'vi', 'hmc', 'hmc_original')
 VIEWS = {'vi_resampled': 'vi'}
 HMC_INITS = ('he_normal', 'uniform')
@@ -209,6 +210,9 @@ def _attack(section, path='attack'):
     validate.one_of(_flag(path, 'attacks'), name, _ATTACK_NAMES)
   for name in section.get('losses', ()):
     validate.one_of(_flag(path, 'losses'), name, LOSSES)
+  if 'certify_method' in section:
+    validate.one_of(_flag(path, 'certify_method'), section['certify_method'],
+                    CERTIFY_METHODS)
   eps = section.get('eps', (0.1,))
   if isinstance(eps, (int, float)):
     eps = (eps,)

@@ -60,7 +60,9 @@ TABLES: Dict[str, PaperTable] = {'table1': TABLE1, 'table2': TABLE2}
 # so that the paper's PGD figure faces the interval the truth lies in.
 OURS_ONLY: Tuple[Tuple[str, str], ...] = (
     ('worst case, every attack (ours only)', 'worst_case_all_acc'),
-    ('certified (ours only)', 'certified_ibp_acc'))
+    ('certified (ours only)', 'certified_ibp_acc'),
+    ('certified, CROWN (ours only)', 'certified_crown_acc'),
+    ('certified, alpha-CROWN (ours only)', 'certified_alpha_crown_acc'))
 
 
 def beside(table: PaperTable, dataset: str,

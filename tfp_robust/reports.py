@@ -76,7 +76,8 @@ def summary_table(rows: List[Dict], fit_info: Optional[Dict[str, Dict]] = None):
 def curve_band(rows):
   """Per method and eps, the interval the true robust accuracy lies in.
 
-  Below it the certified (IBP) accuracy, which no attack can go under;
+  Below it the certified accuracy, which no attack can go under: the
+  tightest of the certified rows (IBP, CROWN), named in `certified_by`;
   above it the strongest attack's accuracy, minimum over every attack row of
   both protocols; the gap between them is what neither side settles. The
   paper's own PGD (expected loss) is beside them.
@@ -89,14 +90,16 @@ def curve_band(rows):
   Returns:
     A DataFrame, one row per (method, eps) in the rows' order: `clean`,
     `paper_pgd`, `strongest`, `strongest_by` (protocol/attack/loss),
-    `certified` (NaN where the backend has no bound) and `gap`.
+    `certified` (NaN where the backend has no bound), `certified_by` (its
+    method: 'ibp', 'crown', ...; '' without a bound) and `gap`.
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
   frame = pd.DataFrame(rows)
   table = []
   for (method, eps), group in frame.groupby(['method', 'eps'], sort=False):
     attacked = group[~group['attack'].isin(['certified', 'random'])]
-    certified = group[group['attack'] == 'certified']['adversarial_accuracy']
+    bounds = group[group['attack'] == 'certified']
+    certified = bounds['adversarial_accuracy']
     paper_pgd = group[(group['protocol'] == 'paper') &
                       (group['attack'] == 'pgd') &
                       (group['loss'] == 'expected')]['adversarial_accuracy']
@@ -112,6 +115,8 @@ def curve_band(rows):
       entry['strongest'], entry['strongest_by'] = float('nan'), ''
     entry['certified'] = (float(certified.max()) if len(certified) else
                           float('nan'))
+    entry['certified_by'] = (str(bounds.loc[certified.idxmax(), 'loss'])
+                             if len(certified) else '')
     entry['gap'] = entry['strongest'] - entry['certified']
     table.append(entry)
   return pd.DataFrame(table)
