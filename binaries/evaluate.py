@@ -60,8 +60,9 @@ _REPEATS = flags.DEFINE_integer(
 _SQUARE_EOT = flags.DEFINE_integer(
     'square_eot', 20, "Square's margin is that of square_eot x S resampled "
     'calls (models that resample on every call).')
-_CERTIFY = flags.DEFINE_string('certify', 'ibp', "The bound: 'ibp' or "
-                               "'crown' (where tfp_robust.certify offers it).")
+_CERTIFY = flags.DEFINE_enum('certify', 'crown', ['ibp', 'crown', 'alpha_crown'],
+                             'The certified bound (tfp_robust.certify); '
+                             'interval bounds where it cannot read the model.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/evaluate',
                                'Output directory.')
 flags.mark_flags_as_required(['model'])

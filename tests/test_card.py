@@ -88,12 +88,14 @@ def test_binary_cards_a_keras_conv_net_on_an_npz(tmp_path):
   at_zero, attacked = card['robust']
   assert at_zero['certified'] == at_zero['accuracy'] == card['clean_accuracy']
   assert attacked['accuracy'] <= card['clean_accuracy']
-  assert attacked['certified'] is None  # No bounds for a Keras file.
+  # A plain tf_keras conv net with batch norm is bounded layer by layer.
+  assert attacked['certify_method'] == 'crown'
+  assert attacked['certified'] <= attacked['accuracy'] + 1e-9
   costs = {a['attack']: a['model_evaluations'] for a in attacked['attacks']}
   assert costs['apgd'] > 0 and costs['square'] > 0 and costs['random'] == 0
   text = (workdir / 'card.md').read_text()
   assert '| accuracy | NLL | ECE (15 bins) | Brier |' in text
-  assert 'not available' in text and 'model evaluations' in text
+  assert '(crown)' in text and 'model evaluations' in text
   for figure in ('reliability.png', 'robustness.png'):
     assert (workdir / figure).stat().st_size > 1000
 
@@ -120,7 +122,7 @@ def test_python_card_certifies_a_conv_posterior(tmp_path):
                              normalization=normalization, baseline=model)
   assert result['clean_accuracy'] == 1.0
   for entry in result['robust']:
-    assert entry['certified'] is not None and entry['certify_method'] == 'ibp'
+    assert entry['certified'] is not None and entry['certify_method'] == 'crown'
     assert entry['certified'] <= entry['accuracy'] + 1e-9
   small, large = result['robust']
   assert small['certified'] >= large['certified']

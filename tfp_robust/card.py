@@ -47,7 +47,7 @@ from tfp_robust import instrumented
 from tfp_robust import protocols
 from tfp_robust import validate
 
-CERTIFY_METHODS = ('ibp', 'crown')
+CERTIFY_METHODS = certify.METHODS
 
 
 @dataclasses.dataclass
@@ -70,7 +70,7 @@ class Settings:
   repeats: int = 5
   eot_iter: int = 20
   square_eot: int = 20
-  certify_method: str = 'ibp'
+  certify_method: str = 'crown'
   seed: int = 0
 
   def check(self):
@@ -83,30 +83,28 @@ class Settings:
     return self
 
 
-def certified(model, x, y, eps, method: str = 'ibp'):
-  """`(certified accuracy or None, why not)`: the one place that certifies.
+def certified(model, x, y, eps, method: str = 'crown'):
+  """`(certified accuracy or None, method used or why not)`: the one place
+  that certifies.
 
-  Routed through `tfp_robust.certify`; a method it does not offer yet, or a
-  model it cannot bound (a SavedModel, a Keras list, a model that
-  resamples), gives None and the reason, never an error.
+  Routed through `tfp_robust.certify`: `method` first and, when it cannot
+  bound this model, interval bounds; a model no bound reads (a SavedModel, a
+  model that resamples, a layer without bounds) gives None and the reason,
+  never an error.
   """
   if model.resamples:
     return None, 'the model resamples on every call: no fixed weights to bound'
-  accepts_method = 'method' in inspect.signature(
-      certify.certified_accuracy).parameters
-  try:
-    if accepts_method:
-      value = certify.certified_accuracy(model, x, y, eps, method=method)
-    elif method == 'ibp':
-      value = certify.certified_accuracy(model, x, y, eps)
-    else:
-      return None, f'tfp_robust.certify offers no {method!r} bound yet'
-  except NotImplementedError as error:
-    # Raised while tracing: the message sits after the traceback TF adds.
-    text = str(error).strip().splitlines()[-1].strip()
-    text = text.split('NotImplementedError:')[-1].strip()
-    return None, text.split(';')[0].rstrip('.')
-  return float(value), ''
+  why = ''
+  for name in dict.fromkeys((method, 'ibp')):
+    try:
+      return float(certify.certified_accuracy(model, x, y, eps,
+                                              method=name)), name
+    except NotImplementedError as error:
+      # Raised while tracing: the message sits after the traceback TF adds.
+      text = str(error).strip().splitlines()[-1].strip()
+      why = text.split('NotImplementedError:')[-1].strip().split(';')[0]
+      why = why.rstrip('.')
+  return None, why
 
 
 def status(accuracy: float, certified_value: Optional[float],
@@ -273,8 +271,8 @@ def robust_at(model, x, y, eps, chosen, settings, clean_spread, label=None):
     # The ball holds the input alone: its accuracy is proved.
     bound, why, method = spread['worst'], '', 'exact at eps = 0'
   else:
-    method = settings.certify_method
-    bound, why = certified(model, x, y, eps, settings.certify_method)
+    bound, used = certified(model, x, y, eps, settings.certify_method)
+    method, why = (used, '') if bound is not None else (None, used)
   accuracy = {_check_key(a['attack'], a['loss']): a['accuracy']
               for a in per_attack}
   accuracy['worst_case'] = spread['worst']

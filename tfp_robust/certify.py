@@ -177,6 +177,11 @@ def _box(ensemble, x, eps, labels=None):
 
 def _sums(ensemble, lower, upper, labels, method):
   """Sums over all samples of the method's per-sample bounds, per image."""
+  # A model seen through an increasing input map (the evaluation card's
+  # units, `instrumented.Instrumented`) is bounded as the model it wraps, on
+  # the mapped box: the map sends the box's corners to the model's box.
+  while hasattr(ensemble, 'bounded_model'):
+    ensemble, lower, upper = ensemble.bounded_model(lower, upper)
   num_images = int(lower.shape[0])
   if method == 'ibp' and isinstance(ensemble,
                                     ensemble_lib.ArchitectureEnsemble):

@@ -135,6 +135,11 @@ class Instrumented(base.PosteriorEnsemble):
     return self.model.chunk_logit_bounds(chunk, self._to_model(lower),
                                          self._to_model(upper))
 
+  def bounded_model(self, lower, upper):
+    """`(model, lower, upper)`: the wrapped model and the box in its units,
+    for `tfp_robust.certify` (the map is increasing: scale > 0)."""
+    return self.model, self._to_model(lower), self._to_model(upper)
+
   def subset(self, indices: Sequence[int]) -> 'Instrumented':
     return Instrumented(self.model.subset(indices), self.transform,
                         self.counter)
