@@ -827,9 +827,12 @@ def test_fit_takes_its_checkpoint_directory_for_one_writer(tiny_data,
                               segment_size=2)
   hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, short,
           checkpoint_dir=directory)
-  # Released when the fit returns: another writer may take it now.
-  fd = os.open(os.path.join(directory, '.lock'), os.O_RDONLY)
-  try:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-  finally:
-    os.close(fd)
+  # Released (and its file removed) when the fit returns.
+  assert files.LOCK_FILE not in os.listdir(directory)
+  with files.one_writer(directory, 'checkpoint_dir'):
+    fd = os.open(os.path.join(directory, files.LOCK_FILE), os.O_RDONLY)
+    try:  # Held meanwhile.
+      with pytest.raises(BlockingIOError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+      os.close(fd)

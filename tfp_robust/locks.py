@@ -54,24 +54,8 @@ def _holder(lock_path: str) -> str:
           f"{holder.get('started', '?')}: {holder.get('command', '?')}")
 
 
-def lock_workdir(workdir: str, lock_file: str = files.LOCK_FILE,
-                 name: str = '--workdir') -> Optional[int]:
-  """Takes the advisory lock of `workdir` for the life of this process.
-
-  `lock_file` names the lock: runs that may share a directory (the shards
-  of one grid) each take their own. `name` is the argument that messages
-  name.
-
-  Returns:
-    The lock's file descriptor (None where the file system cannot lock).
-
-  Raises:
-    WorkdirBusy: another live process holds it; the message names it.
-  """
-  real = os.path.join(os.path.realpath(workdir), lock_file)
-  if real in _HELD:
-    return _HELD[real]
-  lock_path = os.path.join(workdir, lock_file)
+def _open_and_lock(workdir: str, lock_path: str, name: str) -> Optional[int]:
+  """An fd of `lock_path` with its exclusive lock; None if it cannot lock."""
   try:
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
   except OSError as error:
@@ -90,6 +74,41 @@ def lock_workdir(workdir: str, lock_file: str = files.LOCK_FILE,
     logging.warning('Cannot lock %s (%s): nothing stops a second run on this '
                     'directory.', lock_path, error)
     return None
+  return fd
+
+
+def lock_workdir(workdir: str, lock_file: str = files.LOCK_FILE,
+                 name: str = '--workdir') -> Optional[int]:
+  """Takes the advisory lock of `workdir` for the life of this process.
+
+  `lock_file` names the lock: runs that may share a directory (the shards
+  of one grid) each take their own. `name` is the argument that messages
+  name.
+
+  Returns:
+    The lock's file descriptor (None where the file system cannot lock).
+
+  Raises:
+    WorkdirBusy: another live process holds it; the message names it.
+  """
+  real = os.path.join(os.path.realpath(workdir), lock_file)
+  if real in _HELD:
+    return _HELD[real]
+  lock_path = os.path.join(workdir, lock_file)
+  for _ in range(10):  # Again if the file was removed as we took it.
+    fd = _open_and_lock(workdir, lock_path, name)
+    if fd is None:
+      return None
+    try:
+      same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+    except OSError:
+      same = False
+    if same:
+      break
+    os.close(fd)
+  else:
+    validate.fail(name, workdir, f'its lock file {lock_path} is removed '
+                  'each time it is taken', 'Stop whatever removes it.')
   holder = {'pid': os.getpid(), 'host': socket.gethostname(),
             'command': ' '.join([os.path.basename(sys.executable)] +
                                 sys.argv),
@@ -101,10 +120,19 @@ def lock_workdir(workdir: str, lock_file: str = files.LOCK_FILE,
   return fd
 
 
-def release_workdir(workdir: str, lock_file: str = files.LOCK_FILE) -> None:
-  """Gives the lock up before the process ends (tests, notebooks)."""
-  fd = _HELD.pop(os.path.join(os.path.realpath(workdir), lock_file), None)
+def release_workdir(workdir: str, lock_file: str = files.LOCK_FILE,
+                    remove: bool = False) -> None:
+  """Gives the lock up before the process ends (tests, notebooks); with
+  `remove`, its file goes too (removed while still held, so a process that
+  opened it meanwhile sees it gone and takes a new one)."""
+  real = os.path.join(os.path.realpath(workdir), lock_file)
+  fd = _HELD.pop(real, None)
   if fd is not None:
+    if remove:
+      try:
+        os.unlink(real)
+      except OSError:
+        pass
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
 
@@ -116,8 +144,8 @@ def one_writer(directory: Optional[str], name: str):
   The library's rule for a directory it writes into across many steps (HMC
   checkpoints): one writer at a time. A directory this process already
   holds (a binary's work directory) stays held after the block; otherwise
-  the lock is released when the block ends. Nothing happens when
-  `directory` is empty or None.
+  the lock is released, and its file removed, when the block ends. Nothing
+  happens when `directory` is empty or None.
 
   Args:
     directory: the directory (created if missing).
@@ -145,7 +173,7 @@ def one_writer(directory: Optional[str], name: str):
   finally:
     _ACTIVE.discard(real)
     if taken:
-      release_workdir(directory)
+      release_workdir(directory, remove=True)
 
 
 def _held_by_another(directory: str, names) -> bool:
