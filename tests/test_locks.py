@@ -82,29 +82,32 @@ def test_owner_of_a_staging_entry(tmp_path):
   assert files.staging_owner_gone(str(tmp_path / '.tmp-legacy')) is None
 
 
-def test_unknown_owners_wait_until_no_other_process_holds_a_lock(tmp_path):
+def test_nothing_is_removed_while_another_process_holds_a_lock(tmp_path):
   workdir = str(tmp_path / 'run')
   holder = subprocess.Popen(
       [sys.executable, '-c', 'import sys, time; from tfp_robust import files;'
        " files.start_run(sys.argv[1], lock_file='.lock-b', clean=False);"
        " print('locked', flush=True); time.sleep(120)", workdir],
       stdout=subprocess.PIPE, text=True, cwd=REPO)
+  ended = subprocess.Popen([sys.executable, '-c', 'pass'])
+  ended.wait()
+  dead = f'.tmp-{ended.pid}@{os.uname().nodename}~x'
+  live = files.staging_prefix('mine')
   try:
     assert holder.stdout.readline().strip() == 'locked'
-    (tmp_path / 'run' / '.tmp-legacy').write_text('{')
-    (tmp_path / 'run' / f'.tmp-1@another-host~x').write_text('{')
-    ended = subprocess.Popen([sys.executable, '-c', 'pass'])
-    ended.wait()
-    dead = f'.tmp-{ended.pid}@{os.uname().nodename}~x'
-    (tmp_path / 'run' / dead).write_text('{')
+    for name in ('.tmp-legacy', '.tmp-1@another-host~x', dead, live):
+      (tmp_path / 'run' / name).write_text('{')
     files.start_run(workdir, lock_file='.lock-a')
-    # Only the entry whose owner is known to be dead went.
-    assert _entries(workdir) == ['.tmp-1@another-host~x', '.tmp-legacy']
+    # Even the entry of a dead process waits (in another pid namespace
+    # with the same host name, the pid would look dead).
+    assert len(_entries(workdir)) == 4
   finally:
     holder.send_signal(signal.SIGKILL)
     holder.wait()
   try:
-    assert locks.clean_staging(workdir) == 2
+    # Alone now: all but the entry of a live process (this one) go.
+    assert locks.clean_staging(workdir) == 3
+    assert _entries(workdir) == [live]
   finally:
     files.release_workdir(workdir, '.lock-a')
 

@@ -166,16 +166,20 @@ def _not_ours(path: str):
       return ('it holds a SavedModel that tfp_robust did not write (no '
               f'{saved_model_lib.MANIFEST_FILE})')
     return (f'it is a directory of {len(names)} file(s) that tfp_robust did '
-            f'not write ({", ".join(names[:3])}{", ..." if len(names) > 3 else ""})')
+            f'not write ({_some(names)})')
   try:
     listed = set(saved_model_lib.manifest_files(path))
   except files.InvalidFile:
     return f'its {saved_model_lib.MANIFEST_FILE} cannot be read'
-  others = [n for n in names if n not in listed and n != saved_model_lib.MANIFEST_FILE]
+  others = [n for n in names
+            if n not in listed and n != saved_model_lib.MANIFEST_FILE]
   if others:
-    return (f'it holds file(s) the export did not write '
-            f'({", ".join(others[:3])}{", ..." if len(others) > 3 else ""})')
+    return f'it holds file(s) the export did not write ({_some(others)})'
   return None
+
+
+def _some(names) -> str:
+  return ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
 
 
 def _check_target(directory: str, overwrite: bool) -> None:

@@ -12,11 +12,13 @@
   to `hmc.fit` through the Python API).
 - Staging entries are owned: their names carry the pid and host of the
   process writing them (`.tmp-<pid>@<host>~<name>-*`, see
-  `files.staging_prefix`), and a clean-up removes one only when that
-  process has ended. Entries whose owner cannot be told (another host, or
-  named by older code) are removed only while no other process holds a
-  lock on the directory (the shards of a grid each hold their own), so a
-  merge or a second shard never touches a live run's files.
+  `files.staging_prefix`). A clean-up removes nothing while another
+  process holds a lock on the directory (the shards of a grid each hold
+  their own, so a merge or a second shard never touches a live shard's
+  files), nor in a subdirectory another process holds (an HMC checkpoint
+  directory being written), and otherwise only the entries whose process
+  has ended (or cannot be told: another host, or named by older code), so
+  a process writing without any lock keeps its files too.
 
 `tfp_robust.files` re-exports these names (the binaries call
 `files.start_run`).
@@ -182,7 +184,8 @@ def _held_by_another(directory: str, names) -> bool:
   real = os.path.realpath(directory)
   for name in names:
     path = os.path.join(directory, name)
-    if (not name.startswith(files.LOCK_FILE) or os.path.join(real, name) in _HELD
+    if (not name.startswith(files.LOCK_FILE) or
+        os.path.join(real, name) in _HELD
         or not os.path.isfile(path)):
       continue
     try:
@@ -246,28 +249,27 @@ def clean_staging(workdir: str) -> int:
   """Removes the staging entries (`.tmp-*`) under `workdir` that no live
   process owns.
 
-  Only call this while holding a lock on `workdir`. Subdirectories locked by
-  another live process are left alone, as is every entry a live process
-  owns (see `staging_owner_gone`); entries whose owner cannot be told are
-  removed only when no other process holds a lock on `workdir`.
+  Only call this while holding a lock on `workdir`. Nothing is removed
+  while another process holds a lock on `workdir`, nor in subdirectories
+  another process holds; elsewhere an entry goes unless its owner is known
+  to live (see `staging_owner_gone`). Leaving a dead run's entry for a
+  later clean-up costs disk space; removing a live one kills a run.
 
   Returns:
     How many entries were removed.
   """
   removed = 0
-  shared = None
   for root, dirs, names in os.walk(workdir):
-    if shared is None:  # The top: does another process share `workdir`?
-      shared = _held_by_another(root, names)
-    elif _held_by_another(root, names):
-      dirs[:] = []  # A directory another live process holds.
+    if _held_by_another(root, names):
+      # Another process works here (at the top: a grid shard beside us).
+      dirs[:] = []
       continue
     staging = [d for d in dirs if d.startswith(files.STAGING_PREFIX)]
     dirs[:] = [d for d in dirs if not d.startswith(files.STAGING_PREFIX)]
-    for name in staging + [n for n in names if n.startswith(files.STAGING_PREFIX)]:
+    for name in staging + [n for n in names
+                           if n.startswith(files.STAGING_PREFIX)]:
       path = os.path.join(root, name)
-      gone = staging_owner_gone(path)
-      if gone is False or (gone is None and shared):
+      if staging_owner_gone(path) is False:
         continue
       try:
         files._remove(path)
