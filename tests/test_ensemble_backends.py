@@ -190,6 +190,41 @@ def test_keras_backend_refuses_softmax_outputs_given_as_logits():
     ensemble_lib.KerasEnsemble([ens.models[0], other], outputs='probabilities')
 
 
+@pytest.mark.parametrize('cast, shown', [
+    (tf.strings.as_string, 'string (None, 3)'),
+    (lambda t: t > 0, 'bool (None, 3)'),
+    (lambda t: tf.cast(t, tf.int32), 'int32 (None, 3)'),
+    (lambda t: t[:, :1], 'float32 (None, 1)')])
+def test_keras_backend_refuses_outputs_that_are_not_class_scores(cast, shown):
+  # Issue 27, item 5: a string or boolean output was accepted, and the first
+  # predict failed inside autograph ("DataType string not in list").
+  inputs = tf_keras.Input((2,))
+  model = tf_keras.Model(inputs, tf_keras.layers.Lambda(cast)(
+      tf_keras.layers.Dense(3)(inputs)))
+  with pytest.raises(ValueError) as error:
+    ensemble_lib.KerasEnsemble(model)
+  assert str(error.value) == (
+      f'models[0] must return logits as floats [B, C] with C >= 2 classes; it '
+      f'returns {shown}. End it in a Dense(num_classes) layer (for one '
+      'sigmoid logit z, return [0, z]).')
+
+
+def test_keras_backend_takes_half_precision_logits():
+  inputs = tf_keras.Input((2,))
+  dense = tf_keras.layers.Dense(3)
+  half = tf_keras.Model(inputs, tf_keras.layers.Lambda(
+      lambda t: tf.cast(t, tf.float16))(dense(inputs)))
+  full = tf_keras.Model(inputs, dense(inputs))
+  x = np.random.RandomState(0).uniform(size=(4, 2)).astype(np.float32)
+  got = ensemble_lib.KerasEnsemble(half, jit_compile=False)
+  want = ensemble_lib.KerasEnsemble(full, jit_compile=False)
+  assert got.log_probs(x).dtype == tf.float32
+  np.testing.assert_allclose(got.log_probs(x), want.log_probs(x), atol=1e-2)
+  _, gradient = gradients.loss_and_input_gradient(got, x,
+                                                  np.array([0, 1, 2, 0]))
+  assert np.abs(gradient.numpy()).sum() > 0
+
+
 def _flipout_model():
   return tf_keras.Sequential([
       tf_keras.Input((2,)),

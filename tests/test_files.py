@@ -46,7 +46,8 @@ def test_atomic_writes_and_staging_follow_the_umask(tmp_path, umask, mask,
   files.write_text_atomically(str(path), 'a,b\n')
   assert path.read_text() == 'a,b\n' and _mode(path) == file_mode
   staging = files.staging_dir(str(tmp_path), 'thing')
-  assert os.path.basename(staging).startswith('.tmp-thing-')
+  assert os.path.basename(staging).startswith(files.staging_prefix('thing-'))
+  assert files.staging_owner_gone(staging) is False  # Ours, and we live.
   assert _mode(staging) == dir_mode
 
 

@@ -271,3 +271,28 @@ def test_apgd_targets_keep_older_cells_digests_until_set():
   with pytest.raises(validate.InvalidArgument,
                      match='--config.attack.apgd_targets=-1'):
     config_checks.check(config)
+
+
+def test_merge_only_leaves_a_running_shards_staging_alone(tmp_path):
+  # Issue 27, item 2: the merge's clean-up deleted shard 1's live
+  # .tmp-state-* directory, and the shard died.
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from test_locks import _SHARD, _entries  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path)
+  shard = subprocess.Popen([sys.executable, '-c', _SHARD, workdir],
+                           stdout=subprocess.PIPE, text=True, cwd=REPO)
+  try:
+    assert shard.stdout.readline().strip() == 'staged'
+    live = _entries(workdir)
+    merge = subprocess.run(
+        [sys.executable, 'binaries/grid.py', '--merge_only',
+         f'--workdir={workdir}'], cwd=REPO, capture_output=True, text=True,
+        timeout=300)
+    assert merge.returncode == 0, merge.stderr[-2000:]
+    assert len(live) == 3 and _entries(workdir) == live
+    assert shard.poll() is None  # Still running.
+  finally:
+    shard.send_signal(signal.SIGKILL)
+    shard.wait()

@@ -786,3 +786,53 @@ def test_uniform_start_is_pyros_and_he_normal_the_default():
   assert not np.any(default[1].numpy())  # Zero biases.
   with pytest.raises(ValueError, match="init='pyro'"):
     hmc.initial_network_state(arch, 2, seed, 'pyro')
+
+
+_HOLD = """
+import sys, time
+from tfp_robust import files
+files.start_run(sys.argv[1], clean=False)
+print('locked', flush=True)
+time.sleep(120)
+"""
+
+
+def test_fit_takes_its_checkpoint_directory_for_one_writer(tiny_data,
+                                                           tmp_path):
+  # Issue 27, item 3: through the API, two writers on one checkpoint
+  # directory raced (rename errors, orphaned staging); the second is refused.
+  import fcntl  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  directory = str(tmp_path / 'fit')
+  holder = subprocess.Popen(
+      [sys.executable, '-c', _HOLD, directory], stdout=subprocess.PIPE,
+      text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+  try:
+    assert holder.stdout.readline().strip() == 'locked'
+    with pytest.raises(files.WorkdirBusy) as error:
+      hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, TINY_RUN,
+              checkpoint_dir=directory)
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  message = str(error.value)
+  assert message.startswith(f'checkpoint_dir={directory!r} is invalid: '
+                            f'another run is using it (pid {holder.pid} ')
+  assert message.endswith('or choose another checkpoint_dir.')
+  assert sorted(os.listdir(directory)) == ['.lock']  # Nothing written.
+  short = dataclasses.replace(TINY_RUN, num_results=2, num_burnin_steps=2,
+                              segment_size=2)
+  hmc.fit(TINY, tiny_data.x_train, tiny_data.y_train, short,
+          checkpoint_dir=directory)
+  # Released (and its file removed) when the fit returns.
+  assert files.LOCK_FILE not in os.listdir(directory)
+  with files.one_writer(directory, 'checkpoint_dir'):
+    fd = os.open(os.path.join(directory, files.LOCK_FILE), os.O_RDONLY)
+    try:  # Held meanwhile.
+      with pytest.raises(BlockingIOError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+      os.close(fd)

@@ -16,6 +16,15 @@ its models' variables. Samples are evaluated in chunks of at most
 `sample_chunk` (from the memory budget at `batch_size` images), in a loop
 inside the graph. `PredictiveLayer` wraps an ensemble as a `tf_keras` layer
 returning the predictive probabilities.
+
+Nothing of the user's is lost: `save_model` replaces only an empty
+directory or a SavedModel it wrote itself (recognised by its manifest and
+holding nothing else), unless `overwrite=True` says so, and checks that the
+target can be written before any tracing. The manifest
+(`tfp_robust_manifest.json`, written last, atomically) holds the SHA-256 of
+every file of the SavedModel; `SavedModelEnsemble` checks it before
+TensorFlow parses anything, so a damaged export is refused with a message
+naming the file.
 """
 
 import os
@@ -25,6 +34,8 @@ import tf_keras
 
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import files
+from tfp_robust import validate
+from tfp_robust.ensemble import saved_model as saved_model_lib
 
 
 class _Exported(tf.Module):
@@ -89,28 +100,118 @@ class _Exported(tf.Module):
     return {'x_adv': x_adv}
 
 
-def save_model(ensemble, directory: str, batch_size: int = 256) -> str:
+def save_model(ensemble, directory: str, batch_size: int = 256,
+               overwrite: bool = False) -> str:
   """Writes `ensemble` as a SavedModel at `directory` (atomically).
 
   Args:
     ensemble: any `PosteriorEnsemble` whose forward pass is traceable.
-    directory: the target; replaced if it exists.
+    directory: the target. It must be new, an empty directory or a
+      SavedModel this function wrote (then it is replaced), unless
+      `overwrite` is set.
     batch_size: the batch the sample chunks are sized for.
+    overwrite: replace whatever is at `directory` (a file, a directory and
+      everything in it): only when you mean to delete it.
 
   Returns:
     The directory.
+
+  Raises:
+    validate.InvalidArgument: `directory` holds something we did not write
+      (without `overwrite`), or it cannot be written; nothing is changed.
   """
   if ensemble.resamples:
     raise ValueError('A StochasticEnsemble resamples on every call; export '
                      'the model itself (tf.saved_model.save) or draw fixed '
                      'weights first (tfp_robust.vi.posterior_ensemble).')
+  if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+    validate.fail('directory', directory, 'it must be a non-empty path',
+                  'Pass the directory to write the SavedModel to.')
   directory = os.path.abspath(directory)
-  with files.staged_directory(directory, 'savedmodel') as staging:
-    module = _Exported(ensemble, batch_size)
-    tf.saved_model.save(module, staging, signatures={
-        'predictive': module.predictive, 'log_probs': module.log_probs,
-        'pgd': module.pgd})
+  _check_target(directory, overwrite)
+  _check_writable(directory)
+  try:
+    with files.staged_directory(directory, 'savedmodel') as staging:
+      module = _Exported(ensemble, batch_size)
+      tf.saved_model.save(module, staging, signatures={
+          'predictive': module.predictive, 'log_probs': module.log_probs,
+          'pgd': module.pgd})
+      saved_model_lib.write_manifest(staging, {
+          'num_samples': int(ensemble.num_samples),
+          'input_shape': list(ensemble.input_shape),
+          'num_classes': int(ensemble.num_classes)})
+  except (OSError, tf.errors.OpError) as error:
+    validate.fail('directory', directory, 'the SavedModel cannot be written '
+                  f'there ({type(error).__name__}: '
+                  f'{getattr(error, "strerror", None) or error})',
+                  'Choose a directory you can write to (and with free '
+                  'space); nothing was changed.')
   return directory
+
+
+def _not_ours(path: str):
+  """Why `path` is not ours to replace, or None (missing, empty, ours)."""
+  if not os.path.lexists(path):
+    return None
+  if os.path.islink(path):
+    return 'it is a symbolic link'
+  if not os.path.isdir(path):
+    return 'it is an existing file, not a SavedModel'
+  names = sorted(os.path.relpath(os.path.join(root, name), path)
+                 for root, _, found in os.walk(path) for name in found)
+  if not names:
+    return None
+  if not os.path.exists(os.path.join(path, saved_model_lib.MANIFEST_FILE)):
+    if os.path.exists(os.path.join(path, 'saved_model.pb')):
+      return ('it holds a SavedModel that tfp_robust did not write (no '
+              f'{saved_model_lib.MANIFEST_FILE})')
+    return (f'it is a directory of {len(names)} file(s) that tfp_robust did '
+            f'not write ({_some(names)})')
+  try:
+    listed = set(saved_model_lib.manifest_files(path))
+  except files.InvalidFile:
+    return f'its {saved_model_lib.MANIFEST_FILE} cannot be read'
+  others = [n for n in names
+            if n not in listed and n != saved_model_lib.MANIFEST_FILE]
+  if others:
+    return f'it holds file(s) the export did not write ({_some(others)})'
+  return None
+
+
+def _some(names) -> str:
+  return ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
+
+
+def _check_target(directory: str, overwrite: bool) -> None:
+  """Refuses to replace what we did not write (unless `overwrite`)."""
+  if overwrite:
+    return
+  problem = _not_ours(directory)
+  if problem:
+    validate.fail('directory', directory, f'{problem}, and saving would '
+                  'replace it', 'Choose a new path, move it away, or pass '
+                  'overwrite=True to delete it and save there.')
+  old = directory + '.old'
+  problem = _not_ours(old)
+  if problem:
+    validate.fail('directory', directory, f'{old!r} exists ({problem}), and '
+                  'saving would delete it (an export keeps the previous one '
+                  'there while it renames)', 'Move it away, or pass '
+                  'overwrite=True.')
+
+
+def _check_writable(directory: str) -> None:
+  """Refuses a target whose nearest existing parent cannot be written."""
+  parent = os.path.dirname(directory)
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    validate.fail('directory', directory, f'{parent!r} is a file, so the '
+                  'directory cannot be created', 'Choose another path.')
+  if not os.access(parent, os.W_OK | os.X_OK):
+    validate.fail('directory', directory, f'{parent!r} is not writable',
+                  'Choose a directory you can write to, or fix its '
+                  'permissions.')
 
 
 class PredictiveLayer(tf_keras.layers.Layer):

@@ -4,14 +4,10 @@
   name in the target's directory, then rename, so a reader sees the old file
   or the whole new one. What they create gets the permissions the user's
   umask gives (`tempfile` alone makes 0600 files and 0700 directories).
-- One run per work directory: `start_run(workdir)`, called first in every
-  binary's `main`, takes an advisory `fcntl.flock` lock on
-  `<workdir>/.lock` (holding the pid, host and command of the holder), so a
-  second process on the same directory is refused with a message naming the
-  first instead of deleting its live checkpoints. The kernel releases the
-  lock when its process dies, so a killed run never leaves it stuck. Once
-  the lock is held, staging files (`.tmp-*`) a killed run or a full disk left
-  behind are removed.
+- One run per work directory, and staging entries owned by the process
+  writing them (their names carry its pid and host): `tfp_robust.locks`,
+  whose `start_run`, `one_writer`, `clean_staging`, ... are re-exported
+  here.
 - Reading: files we read are untrusted. `read_json` and `invalid` refuse a
   bad file with a message naming it and what is wrong (the shape of
   `validate.fail`), `sha256_file` / `sha256_json` give the digests stored
@@ -20,9 +16,6 @@
 """
 
 import contextlib
-import datetime
-import errno
-import fcntl
 import functools
 import hashlib
 import json
@@ -30,7 +23,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from typing import Dict, Optional
 
@@ -95,13 +87,19 @@ def dir_mode() -> int:
   return 0o777 & ~current_umask()
 
 
+def staging_prefix(name: str = '') -> str:
+  """`.tmp-<pid>@<host>~<name>`: a staging name this process owns."""
+  return f'{STAGING_PREFIX}{os.getpid()}@{socket.gethostname()}~{name}'
+
+
 def staging_dir(parent: str, name: str) -> str:
-  """A new empty directory `<parent>/.tmp-<name>-*`, with the umask's mode.
+  """A new empty directory `<parent>/.tmp-<pid>@<host>~<name>-*`, with the
+  umask's mode.
 
   Fill it, then rename it into place (the caller removes it on failure).
   """
   os.makedirs(parent, exist_ok=True)
-  path = tempfile.mkdtemp(prefix=f'{STAGING_PREFIX}{name}-', dir=parent)
+  path = tempfile.mkdtemp(prefix=staging_prefix(name + '-'), dir=parent)
   os.chmod(path, dir_mode())
   return path
 
@@ -125,11 +123,19 @@ def staged_directory(directory: str, name: Optional[str] = None):
     shutil.rmtree(staging, ignore_errors=True)
     raise
   old = directory + '.old'
-  if os.path.exists(directory):
-    shutil.rmtree(old, ignore_errors=True)
+  if os.path.lexists(directory):
+    _remove(old)
     os.rename(directory, old)
   os.rename(staging, directory)
-  shutil.rmtree(old, ignore_errors=True)
+  _remove(old)
+
+
+def _remove(path: str) -> None:
+  """Removes a directory tree, a file or a link at `path`, if any."""
+  if os.path.isdir(path) and not os.path.islink(path):
+    shutil.rmtree(path, ignore_errors=True)
+  elif os.path.lexists(path):
+    os.unlink(path)
 
 
 def readable_directory(directory: str) -> Optional[str]:
@@ -152,7 +158,7 @@ def write_text_atomically(path: str, text: str) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   with tempfile.NamedTemporaryFile('w', dir=directory, delete=False,
-                                   prefix=STAGING_PREFIX) as f:
+                                   prefix=staging_prefix()) as f:
     try:
       f.write(text)
       f.flush()
@@ -300,145 +306,11 @@ def read_json(path: str, what: str = 'JSON file'):
             'Restore the file or recreate it.')
 
 
-# -- one run per work directory -------------------------------------------
-
-_HELD: Dict[str, int] = {}  # Real path of a locked directory -> its lock fd.
-
-
-def _holder(lock_path: str) -> str:
-  try:
-    with open(lock_path) as f:
-      holder = json.loads(f.read() or '{}')
-  except (OSError, ValueError):
-    holder = {}
-  if not isinstance(holder, dict) or 'pid' not in holder:
-    return 'a process that has not written its name yet'
-  return (f"pid {holder.get('pid')} on {holder.get('host', '?')}, started "
-          f"{holder.get('started', '?')}: {holder.get('command', '?')}")
-
-
-def lock_workdir(workdir: str, lock_file: str = LOCK_FILE) -> Optional[int]:
-  """Takes the advisory lock of `workdir` for the life of this process.
-
-  `lock_file` names the lock: runs that may share a directory (the shards
-  of one grid) each take their own.
-
-  Returns:
-    The lock's file descriptor (None where the file system cannot lock).
-
-  Raises:
-    WorkdirBusy: another live process holds it; the message names it.
-  """
-  real = os.path.join(os.path.realpath(workdir), lock_file)
-  if real in _HELD:
-    return _HELD[real]
-  lock_path = os.path.join(workdir, lock_file)
-  try:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-  except OSError as error:
-    validate.fail('--workdir', workdir, f'its lock file {lock_path} cannot '
-                  f'be opened ({error.strerror})', 'Choose a directory you '
-                  'can write to, or fix its permissions.')
-  try:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-  except OSError as error:
-    os.close(fd)
-    if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-      raise WorkdirBusy(_message(
-          '--workdir', workdir, 'another run is using it '
-          f'({_holder(lock_path)})', 'Wait for that run to finish (or stop '
-          'it), or choose another --workdir.')) from None
-    logging.warning('Cannot lock %s (%s): nothing stops a second run on this '
-                    'work directory.', lock_path, error)
-    return None
-  holder = {'pid': os.getpid(), 'host': socket.gethostname(),
-            'command': ' '.join([os.path.basename(sys.executable)] +
-                                sys.argv),
-            'started': datetime.datetime.now().isoformat(timespec='seconds')}
-  os.ftruncate(fd, 0)
-  os.pwrite(fd, json.dumps(holder).encode('utf-8'), 0)
-  os.fsync(fd)
-  _HELD[real] = fd
-  return fd
-
-
-def release_workdir(workdir: str) -> None:
-  """Gives the lock up before the process ends (tests, notebooks)."""
-  fd = _HELD.pop(os.path.join(os.path.realpath(workdir), LOCK_FILE), None)
-  if fd is not None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
-def _locked_by_another(directory: str) -> bool:
-  """Whether `directory` is a work directory held by another lock holder."""
-  lock_path = os.path.join(directory, LOCK_FILE)
-  if not os.path.exists(lock_path):
-    return False
-  if os.path.join(os.path.realpath(directory), LOCK_FILE) in _HELD:
-    return False
-  try:
-    fd = os.open(lock_path, os.O_RDONLY)
-  except OSError:
-    return True  # Cannot tell: leave it alone.
-  try:
-    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-  except OSError:
-    return True
-  finally:
-    os.close(fd)  # Also releases the probe's shared lock.
-  return False
-
-
-def clean_staging(workdir: str) -> int:
-  """Removes `.tmp-*` files and directories under `workdir`.
-
-  Only call this while holding `workdir`'s lock. Work directories nested
-  inside that another live run holds are left alone.
-
-  Returns:
-    How many entries were removed.
-  """
-  removed = 0
-  for root, dirs, names in os.walk(workdir):
-    if root != workdir and _locked_by_another(root):
-      dirs[:] = []
-      continue
-    for name in [d for d in dirs if d.startswith(STAGING_PREFIX)]:
-      shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-      dirs.remove(name)
-      removed += 1
-    for name in names:
-      if name.startswith(STAGING_PREFIX):
-        try:
-          os.unlink(os.path.join(root, name))
-          removed += 1
-        except OSError:
-          pass
-  if removed:
-    logging.info('Removed %d staging file(s) left in %s by an interrupted '
-                 'run.', removed, workdir)
-  return removed
-
-
-def start_run(workdir: str, lock_file: str = LOCK_FILE,
-              clean: bool = True) -> Optional[int]:
-  """What every binary does first: create, lock and clean its work directory.
-
-  Args:
-    workdir: the work directory.
-    lock_file: the lock's name; the shards of one grid, which share a
-      directory by design, each hold their own.
-    clean: remove staging files left by a killed run (only safe when no
-      other run can be writing in `workdir`, so not for grid shards).
-
-  Raises:
-    validate.InvalidArgument: an empty path, or a directory that cannot be
-      created or written.
-    WorkdirBusy: another process is running on `workdir`.
-  """
-  validate.workdir('--workdir', workdir)
-  fd = lock_workdir(workdir, lock_file)
-  if clean:
-    clean_staging(workdir)
-  return fd
+# The locks live in their own module; the binaries reach them from here.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_robust.locks import clean_staging  # noqa: E402
+from tfp_robust.locks import lock_workdir  # noqa: E402
+from tfp_robust.locks import one_writer  # noqa: E402
+from tfp_robust.locks import release_workdir  # noqa: E402
+from tfp_robust.locks import staging_owner_gone  # noqa: E402
+from tfp_robust.locks import start_run  # noqa: E402

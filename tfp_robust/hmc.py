@@ -275,7 +275,8 @@ def fit(architecture: networks.Architecture, x, y, config: HMCConfig,
     x: all training inputs `[N, *input_shape]` in [0, 1].
     y: all training labels `[N]`.
     config: an `HMCConfig`.
-    checkpoint_dir: where to checkpoint and resume.
+    checkpoint_dir: where to checkpoint and resume; one writer at a time
+      (a second process, or call, on it raises `files.WorkdirBusy`).
     log_dir: optional TensorBoard directory.
     stop_after_phases: see `sample`.
     stop_after_warm_up_steps: see `sample`.

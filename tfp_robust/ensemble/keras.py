@@ -56,7 +56,9 @@ class KerasEnsemble(base.PosteriorEnsemble):
 
   Raises:
     ValueError: on an empty list, models of different input or output
-      shapes, or a model ending in a softmax with `outputs='logits'`.
+      shapes, an output that is not floats `[B, C]` with C >= 2 (strings,
+      booleans, integers, one column), or a model ending in a softmax with
+      `outputs='logits'`.
   """
 
   def __init__(self, models, method: str = 'keras', outputs: str = 'logits',
@@ -87,6 +89,17 @@ class KerasEnsemble(base.PosteriorEnsemble):
         raise ValueError(f'models[{index}] must map [B, *input_shape] (fully '
                          f'defined) to [B, C]; it maps {in_shape} to '
                          f'{out_shape}.')
+      # Checked here, not in the first predict's autograph trace (issue 27).
+      graph_outputs = getattr(model, 'outputs', None) or [None]
+      out_dtype = tf.as_dtype(getattr(graph_outputs[0], 'dtype', None) or
+                              tf.float32)
+      if not out_dtype.is_floating or out_shape[-1] is None or int(
+          out_shape[-1]) < 2:
+        raise ValueError(
+            f'models[{index}] must return {outputs} as floats [B, C] with C '
+            f'>= 2 classes; it returns {out_dtype.name} {out_shape}. End it '
+            'in a Dense(num_classes) layer (for one sigmoid logit z, return '
+            '[0, z]).')
       if outputs == 'logits' and _ends_in_softmax(model):
         raise ValueError(f'models[{index}] ends in a softmax but outputs='
                          "'logits': a second softmax would be applied. Pass "
@@ -114,7 +127,7 @@ class KerasEnsemble(base.PosteriorEnsemble):
     start, stop = chunk
     parts = []
     for model in self.models[start:stop]:
-      out = model(x, **self.call_kwargs)
+      out = tf.cast(model(x, **self.call_kwargs), tf.float32)
       parts.append(tf.math.log(out) if self.outputs == 'probabilities'
                    else tf.nn.log_softmax(out))
     return tf.stack(parts)

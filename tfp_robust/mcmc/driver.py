@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_robust import files
 from tfp_robust import seeds
 from tfp_robust import summaries
 from tfp_robust.mcmc import checkpoints as checkpoints_lib
@@ -67,8 +68,23 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
 
   Returns:
     A `SampleResult`, or None when stopped early.
+
+  Raises:
+    files.WorkdirBusy: another process (or another call in this one) is
+      writing to `checkpoint_dir`: one writer per checkpoint directory, as
+      for the binaries' work directories (`files.one_writer`).
   """
   config.validate()
+  with files.one_writer(checkpoint_dir, 'checkpoint_dir'):
+    return _sample(target_log_prob_fn, initial_state, config, checkpoint_dir,
+                   target_identity, log_dir, stop_after_phases,
+                   stop_after_warm_up_steps, data_digest)
+
+
+def _sample(target_log_prob_fn, initial_state, config, checkpoint_dir,
+            target_identity, log_dir, stop_after_phases,
+            stop_after_warm_up_steps, data_digest):
+  """`sample`, with `checkpoint_dir` held."""
   checkpoints = checkpoints_lib.Checkpoints(checkpoint_dir, config, target_identity,
                             data_digest)
   state = [tf.convert_to_tensor(s, tf.float32) for s in initial_state]
