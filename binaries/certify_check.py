@@ -20,6 +20,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from tfp_robust import config_checks
 from tfp_robust import files
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
@@ -31,7 +32,7 @@ flags.mark_flags_as_required(['config'])
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = config_checks.certify_check(_CONFIG.value)
   files.start_run(_WORKDIR.value)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import pandas as pd  # pylint: disable=g-import-not-at-top

@@ -39,6 +39,10 @@ RUNGS = {
 }
 
 
+# The variants this config takes (the shipped-config test reads them).
+VARIANTS = tuple(RUNGS)
+
+
 def get_config(variant='train_1k'):
   if variant not in RUNGS:
     raise ValueError(f'Unknown rung {variant!r}; use one of {tuple(RUNGS)}.')

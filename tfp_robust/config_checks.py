@@ -373,3 +373,22 @@ def check_run(config, methods: Optional[Iterable[str]] = None,
   if workdir is not None:
     validate.workdir('--workdir', workdir)
   return config
+
+
+def certify_check(config):
+  """The config of binaries/certify_check.py (configs/certify_check.py)."""
+  _known(config, '', ('variant', 'dataset', 'num_train', 'num_test', 'hidden',
+                      'members', 'epochs', 'batch_size', 'seed', 'eps',
+                      'pgd_steps', 'ball_points', 'pgd_check_steps',
+                      'pgd_check_restarts'))
+  validate.one_of('--config.dataset', config.dataset, ('mnist',
+                                                       'fashion_mnist'))
+  for key in ('num_train', 'num_test', 'members', 'epochs', 'batch_size',
+              'pgd_steps', 'ball_points', 'pgd_check_steps',
+              'pgd_check_restarts'):
+    _int(config, '', key, 1)
+  _ints(config, '', 'hidden', 1)
+  validate.seed('--config.seed', config.seed)
+  for eps in config.eps:
+    validate.eps('--config.eps', eps)
+  return config
