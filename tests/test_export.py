@@ -293,7 +293,7 @@ def test_save_model_never_replaces_what_it_did_not_write(tiny_export,
     with pytest.raises(validate.InvalidArgument) as error:
       export.save_model(ensemble, str(target))
     assert str(error.value) == (
-        f'directory={str(target)!r} is invalid: {problem}, and saving would '
+        f'directory={_shown(str(target))} is invalid: {problem}, and saving would '
         'replace it. Choose a new path, move it away, or pass '
         'overwrite=True to delete it and save there.')
   with pytest.raises(validate.InvalidArgument, match=r"target.old' exists"):
@@ -310,6 +310,13 @@ def test_save_model_never_replaces_what_it_did_not_write(tiny_export,
     assert not os.path.lexists(path + '.old')
 
 
+def _shown(value):
+  """A value as `validate.fail` shows it: its repr, shortened past 80
+  characters (pytest's temporary paths vary in length)."""
+  shown = repr(value)
+  return shown if len(shown) <= 80 else shown[:77] + '...'
+
+
 def test_save_model_into_a_directory_it_cannot_write(tmp_path, monkeypatch):
   # Issue 27, item 4: PermissionError from tempfile.mkdtemp.
   from tfp_robust import validate  # pylint: disable=g-import-not-at-top
@@ -323,8 +330,9 @@ def test_save_model_into_a_directory_it_cannot_write(tmp_path, monkeypatch):
       False if str(p) == str(locked) else real_access(p, mode)))
   with pytest.raises(validate.InvalidArgument) as error:
     export.save_model(ensemble, target)
+  shown = _shown(target)
   assert str(error.value) == (
-      f'directory={target!r} is invalid: {str(locked)!r} is not writable. '
+      f'directory={shown} is invalid: {str(locked)!r} is not writable. '
       'Choose a directory you can write to, or fix its permissions.')
   monkeypatch.setattr(os, 'access', real_access)
 
@@ -335,7 +343,7 @@ def test_save_model_into_a_directory_it_cannot_write(tmp_path, monkeypatch):
   with pytest.raises(validate.InvalidArgument) as error:
     export.save_model(ensemble, target)
   assert str(error.value).startswith(
-      f'directory={target!r} is invalid: the SavedModel cannot be written '
+      f'directory={shown} is invalid: the SavedModel cannot be written '
       'there (PermissionError: Permission denied).')
   (tmp_path / 'a_file').write_text('')
   with pytest.raises(validate.InvalidArgument, match='is a file'):
