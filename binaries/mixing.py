@@ -81,7 +81,7 @@ def main(argv):
       command=' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
       config=config.to_dict(), commit=files.code_version())
   os.makedirs(out, exist_ok=True)
-  mixing.write_json(os.path.join(out, 'diagnostics.json'), final)
+  reports.write_json(os.path.join(out, 'diagnostics.json'), final)
   frame = pd.DataFrame([{k: v for k, v in row.items() if k != 'failed'}
                         for row in rows])
   reports.write_table(frame, os.path.join(out, 'trajectory'))

@@ -267,12 +267,8 @@ def saturation_statistics(ensemble, x, labels) -> Dict[str, float]:
   standard deviation over samples)."""
   x, labels = ensemble_lib.check_inputs(x, ensemble.input_shape, labels,
                                         ensemble.num_classes)
-  stats = dict(_saturation_finding(ensemble.log_probs(x)).statistics)
-  for loss in ('expected', 'predictive'):
-    _, grad = gradients.loss_and_input_gradient(ensemble, x, labels, loss)
-    flat = tf.reshape(grad, [grad.shape[0], -1])
-    stats[f'grad_zero_frac_{loss}'] = float(tf.reduce_mean(tf.cast(
-        tf.reduce_max(tf.abs(flat), -1) == 0.0, tf.float32)))
+  # The figures behind the gradient checks, computed once, where they are.
+  stats = gradient_statistics(gradient_findings(ensemble, x, labels))
   params = getattr(ensemble, 'params', None)
   if params:
     first = np.asarray(params[0], np.float64)

@@ -19,7 +19,6 @@ of `mcmc.checkpoints`), so a run can be judged while it is still going, and
 spent so far. `to_inference_data` hands the chains to ArviZ for plots.
 """
 
-import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -243,8 +242,3 @@ def to_inference_data(params: Optional[Sequence[np.ndarray]] = None,
     groups['sample_stats'] = {'lp': chains_first(log_joint)}
   return arviz_base.from_dict(groups)
 
-
-def write_json(path: str, value: Dict) -> None:
-  """`value` as indented JSON at `path`, atomically."""
-  files.write_text_atomically(path, json.dumps(value, indent=2,
-                                               sort_keys=True) + '\n')
