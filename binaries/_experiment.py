@@ -10,8 +10,8 @@ checks.
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
 
 CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config (file:variant); --print_config lists '
@@ -38,6 +38,6 @@ def start():
   files.start_run(workdir)  # One run per work directory.
   config_checks.check(config, methods)  # The deep checks: imports TensorFlow.
   if TRAIN_MISSING.value:
-    from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
+    from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
     fitting.ensure_trained(config, methods, workdir)
   return config, methods, workdir

@@ -4,8 +4,8 @@ r"""The original pipeline, replayed factor by factor.
       --methods=hmc,hmc_original --workdir=workdir/table1
 
 For each posterior (`hmc_original` is the original code's HMC posterior,
-replayed: see `tfp_robust.original_hmc`), every combination of the
-evaluation switches of `tfp_robust.ablations`: the attack loss (correct,
+replayed: see `tfp_robust.fit.original`), every combination of the
+evaluation switches of `tfp_robust.experiments.ablations`: the attack loss (correct,
 softmax applied twice, Keras-style clipped probabilities), the attack (FGSM,
 correct PGD, the original's 40-step PGD with a step of twice the pixel
 range, a variant projected only at the end) and whether the attack saw other
@@ -29,8 +29,8 @@ def main(argv):
   del argv
   config, methods, workdir = _experiment.start()
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
-  from tfp_robust import experiments
-  from tfp_robust import reports
+  from tfp_robust.experiments import paper as experiments
+  from tfp_robust.reports import tables as reports
   frame = experiments.ablation_saved(config, methods, workdir)
   out = os.path.join(workdir, config.dataset)
   reports.write_table(frame, os.path.join(out, 'ablation'))

@@ -9,10 +9,10 @@ Every ensemble is attacked and evaluated with the same samples (the first
 `attack.num_samples`) on the first `attack.num_points` test images. Writes
 <workdir>/<dataset>/attacks_<protocol>.{csv,md} (all rows, with the checks
 each evaluation failed) and summary_<protocol>.{csv,md}, and checks.md: the
-sanity checks of `tfp_robust.checks` on --check_points images (gradient
+sanity checks of `tfp_robust.evaluation.checks` on --check_points images (gradient
 masking, attacks weaker than noise or than gradient-free ones, the paper's
 attack against APGD and Square). --config.attack.protocol=paper|strong picks
-the protocol (see tfp_robust/protocols.py).
+the protocol (see tfp_robust/evaluation/protocols.py).
 
 Resumable: each method's rows are kept in
 <workdir>/<dataset>/<method>/attacks_<protocol>.json as soon as it is done,
@@ -30,7 +30,7 @@ import os
 from absl import app
 from absl import flags
 
-from tfp_robust import validate
+from tfp_robust.core import validate
 
 _CHECK_POINTS = flags.DEFINE_integer(
     'check_points', 100, 'Test points for the gradient-masking checks '
@@ -43,8 +43,8 @@ def main(argv):
                    fix='0 skips the checks.')
   config, methods, workdir = _experiment.start()
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
-  from tfp_robust import experiments
-  from tfp_robust import reports
+  from tfp_robust.experiments import paper as experiments
+  from tfp_robust.reports import tables as reports
   frame, summary = experiments.attack_saved(config, methods, workdir)
   out = os.path.join(workdir, config.dataset)
   protocol = config.attack.protocol

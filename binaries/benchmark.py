@@ -13,7 +13,7 @@ the matmul peak beside it), and the peak memory of PGD over 250 samples x
 `--only=figure4_paper_grid` (not run by default: about 20 minutes) measures
 the rates of every net of the paper's Figure 4 grids on full MNIST and
 projects the grids' cost after sharing, on 1 to 128 workers like this
-machine (`tfp_robust.grid.projection`).
+machine (`tfp_robust.experiments.grid.projection`).
 
 --print_config prints this binary's flags and exits before TensorFlow is
 imported; the flags are checked before it is.
@@ -27,9 +27,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tfp_robust import config_checks
-from tfp_robust import config_lib
-from tfp_robust import validate
+from tfp_robust.core import config_checks
+from tfp_robust.core import config_lib
+from tfp_robust.core import validate
 
 _CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                         'configs')
@@ -87,10 +87,10 @@ def main(argv):
   del argv
   _check_flags()
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
-  from tfp_robust import benchmarks
+  from tfp_robust.experiments import benchmarks
   from tfp_robust import data
-  from tfp_robust import reports
-  from tfp_robust.grid import projection
+  from tfp_robust.reports import tables as reports
+  from tfp_robust.experiments.grid import projection
   results = {}
   wanted = set(_ONLY.value or DEFAULT_BENCHMARKS)
   if 'mnist_gradient' in wanted:

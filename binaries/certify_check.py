@@ -4,7 +4,7 @@ r"""Do the certified bounds meet the attacks, and are they sound?
       --workdir=workdir/certify_check
 
 Trains the config's small deep ensemble, then at each eps: the certified
-accuracy of every method of `tfp_robust.certify` (IBP, CROWN, alpha-CROWN)
+accuracy of every method of `tfp_robust.evaluation.certify` (IBP, CROWN, alpha-CROWN)
 and its time, PGD's accuracy and time, and how many certified images
 `config.ball_points` points of the ball (a fifth of them vertices) or a
 strong PGD under both losses break (a sound bound: none). Writes
@@ -20,8 +20,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Experiment config (file:variant).')
@@ -36,12 +36,12 @@ def main(argv):
   files.start_run(_WORKDIR.value)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  from tfp_robust import attacks  # pylint: disable=g-import-not-at-top
-  from tfp_robust import certify  # pylint: disable=g-import-not-at-top
+  from tfp_robust.attacks import gradient as attacks  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import certify  # pylint: disable=g-import-not-at-top
   from tfp_robust import data  # pylint: disable=g-import-not-at-top
-  from tfp_robust import models  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import models  # pylint: disable=g-import-not-at-top
   from tfp_robust import networks  # pylint: disable=g-import-not-at-top
-  from tfp_robust import reports  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import tables as reports  # pylint: disable=g-import-not-at-top
 
   dataset = data.load_tfds(config.dataset, num_train=config.num_train,
                            num_test=config.num_test)

@@ -23,10 +23,10 @@ def main(argv):
   del argv
   config, methods, workdir = _experiment.start()
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
-  from tfp_robust import checks
-  from tfp_robust import experiments
-  from tfp_robust import plots
-  from tfp_robust import reports
+  from tfp_robust.evaluation import checks
+  from tfp_robust.experiments import paper as experiments
+  from tfp_robust.reports import plots
+  from tfp_robust.reports import tables as reports
   rows, findings = experiments.robustness_curves(config, methods,
                                                  workdir)
   out = os.path.join(workdir, config.dataset)

@@ -33,7 +33,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import validate
+from tfp_robust.core import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -61,7 +61,7 @@ _SQUARE_EOT = flags.DEFINE_integer(
     'square_eot', 20, "Square's margin is that of square_eot x S resampled "
     'calls (models that resample on every call).')
 _CERTIFY = flags.DEFINE_enum('certify', 'crown', ['ibp', 'crown', 'alpha_crown'],
-                             'The certified bound (tfp_robust.certify); '
+                             'The certified bound (tfp_robust.evaluation.certify); '
                              'interval bounds where it cannot read the model.')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/evaluate',
                                'Output directory.')
@@ -78,7 +78,7 @@ def _floats(flag, values):
 
 def main(argv):
   del argv
-  from tfp_robust import evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import rows as evaluation  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   input_range = _floats('--input_range', _INPUT_RANGE.value)
   if len(input_range) != 2 or not input_range[0] < input_range[1]:
@@ -98,14 +98,14 @@ def main(argv):
     normalization = (_floats('--mean', _MEAN.value),
                      _floats('--std', _STD.value))
   # Heavy imports after the flags and config are known to be good.
-  from tfp_robust import card as card_lib  # pylint: disable=g-import-not-at-top
-  from tfp_robust import card_report  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import card as card_lib  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import card_report  # pylint: disable=g-import-not-at-top
   from tfp_robust import data  # pylint: disable=g-import-not-at-top
   from tfp_robust import ensemble as ensemble_lib  # pylint: disable=g-import-not-at-top
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
-  from tfp_robust import reports  # pylint: disable=g-import-not-at-top
-  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
-  from tfp_robust import instrumented  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import tables as reports  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import summaries  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import instrumented  # pylint: disable=g-import-not-at-top
   data.check_range(input_range)
   data_name = _DATA.value or config.dataset
   data_flag = (f'--data={data_name!r}' if _DATA.value

@@ -20,7 +20,7 @@ from absl import app
 def main(argv):
   del argv
   config, methods, workdir = _experiment.start()
-  from tfp_robust import experiments  # pylint: disable=g-import-not-at-top
+  from tfp_robust.experiments import paper as experiments  # pylint: disable=g-import-not-at-top
   table = experiments.gradient_figures(config, methods, workdir)
   print(table.to_string(index=False, float_format=lambda v: f'{v:.3g}'))
   print(f'\nFigures: {os.path.abspath(os.path.join(workdir, config.dataset))}')

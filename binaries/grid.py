@@ -27,9 +27,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
-from tfp_robust import validate
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
+from tfp_robust.core import validate
 
 # `grid.executors.MAX_MAP_FRACTION`, copied so that the flags are defined
 # without importing TensorFlow (tests/test_binaries.py keeps them equal).
@@ -70,9 +70,9 @@ def main(argv):
                   clean=_NUM_SHARDS.value == 1)
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   import pandas as pd
-  from tfp_robust import grid
-  from tfp_robust import plots
-  from tfp_robust import reports
+  from tfp_robust.experiments import grid
+  from tfp_robust.reports import plots
+  from tfp_robust.reports import tables as reports
   config_checks.check(config)  # The deep checks.
   workdir = _WORKDIR.value
   cells = grid.cells.grid_cells(config, config.datasets, config.methods)

@@ -23,8 +23,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -41,9 +41,9 @@ def main(argv):
   config_checks.check_run(config, [], workdir)
   files.start_run(_WORKDIR.value)  # One run per work directory.
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
-  from tfp_robust import halfmoons
-  from tfp_robust import plots
-  from tfp_robust import reports
+  from tfp_robust.experiments import halfmoons
+  from tfp_robust.reports import plots
+  from tfp_robust.reports import tables as reports
   config_checks.check(config, [])  # The deep checks.
   cells = list(itertools.product(config.hidden, config.num_train,
                                  config.warmup))

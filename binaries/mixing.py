@@ -7,7 +7,7 @@ Reads the kept draws checkpointed so far in
 <workdir>/<dataset>/hmc/hmc_checkpoint (run it while binaries/train.py is
 still sampling, or after), predicts the class probabilities of every draw at
 the first `config.diagnostic_points` test images, and judges them by
-`config.mixing` (`tfp_robust.mcmc.mixing`: rank-normalised split R-hat and
+`config.mixing` (`tfp_robust.fit.mcmc.mixing`: rank-normalised split R-hat and
 bulk ESS from ArviZ, the log-joint's split R-hat and trend). Writes to --out
 (default <workdir>/<dataset>/hmc/mixing):
 
@@ -27,8 +27,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Experiment config (file:variant).')
@@ -52,10 +52,10 @@ def main(argv):
   out = _OUT.value or os.path.join(run_dir, 'mixing')
 
   import pandas as pd  # pylint: disable=g-import-not-at-top
-  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
-  from tfp_robust import plots  # pylint: disable=g-import-not-at-top
-  from tfp_robust import reports  # pylint: disable=g-import-not-at-top
-  from tfp_robust.mcmc import mixing  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import plots  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import tables as reports  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit.mcmc import mixing  # pylint: disable=g-import-not-at-top
 
   params, log_joint, num_segments = mixing.read_segments(checkpoint_dir)
   dataset = fitting.load_dataset_for(config, 'hmc')

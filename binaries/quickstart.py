@@ -22,8 +22,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -36,7 +36,7 @@ _WORKDIR = flags.DEFINE_string('workdir', 'workdir/quickstart',
 def _write_hparams(config, table, workdir):
   """Each model's settings and its row of the table, for the HParams tab
   (`<workdir>/tensorboard/half_moons/<method>/hparams`)."""
-  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import summaries  # pylint: disable=g-import-not-at-top
   for record in table.to_dict('records'):
     method = record['method']
     section = config.get(method, {})
@@ -65,13 +65,13 @@ def main(argv):
   files.start_run(_WORKDIR.value)  # One run per work directory.
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust import data
-  from tfp_robust import evaluation
-  from tfp_robust import experiments
-  from tfp_robust import gradients
-  from tfp_robust import fitting
-  from tfp_robust import reports
-  from tfp_robust import plots
-  from tfp_robust import summaries
+  from tfp_robust.evaluation import rows as evaluation
+  from tfp_robust.experiments import paper as experiments
+  from tfp_robust.evaluation import gradients
+  from tfp_robust.fit import fitting
+  from tfp_robust.reports import tables as reports
+  from tfp_robust.reports import plots
+  from tfp_robust.reports import summaries
   dataset = data.half_moons(config.data.num_train, config.data.num_test,
                             config.data.noise, seed=config.seed)
   architecture = fitting.architecture_from_config(

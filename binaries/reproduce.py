@@ -8,7 +8,7 @@ r"""Every experiment of the paper in order, resumable, into one report.
 Runs Figure 1, Table 1 (MNIST and Fashion-MNIST, the paper's and the strong
 protocol), Table 2, Figures 2 and 3, the robustness curves, Figure 4's grids
 and the replay of the original pipeline, each as a subprocess of its binary
-(`tfp_robust.reproduce.STEPS`) into <workdir>/<sub-directory>/. A finished
+(`tfp_robust.experiments.reproduce.STEPS`) into <workdir>/<sub-directory>/. A finished
 step leaves <workdir>/steps/<step>.json (command, wall time), so running the
 same command again skips it and resumes the rest; output goes to the
 terminal and <workdir>/logs/<step>.log. <workdir>/REPORT.md holds each
@@ -26,8 +26,8 @@ import sys
 from absl import app
 from absl import flags
 
-from tfp_robust import files
-from tfp_robust import reproduce
+from tfp_robust.core import files
+from tfp_robust.experiments import reproduce
 
 _SCALE = flags.DEFINE_string('scale', 'cpu', 'cpu | paper: the config '
                              'variant every step runs with.')

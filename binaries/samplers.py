@@ -23,9 +23,9 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
-from tfp_robust import validate
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
+from tfp_robust.core import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -55,9 +55,9 @@ def main(argv):
                                 deep=False)
   validate.workdir('--workdir', _WORKDIR.value)
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
-  from tfp_robust import plots
-  from tfp_robust import reports
-  from tfp_robust import sampler_comparison
+  from tfp_robust.reports import plots
+  from tfp_robust.reports import tables as reports
+  from tfp_robust.experiments import samplers as sampler_comparison
   targets = sampler_comparison.check(config, _TARGETS.value)
   files.start_run(_WORKDIR.value)  # One run per work directory.
   frame = sampler_comparison.run(config, _WORKDIR.value, targets)

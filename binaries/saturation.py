@@ -12,7 +12,7 @@ gap of the (sample, image) pairs, the share above 87.3 (where the float32
 softmax is one-hot and every loss on probabilities has an exactly zero
 gradient), the share of images with an exactly zero expected- and
 predictive-loss input gradient, and the first layer's weight spread
-(`tfp_robust.checks.saturation_statistics`). Writes
+(`tfp_robust.evaluation.checks.saturation_statistics`). Writes
 <workdir>/<dataset>/saturation.{csv,md}.
 """
 
@@ -35,12 +35,12 @@ def main(argv):
   config, methods, workdir = _experiment.start()
   import pandas as pd  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_robust import checks  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import checks  # pylint: disable=g-import-not-at-top
   from tfp_robust import ensemble as ensemble_lib  # pylint: disable=g-import-not-at-top
-  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
-  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import hmc  # pylint: disable=g-import-not-at-top
   from tfp_robust import networks  # pylint: disable=g-import-not-at-top
-  from tfp_robust import reports  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import tables as reports  # pylint: disable=g-import-not-at-top
 
   dataset = fitting.load_dataset_for(config, methods[0])
   x, y = dataset.x_test[:_POINTS.value], dataset.y_test[:_POINTS.value]

@@ -6,7 +6,7 @@ r"""Which test images an attack leaves standing, class by class.
 For each saved posterior (trained first if missing): PGD on the predictive
 loss at the config's first eps, then per class the clean and adversarial
 accuracy, the share of posterior samples that still give the label, and the
-class most adversarial images go to (`tfp_robust.metrics.per_class`). Tells
+class most adversarial images go to (`tfp_robust.evaluation.metrics.per_class`). Tells
 a model that resists on some digits from one whose attacked images all fall
 into one class. Writes <workdir>/<dataset>/survivors.{csv,md}.
 
@@ -21,9 +21,9 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
-from tfp_robust import validate
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
+from tfp_robust.core import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config (file:variant); --print_config lists '
@@ -45,9 +45,9 @@ def main(argv):
   config_checks.check_run(config, methods, _WORKDIR.value)
   files.start_run(_WORKDIR.value)  # One run per work directory.
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
-  from tfp_robust import experiments
-  from tfp_robust import fitting
-  from tfp_robust import reports
+  from tfp_robust.experiments import paper as experiments
+  from tfp_robust.fit import fitting
+  from tfp_robust.reports import tables as reports
   fitting.ensure_trained(config, methods, _WORKDIR.value)
   frame = experiments.survivors_saved(config, methods, _WORKDIR.value, steps,
                                       restarts)

@@ -20,8 +20,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tfp_robust import config_checks
-from tfp_robust import files
+from tfp_robust.core import config_checks
+from tfp_robust.core import files
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config (file:variant); --print_config lists '
@@ -36,7 +36,7 @@ def main(argv):
   del argv
   config_checks.check_run(_CONFIG.value, [_METHOD.value], _WORKDIR.value)
   files.start_run(_WORKDIR.value)  # One run per work directory.
-  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
   _, info = fitting.train_and_save(_CONFIG.value, _METHOD.value,
                                      _WORKDIR.value)
   print(f"{_METHOD.value} on {_CONFIG.value.dataset}: test accuracy "

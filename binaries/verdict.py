@@ -5,7 +5,7 @@ r"""The claims table, rebuilt from the evidence files; `--check` for CI.
 
 The table's template is `docs/evidence/claims.md`: prose with
 `{{claim:value}}` placeholders, each rendered as the value read from its
-claim's files (`tfp_robust.evidence`), linked to them; a value whose file is
+claim's files (`tfp_robust.reports.evidence`), linked to them; a value whose file is
 absent renders as "pending". The result goes between the
 `<!-- claims:begin -->` and `<!-- claims:end -->` lines of BUILD_NOTES.md.
 
@@ -25,8 +25,8 @@ import sys
 from absl import app
 from absl import flags
 
-from tfp_robust import evidence
-from tfp_robust import files
+from tfp_robust.reports import evidence
+from tfp_robust.core import files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

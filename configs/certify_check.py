@@ -2,7 +2,7 @@
 
 An MNIST 784-128-10 ReLU deep ensemble of 3 (the first 5,000 training
 images, 4 epochs, batch 64), the first 200 test images: certified accuracy
-by every method of `tfp_robust.certify` against PGD at each eps, their
+by every method of `tfp_robust.evaluation.certify` against PGD at each eps, their
 times, and every certified image tried with points of the ball (uniform and
 vertices) and a stronger PGD under both losses.
 

@@ -13,7 +13,7 @@ Fashion-MNIST: --config.dataset=fashion_mnist.
 
 import os
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 
 def get_config(variant='cpu'):

@@ -11,7 +11,7 @@ of the card's settings.
 
 import ml_collections
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 
 def get_config(variant='cpu'):

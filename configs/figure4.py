@@ -21,7 +21,7 @@ scale it adds about 15-40 s per cell on 2 cores).
 
 import ml_collections
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 
 def get_config(variant='cpu'):

@@ -16,7 +16,7 @@ Fashion-MNIST: --config.dataset=fashion_mnist (then also set the step size
 and VI settings per the paper's tables, as `get_config('paper_fashion')`).
 """
 
-from tfp_robust import config_lib as common
+from tfp_robust.core import config_lib as common
 
 
 def get_config(variant='cpu'):

@@ -10,7 +10,7 @@ under 20 minutes on 2 cores; 250 samples are kept as in the paper.
 
 import ml_collections
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 
 def get_config(variant='cpu'):

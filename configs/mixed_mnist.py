@@ -27,7 +27,7 @@ log-joint across segments.
 
 import os
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

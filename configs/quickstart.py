@@ -7,7 +7,7 @@ paper's Figure 1 grid (hidden 512, 15k training points, 500 warm-up steps,
 
 import ml_collections
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 
 def get_config(variant='cpu'):

@@ -13,7 +13,7 @@ variant of a target runs the same iterations unless it sets
 table reports mixing in total and per hour, and PGD accuracy and the mean
 expected-gradient magnitude beside it.
 
-Variants (sampler settings of `tfp_robust.mcmc.kernels`; `init` is the
+Variants (sampler settings of `tfp_robust.fit.mcmc.kernels`; `init` is the
 chain start: 'sgd' solutions or 'prior', a He-normal draw):
   fixed_2: the plain sampler as Table 1 / Figure 1 ran it (2 chains).
   fixed: the same with 4 chains.
@@ -34,7 +34,7 @@ images, 200 warm-up + 375 kept per chain); hours per variant.
 
 import ml_collections
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 
 def _halfmoons():

@@ -16,7 +16,7 @@ nine kept states of a 59-step chain on the last 5,000-image batch), for
 Fashion-MNIST: --config.dataset=fashion_mnist.
 """
 
-from tfp_robust import config_lib as common
+from tfp_robust.core import config_lib as common
 
 
 def get_config(variant='cpu'):
@@ -37,7 +37,7 @@ def get_config(variant='cpu'):
                            learning_rate=1e-3, num_samples=250)
   config.sgd = common.dense((1024,), 'relu', epochs=5, batch_size=256,
                             learning_rate=1e-3)
-  # The original code's HMC posterior, replayed (tfp_robust/original_hmc.py):
+  # The original code's HMC posterior, replayed (tfp_robust/fit/original.py):
   # its own settings, on the paper's 784-512-10 net at both scales (one
   # 59-step chain on 5,000 images is cheap).
   config.hmc_original = common.dense(

@@ -28,7 +28,7 @@ the totals match.
 
 import os
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLER = 'diagonal_jittered'

@@ -8,7 +8,7 @@ uses 'the same network employed in Table 1'. We take the Table 1 network
 Attacks on 1000 test images, FGSM and PGD (15 steps, 1 restart), eps 0.1.
 """
 
-from tfp_robust import config_lib as common
+from tfp_robust.core import config_lib as common
 
 
 def get_config(variant='cpu'):

@@ -45,7 +45,7 @@ def moons_arch():
 @pytest.fixture(scope='session')
 def trained_net(moons, moons_arch):
   """A deterministic MLP trained to high accuracy on the half moons."""
-  from tfp_robust import models
+  from tfp_robust.fit import models
   config = models.TrainConfig(epochs=100, batch_size=64, learning_rate=1e-2,
                               seed=0)
   return models.train_deterministic(moons_arch, moons.x_train, moons.y_train,

@@ -18,7 +18,7 @@ import warnings
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 warnings.filterwarnings('ignore')
 
-from tfp_robust.mcmc import distributed  # pylint: disable=g-import-not-at-top
+from tfp_robust.fit.mcmc import distributed  # pylint: disable=g-import-not-at-top
 
 STRATEGY = distributed.cpu_strategy(2)
 
@@ -27,10 +27,10 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
 import tf_keras  # pylint: disable=g-import-not-at-top
 
-from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
-from tfp_robust import models  # pylint: disable=g-import-not-at-top
+from tfp_robust.fit import hmc  # pylint: disable=g-import-not-at-top
+from tfp_robust.fit import models  # pylint: disable=g-import-not-at-top
 from tfp_robust import networks  # pylint: disable=g-import-not-at-top
-from tfp_robust import vi  # pylint: disable=g-import-not-at-top
+from tfp_robust.fit import vi  # pylint: disable=g-import-not-at-top
 
 MLP = networks.Architecture.mlp(2, [8], 3)
 CONV = networks.Architecture(

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import ablations
+from tfp_robust.experiments import ablations
 from tfp_robust import ArchitectureEnsemble
-from tfp_robust import gradients
+from tfp_robust.evaluation import gradients
 
 
 @pytest.fixture(scope='module')

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import apgd
-from tfp_robust import attacks
+from tfp_robust.attacks import apgd
+from tfp_robust.attacks import gradient as attacks
 from tfp_robust import ArchitectureEnsemble
-from tfp_robust import losses
+from tfp_robust.attacks import losses
 
 
 def _accuracy(ens, x, labels):

@@ -53,7 +53,7 @@ def test_quickstart_prints_table_and_writes_outputs(tmp_path):
   assert (tmp_path / 'decision_regions.png').stat().st_size > 1000
   board = tmp_path / 'tensorboard' / 'half_moons'
   assert sorted(os.listdir(board)) == ['all', 'hmc', 'sgd', 'vi']
-  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import summaries  # pylint: disable=g-import-not-at-top
   assert 'vi/elbo' in summaries.read_scalars(str(board / 'vi' / 'fit'))
   # One eps: the results are a table (Text tab), not charts of one dot.
   attacked = board / 'hmc' / 'attacks_paper'
@@ -102,7 +102,7 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
   attacked = rows[rows['attack'] != 'certified']
   assert (attacked['max_perturbation'] <= 0.1 + 1e-6).all()
   assert 'random_weaker_than_every_attack' in out
-  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import summaries  # pylint: disable=g-import-not-at-top
   board = tmp_path / 'tensorboard' / 'mnist'
   fit = summaries.read_scalars(str(board / 'hmc' / 'fit'))
   # 4 warm-up and 6 kept iterations, two chains.
@@ -198,7 +198,7 @@ def test_evaluate_binary_takes_every_model_form(tmp_path):
   from tfp_robust import data  # pylint: disable=g-import-not-at-top
   from tfp_robust import ensemble as ensemble_lib  # pylint: disable=g-import-not-at-top
   from tfp_robust import export  # pylint: disable=g-import-not-at-top
-  from tfp_robust import models  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import models  # pylint: disable=g-import-not-at-top
   from tfp_robust import networks  # pylint: disable=g-import-not-at-top
   mnist = data.load_tfds('mnist', num_train=2000, num_test=10)
   tf_keras.utils.set_random_seed(0)
@@ -236,7 +236,7 @@ def test_samplers_binary_writes_table_and_both_figures(tmp_path):
   # config file of the user's own.
   config = tmp_path / 'tiny_samplers.py'
   config.write_text(
-      'from tfp_robust import config_lib\n'
+      'from tfp_robust.core import config_lib\n'
       'def get_config(variant="cpu"):\n'
       f'  config = config_lib.load_config_file({REPO!r} + '
       '"/configs/samplers.py", variant)\n'
@@ -327,7 +327,7 @@ def test_print_config_answers_before_tensorflow(name):
 
 def test_print_config_lists_every_field_as_a_flag_that_parses():
   """Each printed line, given back as a flag, reproduces the config."""
-  from tfp_robust import config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import config_lib  # pylint: disable=g-import-not-at-top
   out = _run_without_tensorflow(
       ['binaries/attack.py', '--config=configs/table1.py:cpu',
        '--print_config', "--config.hmc.hidden=(32, 16)"]).stdout
@@ -394,20 +394,20 @@ def test_light_copies_match_the_modules_they_copy():
   """config_checks holds the names heavy modules define, so that a config is
   checked without TensorFlow: the copies must stay equal."""
   import dataclasses  # pylint: disable=g-import-not-at-top
-  from tfp_robust import config_checks  # pylint: disable=g-import-not-at-top
-  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
-  from tfp_robust import hmc  # pylint: disable=g-import-not-at-top
-  from tfp_robust import losses  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import config_checks  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import hmc  # pylint: disable=g-import-not-at-top
+  from tfp_robust.attacks import losses  # pylint: disable=g-import-not-at-top
   from tfp_robust import networks  # pylint: disable=g-import-not-at-top
-  from tfp_robust import original_hmc  # pylint: disable=g-import-not-at-top
-  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
-  from tfp_robust.grid import cells  # pylint: disable=g-import-not-at-top
-  from tfp_robust.grid import executors  # pylint: disable=g-import-not-at-top
-  from tfp_robust.mcmc import kernels  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import original as original_hmc  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import protocols  # pylint: disable=g-import-not-at-top
+  from tfp_robust.experiments.grid import cells  # pylint: disable=g-import-not-at-top
+  from tfp_robust.experiments.grid import executors  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit.mcmc import kernels  # pylint: disable=g-import-not-at-top
   assert config_checks.ACTIVATIONS == tuple(sorted(networks.ACTIVATIONS))
   assert config_checks.LOSSES == tuple(sorted(losses.LOSSES))
   assert config_checks.PROTOCOLS == protocols.PROTOCOLS
-  from tfp_robust import certify  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import certify  # pylint: disable=g-import-not-at-top
   assert config_checks.CERTIFY_METHODS == certify.METHODS
   assert config_checks.METHODS == fitting.METHODS
   assert config_checks.VIEWS == fitting.VIEWS

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tfp_robust import calibration
-from tfp_robust import validate
+from tfp_robust.evaluation import calibration
+from tfp_robust.core import validate
 
 
 def _independent(probs, labels, num_bins=15):

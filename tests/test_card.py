@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import tf_keras
 
-from tfp_robust import card as card_lib
-from tfp_robust import certify
-from tfp_robust import config_lib
+from tfp_robust.evaluation import card as card_lib
+from tfp_robust.evaluation import certify
+from tfp_robust.core import config_lib
 from tfp_robust import data
 from tfp_robust import ensemble as ensemble_lib
-from tfp_robust import evaluation
-from tfp_robust import instrumented
+from tfp_robust.evaluation import rows as evaluation
+from tfp_robust.evaluation import instrumented
 from tfp_robust import networks
-from tfp_robust import validate
+from tfp_robust.core import validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few steps of everything: what is tested is the card, not the attacks.

@@ -10,11 +10,11 @@ import tf_keras
 from conftest import SMALL_CONV
 from conftest import random_params
 from tfp_robust import ArchitectureEnsemble
-from tfp_robust import apgd
-from tfp_robust import attacks
-from tfp_robust import certify
+from tfp_robust.attacks import apgd
+from tfp_robust.attacks import gradient as attacks
+from tfp_robust.evaluation import certify
 from tfp_robust import ensemble as ensemble_lib
-from tfp_robust import keras_bounds
+from tfp_robust.evaluation.bounds import keras as keras_bounds
 from tfp_robust import networks
 
 
@@ -192,9 +192,9 @@ def test_a_residual_keras_model_is_refused_as_not_a_chain():
 
 def test_protocol_rows_name_each_certified_method_and_check_the_tightest(
     trained_net, moons):
-  from tfp_robust import config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_robust import protocols  # pylint: disable=g-import-not-at-top
-  from tfp_robust import reports  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import protocols  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import tables as reports  # pylint: disable=g-import-not-at-top
   ens = ArchitectureEnsemble(trained_net.architecture, trained_net.params,
                              jit_compile=False)
   x, y = moons.x_test[:60], moons.y_test[:60]

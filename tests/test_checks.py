@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import checks
+from tfp_robust.evaluation import checks
 from tfp_robust import ensemble as ensemble_lib
-from tfp_robust import models
+from tfp_robust.fit import models
 from tfp_robust import networks
 
 

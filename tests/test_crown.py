@@ -7,9 +7,9 @@ import tensorflow as tf
 from conftest import SMALL_CONV
 from conftest import random_params
 from tfp_robust import ArchitectureEnsemble
-from tfp_robust import bound_ops
-from tfp_robust import certify
-from tfp_robust import crown
+from tfp_robust.evaluation.bounds import ops as bound_ops
+from tfp_robust.evaluation import certify
+from tfp_robust.evaluation.bounds import crown
 from tfp_robust import networks
 
 

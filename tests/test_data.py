@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfp_robust import data
-from tfp_robust import validate
+from tfp_robust.core import validate
 
 
 def test_half_moons_shapes_range_and_labels():

@@ -16,10 +16,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_robust import hmc
-from tfp_robust import models
+from tfp_robust.fit import hmc
+from tfp_robust.fit import models
 from tfp_robust import networks
-from tfp_robust.mcmc import distributed
+from tfp_robust.fit.mcmc import distributed
 
 _WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                        'distributed_worker.py')

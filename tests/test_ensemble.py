@@ -231,7 +231,7 @@ def test_load_recovers_a_save_stopped_between_its_renames(tmp_path):
 
 # -- untrusted ensemble files (issue 10, item 4) ----------------------------
 
-from tfp_robust import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_robust.core import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _saved(tmp_path, name='e', num_samples=3, seed=0):

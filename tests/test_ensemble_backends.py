@@ -7,10 +7,10 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from conftest import random_params
-from tfp_robust import attacks
+from tfp_robust.attacks import gradient as attacks
 from tfp_robust import ensemble as ensemble_lib
-from tfp_robust import gradients
-from tfp_robust import metrics
+from tfp_robust.evaluation import gradients
+from tfp_robust.evaluation import metrics
 from tfp_robust import networks
 
 MLP = networks.Architecture.mlp(2, [16, 8], 3)
@@ -159,7 +159,7 @@ def test_keras_backend_attacks_a_batch_norm_conv_net(bn_conv_nets):
 
 
 def test_keras_backend_deep_ensemble_and_checks(bn_conv_nets):
-  from tfp_robust import checks
+  from tfp_robust.evaluation import checks
   nets, x, y = bn_conv_nets
   ens = ensemble_lib.KerasEnsemble(nets, method='ensemble',
                                    memory_budget_bytes=1)

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from configs import table1
-from tfp_robust import evaluation
-from tfp_robust import experiments
-from tfp_robust import fitting
+from tfp_robust.evaluation import rows as evaluation
+from tfp_robust.experiments import paper as experiments
+from tfp_robust.fit import fitting
 
 import isolation
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import attacks
+from tfp_robust.attacks import gradient as attacks
 from tfp_robust import export
-from tfp_robust import hmc
-from tfp_robust import models
+from tfp_robust.fit import hmc
+from tfp_robust.fit import models
 from tfp_robust import networks
-from tfp_robust import vi
+from tfp_robust.fit import vi
 
 ARCH = networks.Architecture.mlp(2, [16], 2)
 
@@ -167,7 +167,7 @@ def test_every_damaged_export_is_refused_before_tensorflow_reads_it(
   # Issue 27, items 6 and 7: one flipped bit in saved_model.pb gave raw
   # KeyErrors from TensorFlow's loader (or loaded silently), a truncated
   # variables file an IndexError.
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
   from tfp_robust.ensemble import saved_model  # pylint: disable=g-import-not-at-top
   _, contents = tiny_export
   data_file = os.path.join('variables', 'variables.data-00000-of-00001')
@@ -207,7 +207,7 @@ def test_a_damaged_savedmodel_without_manifest_ends_in_one_error_type(
     tiny_export, tmp_path):
   # Not written by us: TensorFlow's loader reads it, and whatever it raises
   # (KeyError, RuntimeError, IndexError, ...) becomes InvalidFile.
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
   from tfp_robust.ensemble import saved_model  # pylint: disable=g-import-not-at-top
   _, contents = tiny_export
   pb = contents['saved_model.pb']
@@ -266,7 +266,7 @@ def test_save_model_never_replaces_what_it_did_not_write(tiny_export,
                                                          tmp_path):
   # Issue 27, item 1: a directory of the user's files was deleted, and a
   # file survived only as <path>.old.
-  from tfp_robust import validate  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import validate  # pylint: disable=g-import-not-at-top
   ensemble = _tiny_ensemble()
   users = tmp_path / 'users'
   (users / 'sub').mkdir(parents=True)
@@ -319,7 +319,7 @@ def _shown(value):
 
 def test_save_model_into_a_directory_it_cannot_write(tmp_path, monkeypatch):
   # Issue 27, item 4: PermissionError from tempfile.mkdtemp.
-  from tfp_robust import validate  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import validate  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
   ensemble = _tiny_ensemble()
   locked = tmp_path / 'locked'

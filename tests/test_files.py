@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import random_params
-from tfp_robust import files
-from tfp_robust import hmc
+from tfp_robust.core import files
+from tfp_robust.fit import hmc
 from tfp_robust import networks
 from tfp_robust import ArchitectureEnsemble
 
@@ -94,7 +94,7 @@ def test_failed_atomic_write_leaves_no_staging_file(tmp_path, monkeypatch):
 
 _HOLDER = """
 import sys, time
-from tfp_robust import files
+from tfp_robust.core import files
 files.start_run(sys.argv[1])
 print('locked', flush=True)
 time.sleep(120)
@@ -227,7 +227,7 @@ def test_code_version_is_the_commit_imported_not_the_one_at_call_time(
   run(*git, 'commit', '-q', '-m', 'first')
   first = run('git', 'rev-parse', 'HEAD')[:12]
   script = ('import subprocess, tfp_robust\n'
-            'from tfp_robust import files\n'
+            'from tfp_robust.core import files\n'
             f'subprocess.run({git!r} + ["commit", "-q", "--allow-empty", '
             '"-m", "second"], check=True)\n'
             'print(files.code_version())\n')
@@ -240,7 +240,7 @@ def test_code_version_is_the_commit_imported_not_the_one_at_call_time(
 
 
 def test_file_errors_are_invalid_arguments():
-  from tfp_robust import validate  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import validate  # pylint: disable=g-import-not-at-top
   assert issubclass(files.InvalidFile, validate.InvalidArgument)
   assert issubclass(files.WorkdirBusy, validate.InvalidArgument)
 

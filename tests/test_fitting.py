@@ -5,8 +5,8 @@ import os
 import ml_collections
 import pytest
 
-from tfp_robust import config_lib
-from tfp_robust import fitting
+from tfp_robust.core import config_lib
+from tfp_robust.fit import fitting
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,8 +40,8 @@ def test_ensure_trained_trains_only_what_is_missing(tmp_path):
 def test_vi_resampled_is_a_view_of_the_one_vi_training(tmp_path):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_robust import evaluation  # pylint: disable=g-import-not-at-top
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.evaluation import rows as evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
   config = config_lib.load_config_file(
       os.path.join(REPO, 'configs', 'table1.py'), 'cpu')
   config.num_train, config.num_test = 200, 20
@@ -62,7 +62,7 @@ def test_vi_resampled_is_a_view_of_the_one_vi_training(tmp_path):
   np.testing.assert_array_equal(fixed.log_probs(x), fixed.log_probs(x))
   # The restored model is the trained one: drawing from it with the
   # training's seed gives the saved fixed draws bit for bit.
-  from tfp_robust import vi  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import vi  # pylint: disable=g-import-not-at-top
   redrawn = vi.posterior_ensemble(view.model, fixed.architecture, 4,
                                   seed=int(config.seed))
   for saved, again in zip(fixed.params, redrawn.params):

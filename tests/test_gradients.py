@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from conftest import SMALL_CONV as CONV
 from conftest import random_params
-from tfp_robust import gradients
+from tfp_robust.evaluation import gradients
 from tfp_robust import networks
 from tfp_robust import ArchitectureEnsemble
 
@@ -238,7 +238,7 @@ def test_sample_loop_unconnected_input_has_a_zero_gradient(monkeypatch):
 
 
 def test_sample_loop_attack_finds_the_same_examples(monkeypatch):
-  from tfp_robust import attacks  # pylint: disable=g-import-not-at-top
+  from tfp_robust.attacks import gradient as attacks  # pylint: disable=g-import-not-at-top
   params = random_params(MLP, 6, seed=46, scale=1.0)
   x, labels = _inputs(MLP, 20, seed=47)
   found = {}

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfp_robust import config_checks
-from tfp_robust import config_lib
-from tfp_robust import grid
-from tfp_robust import validate
+from tfp_robust.core import config_checks
+from tfp_robust.core import config_lib
+from tfp_robust.experiments import grid
+from tfp_robust.core import validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMED = ('attack_seconds', 'unit_train_seconds')
@@ -158,9 +158,9 @@ def test_ray_executor_runs_units_and_resumes(whole, tmp_path):
 def test_shards_share_a_work_directory_but_not_a_shard(tmp_path):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
   files.start_run(str(tmp_path), lock_file='.lock-shard-0', clean=False)
-  probe = ('import sys; from tfp_robust import files; '
+  probe = ('import sys; from tfp_robust.core import files; '
            'files.start_run(sys.argv[1], lock_file=sys.argv[2], clean=False);'
            ' print("locked")')
   other = subprocess.run([sys.executable, '-c', probe, str(tmp_path),
@@ -174,7 +174,7 @@ def test_shards_share_a_work_directory_but_not_a_shard(tmp_path):
 def test_figure4_plots_the_grid(whole):
   # Every panel, the width boxplots included (matplotlib 3.9 renamed their
   # `labels` to `tick_labels`; the CPU grid's merge failed on it).
-  from tfp_robust import plots
+  from tfp_robust.reports import plots
   _, frame = whole
   figure = plots.figure4(frame, 'half_moons', 'paper')
   assert figure is not None
@@ -186,7 +186,7 @@ def test_figure4_under_the_strong_protocol_plots_its_worst_case(tmp_path):
   # The strong figure's second row is the per-image worst case that a real
   # strong cell writes (it read a column no cell has, and came out with the
   # paper's row alone, in session 12's run).
-  from tfp_robust import plots
+  from tfp_robust.reports import plots
   config = _config()
   config.methods = ('sgd',)
   config.sgd.epochs = (1,)

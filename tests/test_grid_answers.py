@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfp_robust.grid import answers
+from tfp_robust.experiments.grid import answers
 
 
 def test_pareto_domination_needs_both_axes_and_one_strictly():

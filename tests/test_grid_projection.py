@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from tfp_robust import config_lib
-from tfp_robust.grid import projection
+from tfp_robust.core import config_lib
+from tfp_robust.experiments.grid import projection
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

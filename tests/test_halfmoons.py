@@ -5,8 +5,8 @@ import os
 import pytest
 
 
-from tfp_robust import config_lib
-from tfp_robust import halfmoons
+from tfp_robust.core import config_lib
+from tfp_robust.experiments import halfmoons
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,7 +37,7 @@ def test_grid_cell_is_reused_only_for_the_same_config(tmp_path):
 
 
 def test_cells_write_hmc_traces_and_hparams_once(tmp_path):
-  from tfp_robust import summaries  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import summaries  # pylint: disable=g-import-not-at-top
   config = _tiny_grid_config()
   for _ in range(2):  # The second run reads the cell back.
     row, _ = halfmoons.halfmoons_cell_resumable(config, 4, 60, 3,
@@ -59,8 +59,8 @@ def test_cells_write_hmc_traces_and_hparams_once(tmp_path):
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 import shutil  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfp_robust import files  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_robust import hmc  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_robust.core import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_robust.fit import hmc  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CELL = (4, 60, 3)  # hidden, num_train, warm-up
 CELL_NAME = 'hidden4_train60_warmup3'
@@ -104,7 +104,7 @@ def _kill_after_phases(monkeypatch, phases):
 def _forbid_warm_up(monkeypatch):
   def warm_up_again(*args, **kwargs):
     raise AssertionError('the resumed cell ran its HMC warm-up again')
-  from tfp_robust.mcmc import driver  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit.mcmc import driver  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(driver, '_warm_up', warm_up_again)
 
 

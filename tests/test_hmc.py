@@ -10,10 +10,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_robust import data
-from tfp_robust import hmc
-from tfp_robust.mcmc import diagnostics as mcmc_diagnostics
+from tfp_robust.fit import hmc
+from tfp_robust.fit.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust import networks
-from tfp_robust import summaries
+from tfp_robust.reports import summaries
 
 TINY = networks.Architecture.mlp(2, [4], 2)
 
@@ -275,7 +275,7 @@ def test_unreadable_timings_are_ignored_with_a_warning(regression, tmp_path,
 
 
 def test_timing_report_counts_only_whole_phases():
-  from tfp_robust.mcmc import driver  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit.mcmc import driver  # pylint: disable=g-import-not-at-top
   config = dataclasses.replace(SMALL_RUN, trajectory='jittered')
   segment = {'seconds': 2.0, 'iterations': 10, 'leapfrogs': 4.0}
   whole = {'warm_up_seconds': 5.0, 'warm_up_steps': 20,
@@ -619,7 +619,7 @@ def test_resumed_run_writes_the_same_series_without_duplicates(
 
 import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfp_robust import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfp_robust.core import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _stopped_run(regression, directory, **kwargs):
@@ -732,8 +732,8 @@ def test_has_checkpoint_counts_a_warm_up_checkpoint(regression, tmp_path):
 def test_resume_inside_warm_up_does_not_retrain_the_sgd_start(
     tiny_data, tmp_path, monkeypatch):
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from tfp_robust import fitting  # pylint: disable=g-import-not-at-top
-  from tfp_robust import models  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import models  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict({'hmc': dict(
       num_results=4, num_burnin_steps=6, num_leapfrog_steps=3,
       step_size=0.01, num_chains=2, segment_size=2,
@@ -790,7 +790,7 @@ def test_uniform_start_is_pyros_and_he_normal_the_default():
 
 _HOLD = """
 import sys, time
-from tfp_robust import files
+from tfp_robust.core import files
 files.start_run(sys.argv[1], clean=False)
 print('locked', flush=True)
 time.sleep(120)
@@ -805,7 +805,7 @@ def test_fit_takes_its_checkpoint_directory_for_one_writer(tiny_data,
   import signal  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
   directory = str(tmp_path / 'fit')
   holder = subprocess.Popen(
       [sys.executable, '-c', _HOLD, directory], stdout=subprocess.PIPE,

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tfp_robust import files
-from tfp_robust import locks
+from tfp_robust.core import files
+from tfp_robust.core import locks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # named by older code (no owner in its name).
 _SHARD = """
 import os, sys, time
-from tfp_robust import files
+from tfp_robust.core import files
 workdir = sys.argv[1]
 files.start_run(workdir, lock_file='.lock-shard-1', clean=False)
 hmc = os.path.join(workdir, 'units', 'u1', 'hmc')
@@ -85,7 +85,7 @@ def test_owner_of_a_staging_entry(tmp_path):
 def test_nothing_is_removed_while_another_process_holds_a_lock(tmp_path):
   workdir = str(tmp_path / 'run')
   holder = subprocess.Popen(
-      [sys.executable, '-c', 'import sys, time; from tfp_robust import files;'
+      [sys.executable, '-c', 'import sys, time; from tfp_robust.core import files;'
        " files.start_run(sys.argv[1], lock_file='.lock-b', clean=False);"
        " print('locked', flush=True); time.sleep(120)", workdir],
       stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -114,7 +114,7 @@ def test_nothing_is_removed_while_another_process_holds_a_lock(tmp_path):
 
 def test_one_writer_is_released_after_its_block_and_not_reentered(tmp_path):
   directory = str(tmp_path / 'ckpt')
-  probe = ('import sys; from tfp_robust import files; '
+  probe = ('import sys; from tfp_robust.core import files; '
            'files.start_run(sys.argv[1], clean=False); print("locked")')
   with files.one_writer(directory, 'checkpoint_dir'):
     with pytest.raises(files.WorkdirBusy) as error:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import gradients
-from tfp_robust import losses
+from tfp_robust.evaluation import gradients
+from tfp_robust.attacks import losses
 from tfp_robust import networks
 from tfp_robust import ArchitectureEnsemble
 

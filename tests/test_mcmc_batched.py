@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import hmc
+from tfp_robust.fit import hmc
 from tfp_robust import networks
-from tfp_robust import validate
-from tfp_robust.mcmc import batched
-from tfp_robust.mcmc import driver
+from tfp_robust.core import validate
+from tfp_robust.fit.mcmc import batched
+from tfp_robust.fit.mcmc import driver
 
 STEP_SIZES = (0.05, 0.01, 0.002)
 SEEDS = (3, 4, 5)

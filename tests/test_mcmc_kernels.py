@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from arviz_stats.base import array_stats
 
-from tfp_robust import hmc
-from tfp_robust import validate
-from tfp_robust.mcmc import kernels
+from tfp_robust.fit import hmc
+from tfp_robust.core import validate
+from tfp_robust.fit.mcmc import kernels
 
 # A Gaussian with standard deviations 100 times apart and one correlated
 # pair: the shape a diagonal mass matrix is for, and where a fixed

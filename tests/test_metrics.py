@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tfp_robust import attacks
-from tfp_robust import metrics
+from tfp_robust.attacks import gradient as attacks
+from tfp_robust.evaluation import metrics
 from tfp_robust import networks
 from tfp_robust import ArchitectureEnsemble
 

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from tfp_robust import data
-from tfp_robust import files
-from tfp_robust import hmc
+from tfp_robust.core import files
+from tfp_robust.fit import hmc
 from tfp_robust import networks
-from tfp_robust.mcmc import mixing
+from tfp_robust.fit.mcmc import mixing
 
 CRITERIA = dict(split_rhat=1.1, bulk_ess=100.0, trend_z=3.0)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfp_robust import data
-from tfp_robust import models
+from tfp_robust.fit import models
 from tfp_robust import networks
 
 SMALL = networks.Architecture.mlp(2, [16], 2)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from conftest import SMALL_CONV as CONV
 from conftest import random_params
-from tfp_robust import models
+from tfp_robust.fit import models
 from tfp_robust import networks
 from tfp_robust import ArchitectureEnsemble
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfp_robust import networks
-from tfp_robust import original_hmc
+from tfp_robust.fit import original as original_hmc
 
 ARCH = networks.Architecture.mlp(2, [8], 2)
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tfp_robust import paper_numbers
+from tfp_robust.experiments import paper_numbers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = os.path.join(REPO, '..', 'shared', 'paper',

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfp_robust import plots
+from tfp_robust.reports import plots
 
 
 def test_expected_gradients_names_loss_eps_and_coordinate():

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from tfp_robust import apgd
-from tfp_robust import attacks
-from tfp_robust import checks
-from tfp_robust import config_lib
+from tfp_robust.attacks import apgd
+from tfp_robust.attacks import gradient as attacks
+from tfp_robust.evaluation import checks
+from tfp_robust.core import config_lib
 from tfp_robust import networks
-from tfp_robust import protocols
-from tfp_robust import square
+from tfp_robust.evaluation import protocols
+from tfp_robust.attacks import square
 from tfp_robust.ensemble import ArchitectureEnsemble
 
 from conftest import random_params

@@ -3,7 +3,7 @@
 import os
 
 
-from tfp_robust import reports
+from tfp_robust.reports import tables as reports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

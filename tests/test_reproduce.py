@@ -15,10 +15,10 @@ import textwrap
 
 import pytest
 
-from tfp_robust import config_checks
-from tfp_robust import config_lib
-from tfp_robust import reproduce
-from tfp_robust import validate
+from tfp_robust.core import config_checks
+from tfp_robust.core import config_lib
+from tfp_robust.experiments import reproduce
+from tfp_robust.core import validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfp_robust import config_lib
-from tfp_robust import fitting
-from tfp_robust import plots
-from tfp_robust import sampler_comparison
-from tfp_robust import validate
+from tfp_robust.core import config_lib
+from tfp_robust.fit import fitting
+from tfp_robust.reports import plots
+from tfp_robust.experiments import samplers as sampler_comparison
+from tfp_robust.core import validate
 
 CONFIG_PATH = os.path.join(os.path.dirname(__file__), '..', 'configs',
                            'samplers.py')
@@ -163,7 +163,7 @@ def test_variant_settings_are_checked_before_anything_runs():
 
 
 def test_a_row_measured_with_other_settings_is_refused(finished):
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
   config, workdir, _ = finished
   config.pgd_steps = 4
   with pytest.raises(files.InvalidFile, match='other settings'):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import attacks
-from tfp_robust import square
+from tfp_robust.attacks import gradient as attacks
+from tfp_robust.attacks import square
 
 
 def test_image_geometry():

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_robust import config_lib
+from tfp_robust.core import config_lib
 from tfp_robust import ensemble as ensemble_lib
-from tfp_robust import experiments
-from tfp_robust import fitting
+from tfp_robust.experiments import paper as experiments
+from tfp_robust.fit import fitting
 from tfp_robust import networks
-from tfp_robust import plots
-from tfp_robust import summaries
+from tfp_robust.reports import plots
+from tfp_robust.reports import summaries
 
 
 def _config():
@@ -141,7 +141,7 @@ def test_attack_results_per_method_loss_and_eps_and_no_duplicates(
   ensemble = runs['hmc'][0]
   config = _config()
   x, y = moons.x_test[:40], moons.y_test[:40]
-  from tfp_robust import evaluation
+  from tfp_robust.evaluation import rows as evaluation
   rows = evaluation.attack_rows(ensemble, x, y, config.attack,
                                 labels={'method': 'hmc'})
   log_dir = summaries.run_dir(root, 'half_moons', 'hmc', 'attacks_paper')

@@ -10,18 +10,18 @@ import sys
 import numpy as np
 import pytest
 
-from tfp_robust import attacks
-from tfp_robust import config_checks
-from tfp_robust import config_lib
+from tfp_robust.attacks import gradient as attacks
+from tfp_robust.core import config_checks
+from tfp_robust.core import config_lib
 from tfp_robust import data
-from tfp_robust import fitting
-from tfp_robust import hmc
-from tfp_robust import metrics
-from tfp_robust import models
+from tfp_robust.fit import fitting
+from tfp_robust.fit import hmc
+from tfp_robust.evaluation import metrics
+from tfp_robust.fit import models
 from tfp_robust import networks
-from tfp_robust import protocols
-from tfp_robust import sampler_comparison
-from tfp_robust import validate
+from tfp_robust.evaluation import protocols
+from tfp_robust.experiments import samplers as sampler_comparison
+from tfp_robust.core import validate
 from tfp_robust.ensemble import ArchitectureEnsemble
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,8 +160,8 @@ def test_unknown_method_is_refused():
 
 @pytest.mark.parametrize('eps', [1.5, math.inf, math.nan, -0.1])
 def test_attacks_refuse_eps_outside_the_unit_range(tiny_ensemble, moons, eps):
-  from tfp_robust import apgd  # pylint: disable=g-import-not-at-top
-  from tfp_robust import square  # pylint: disable=g-import-not-at-top
+  from tfp_robust.attacks import apgd  # pylint: disable=g-import-not-at-top
+  from tfp_robust.attacks import square  # pylint: disable=g-import-not-at-top
   x, y = moons.x_test[:4], moons.y_test[:4]
   for attack in (lambda: attacks.fgsm(tiny_ensemble, x, y, eps),
                  lambda: attacks.pgd(tiny_ensemble, x, y, eps),

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from tfp_robust import evidence
-from tfp_robust import files
+from tfp_robust.reports import evidence
+from tfp_robust.core import files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAG = '[0.092](docs/evidence/table1_mnist_cpu/evidence.json#hmc_pgd_expected)'

@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_robust import models
+from tfp_robust.fit import models
 from tfp_robust import networks
-from tfp_robust import vi
+from tfp_robust.fit import vi
 
 CONFIG = models.TrainConfig(epochs=60, batch_size=64, learning_rate=3e-2,
                             seed=0)

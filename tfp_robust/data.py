@@ -4,7 +4,7 @@ Every input this package handles lives in [0, 1], the range that attacks clip
 to. Half moons are mapped into the unit square by a fixed affine map (the same
 for every seed and size), so that eps means the same thing in every run.
 
-Ways in for evaluation (`tfp_robust.card`): a TFDS dataset by name from a
+Ways in for evaluation (`tfp_robust.evaluation.card`): a TFDS dataset by name from a
 data directory (shape, classes and splits read from the builder's info,
 never downloaded), an `.npz` file with `x_test`, `y_test` (optionally
 `x_train`, `y_train`), or arrays and `tf.data.Dataset`s (`from_arrays`,
@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from tfp_robust import validate
+from tfp_robust.core import validate
 
 # The datasets the training binaries fit on; any prepared TFDS image
 # classification dataset can be evaluated on (`load_tfds`).

@@ -33,8 +33,8 @@ import tensorflow as tf
 import tf_keras
 
 from tfp_robust import ensemble as ensemble_lib
-from tfp_robust import files
-from tfp_robust import validate
+from tfp_robust.core import files
+from tfp_robust.core import validate
 from tfp_robust.ensemble import saved_model as saved_model_lib
 
 
@@ -123,7 +123,7 @@ def save_model(ensemble, directory: str, batch_size: int = 256,
   if ensemble.resamples:
     raise ValueError('A StochasticEnsemble resamples on every call; export '
                      'the model itself (tf.saved_model.save) or draw fixed '
-                     'weights first (tfp_robust.vi.posterior_ensemble).')
+                     'weights first (tfp_robust.fit.vi.posterior_ensemble).')
   if not isinstance(directory, (str, os.PathLike)) or not str(directory):
     validate.fail('directory', directory, 'it must be a non-empty path',
                   'Pass the directory to write the SavedModel to.')

@@ -57,7 +57,7 @@ class Architecture:
                        f'choose one of {sorted(ACTIVATIONS)}.')
     if self.num_classes < 2:
       raise ValueError(f'num_classes must be at least 2, got {self.num_classes}.')
-    from tfp_robust import validate  # pylint: disable=g-import-not-at-top
+    from tfp_robust.core import validate  # pylint: disable=g-import-not-at-top
     validate.integer('num_classes', self.num_classes, 2)
     for dim in self.input_shape:
       validate.integer('input_shape', dim, 1)

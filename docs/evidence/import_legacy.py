@@ -23,7 +23,7 @@ import sys
 import tempfile
 import types
 
-from tfp_robust import evidence
+from tfp_robust.reports import evidence
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -372,7 +372,7 @@ def samplers():
                      'strong.json: a script (not in the package) calling '
                      'tfp_robust.evaluation.attack_rows, eps 0.1, 200 test '
                      'points, 250 samples']
-  from tfp_robust import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
   files.write_text_atomically(path, json.dumps(data, indent=2) + '\n')
 
 

@@ -15,7 +15,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tfp_robust import files
+from tfp_robust.core import files
 from tfp_robust import networks
 from tfp_robust.ensemble import base
 

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfp_robust import files
+from tfp_robust.core import files
 from tfp_robust.ensemble import base
 
 MANIFEST_FILE = 'tfp_robust_manifest.json'

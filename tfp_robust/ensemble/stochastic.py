@@ -6,7 +6,7 @@ Its samples are not fixed: two evaluations see different draws, so a gradient
 attack on it is expectation over transformation (each gradient averages the
 S fresh draws of its call) and every evaluation is a resampled one. For a
 fixed-draw evaluation of a `tfp.layers` model, draw its weights once with
-`tfp_robust.vi.posterior_ensemble` instead; reports say which it was through
+`tfp_robust.fit.vi.posterior_ensemble` instead; reports say which it was through
 `resamples`.
 """
 
