@@ -1,7 +1,9 @@
 """MCMC diagnostics of kept samples, in weight space and in function space.
 
-Effective sample size and R-hat are the library's
-(`tfp.mcmc.effective_sample_size`, `tfp.mcmc.potential_scale_reduction`);
+Effective sample size and R-hat are the libraries': in weight space
+TFP's (`tfp.mcmc.effective_sample_size`, `tfp.mcmc.potential_scale_reduction`),
+in function space ArviZ's rank-normalised split R-hat and bulk and tail ESS
+(Vehtari et al. 2021, through `mcmc.mixing`), beside TFP's plain R-hat;
 this module chooses what they are computed on. Weight-space figures use a
 fixed random subset of weights (bounded memory); function-space figures use
 the predicted class probabilities at test inputs, read through the
@@ -16,6 +18,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust.fit.mcmc import mixing
 
 
 class _DropFftCastWarning(logging.Filter):
@@ -111,6 +114,19 @@ def _second_moment_ess(draws, cross_chain, num_chains):
   return ess * num_chains if cross_chain is None else ess
 
 
+def _second_moment_bulk_ess(draws: np.ndarray) -> np.ndarray:
+  """Bulk ESS (ArviZ) of the squared deviations from the mean of `draws`
+  `[K, C, D]`.
+
+  A fixed-length trajectory near half a period of the target maps x to
+  about -x: the chain is antithetic, so the ESS of the mean exceeds the
+  number of draws while the spread is barely explored. The ESS of the
+  second moment does not share that inflation.
+  """
+  centred = draws - np.mean(draws, axis=(0, 1), keepdims=True)
+  return mixing.ess(np.square(centred))
+
+
 def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
                                num_chains: int, x) -> Dict[str, float]:
   """ESS and R-hat of the predicted class probabilities at inputs `x`.
@@ -128,7 +144,9 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
   Returns:
     Median and worst ESS, R-hat and split R-hat over all (input, class)
     probabilities, and the worst ESS of their second moment
-    (`_second_moment_ess`).
+    (`_second_moment_bulk_ess`). ESS (bulk and tail) and split R-hat are
+    ArviZ's rank-normalised ones (`mcmc.mixing`, Vehtari et al. 2021); the
+    plain R-hat is TFP's.
   """
   probs = tf.exp(ensemble.log_probs(x))
   num_steps = ensemble.num_samples // num_chains
@@ -140,25 +158,24 @@ def function_space_diagnostics(ensemble: ensemble_lib.PosteriorEnsemble,
       tf.cast(varying, tf.float32)))}
   if probs.shape[-1] == 0 or num_steps < 4:
     return result
-  cross_chain = 1 if num_chains > 1 else None
-  ess = _effective_sample_size(probs, cross_chain_dims=cross_chain)
-  if cross_chain is None:
-    ess = ess * num_chains
-  ess = ess.numpy()
+  draws = probs.numpy()
+  ess = mixing.ess(draws)
   result.update(fn_ess_median=float(np.median(ess)),
                 fn_ess_min=float(np.min(ess)),
+                fn_ess_tail_min=float(np.min(mixing.ess(draws, 'tail'))),
                 fn_ess_second_moment_min=float(np.min(
-                    _second_moment_ess(probs, cross_chain, num_chains))))
+                    _second_moment_bulk_ess(draws))))
   if num_chains > 1:
+    # The plain R-hat (Gelman and Rubin, neither split nor rank-normalised),
+    # kept beside the split one because earlier rows report it.
     rhat = tfp.mcmc.potential_scale_reduction(
         probs, independent_chain_ndims=1).numpy()
     result.update(fn_rhat_median=float(np.median(rhat)),
                   fn_rhat_max=float(np.max(rhat)))
-  # Split R-hat (each chain's halves compared too): chains that drift alike,
-  # as chains leaving their start do, look converged to the plain R-hat and
-  # not to this one. One chain gets a split R-hat as well.
-  split = tfp.mcmc.potential_scale_reduction(
-      probs, independent_chain_ndims=1, split_chains=True).numpy()
+  # Rank-normalised split R-hat (Vehtari et al. 2021, ArviZ): chains that
+  # drift alike, as chains leaving their start do, look converged to the
+  # plain R-hat and not to this one. One chain gets a split R-hat as well.
+  split = mixing.split_rhat(draws)
   result.update(fn_split_rhat_median=float(np.median(split)),
                 fn_split_rhat_max=float(np.max(split)))
   return result
