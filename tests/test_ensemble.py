@@ -395,3 +395,27 @@ def test_missing_weight_files_are_refused(tmp_path):
   os.remove(os.path.join(path, 'weights.index'))
   with pytest.raises(files.InvalidFile, match='missing'):
     PosteriorEnsemble.load(path)
+
+
+def test_thinning_keeps_every_chain_of_interleaved_samples():
+  # HMC stores samples step by step with chains interleaved: sample i is
+  # step i // C of chain i % C. Every 40th sample of 4 chains would be
+  # chain 0 alone; thinning by chain keeps all four, evenly along each.
+  weights = [np.repeat(np.arange(400, dtype=np.float32).reshape(400, 1, 1),
+                       2, axis=2), np.zeros((400, 2), np.float32)]
+  ensemble = ArchitectureEnsemble(networks.Architecture.mlp(1, [], 2),
+                                  weights)
+  kept = np.asarray(ensemble.evenly_spaced(10, num_chains=4).params[0])[:, 0, 0]
+  chains = kept.astype(int) % 4
+  assert sorted(np.bincount(chains, minlength=4)) == [2, 2, 3, 3]
+  steps = kept.astype(int) // 4
+  for chain in range(4):
+    along = steps[chains == chain]
+    assert along[0] == 0 and along[-1] >= 50  # Spread along the chain.
+  assert list(kept) == sorted(kept)  # Storage order kept.
+  # One chain: the old evenly spaced samples.
+  np.testing.assert_array_equal(
+      np.asarray(ensemble.evenly_spaced(10).params[0])[:, 0, 0],
+      np.arange(0, 400, 40))
+  with pytest.raises(ValueError, match='num_chains=3 is invalid'):
+    ensemble.evenly_spaced(10, num_chains=3)

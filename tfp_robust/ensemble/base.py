@@ -288,12 +288,31 @@ class PosteriorEnsemble(abc.ABC):
                        f'{start} and {stop}.')
     return self.subset(np.arange(start, stop))
 
-  def evenly_spaced(self, n: int) -> 'PosteriorEnsemble':
-    """`n` samples spread evenly over all of them (e.g. along HMC chains)."""
+  def evenly_spaced(self, n: int, num_chains: int = 1
+                    ) -> 'PosteriorEnsemble':
+    """`n` samples spread evenly along the chains.
+
+    HMC stores its samples step by step with `num_chains` chains
+    interleaved (sample i is step i // C of chain i % C). Taking every k-th
+    sample would keep a single chain whenever k is a multiple of C; here
+    each chain gives n // C samples (the first n % C chains one more),
+    evenly spaced along it, so thinning never drops a chain. The samples
+    stay in storage order. `num_chains=1`: evenly over all samples.
+    """
     if not 1 <= n <= self.num_samples:
       raise ValueError(f'n must lie in [1, {self.num_samples}], got {n}.')
-    return self.subset(
-        np.floor(np.arange(n) * self.num_samples / n).astype(np.int64))
+    if num_chains < 1 or self.num_samples % num_chains:
+      raise ValueError(
+          f'num_chains={num_chains} is invalid for {self.num_samples} '
+          'samples: it must be a positive divisor of the number of samples '
+          '(the chains of an HMC run, interleaved step by step).')
+    steps = self.num_samples // num_chains
+    keep = []
+    for chain in range(num_chains):
+      m = n // num_chains + (1 if chain < n % num_chains else 0)
+      keep.append(np.floor(np.arange(m) * steps / max(m, 1)).astype(np.int64)
+                  * num_chains + chain)
+    return self.subset(np.sort(np.concatenate(keep)))
 
   # -- evaluation -----------------------------------------------------------
 

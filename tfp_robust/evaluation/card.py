@@ -317,10 +317,7 @@ def thin(model, num_samples: int, seed: int = 0):
   extra = getattr(model, 'extra', None) or {}
   chains = int(extra.get('num_chains', 1) or 1)
   if chains > 1 and model.num_samples % chains == 0 and num_samples >= chains:
-    steps = model.num_samples // chains
-    keep = np.floor(np.arange(num_samples // chains) * steps /
-                    (num_samples // chains)).astype(np.int64)
-    return model.subset((keep[:, None] * chains + np.arange(chains)).ravel())
+    return model.evenly_spaced(num_samples, chains)
   if model.method.startswith('hmc'):
     return model.subset(np.sort(np.random.RandomState(seed).choice(
         model.num_samples, num_samples, replace=False)))

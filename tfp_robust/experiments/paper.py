@@ -22,8 +22,12 @@ from tfp_robust.reports import summaries
 def _attack_inputs(config, method, workdir, num_points):
   """A saved ensemble cut to the attack's samples, and its test points."""
   ensemble, extra = fitting.load_trained(config, method, workdir)
-  ensemble = ensemble.evenly_spaced(min(int(config.attack.num_samples),
-                                        ensemble.num_samples))
+  # HMC's chains are interleaved step by step: thinning keeps every chain.
+  chains = (extra or {}).get('num_chains') or (
+      config.hmc.num_chains if method == 'hmc' else 1)
+  ensemble = ensemble.evenly_spaced(
+      min(int(config.attack.num_samples), ensemble.num_samples),
+      num_chains=int(chains))
   dataset = fitting.load_dataset_for(config, method)
   return (ensemble, extra, dataset.x_test[:num_points],
           dataset.y_test[:num_points])

@@ -126,7 +126,9 @@ def _row(cell: cells_lib.Cell, ensemble, dataset, grid_config) -> Dict:
   x = dataset.x_test[:int(attack.num_points)]
   y = dataset.y_test[:int(attack.num_points)]
   if ensemble.num_samples > int(attack.num_samples):
-    ensemble = ensemble.evenly_spaced(int(attack.num_samples))
+    chains = (int(grid_config.training.hmc_num_chains)
+              if cell.method == 'hmc' else 1)
+    ensemble = ensemble.evenly_spaced(int(attack.num_samples), chains)
   start = time.time()
   rows = []
   for protocol in grid_config.get('protocols', ('paper',)):
