@@ -1,0 +1,51 @@
+r"""Ties a finished `reproduce` step to its claim's evidence folder.
+
+  python binaries/evidence.py --run_dir=/work/runs/reproduce_cpu \
+      --claims=curves_mnist_cpu,curves_fashion_cpu
+
+For each claim (`tfp_robust.reports.claims.CLAIMS`): copies the step's
+output files and its marker from --run_dir into `<out>/<claim>/` and writes
+`evidence.json` with the step's command, the config resolved at the step's
+commit and the locator of every value (`tfp_robust.reports.claims`). Then
+`python binaries/verdict.py` rebuilds the claims table from them.
+"""
+
+import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
+import os
+
+from absl import app
+from absl import flags
+
+from tfp_robust.core import validate
+from tfp_robust.reports import claims
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_RUN_DIR = flags.DEFINE_string('run_dir', None, 'The reproduce work '
+                               'directory holding steps/<step>.json.')
+_CLAIMS = flags.DEFINE_list('claims', None,
+                            f'Claims to write, of {sorted(claims.CLAIMS)}.')
+_OUT = flags.DEFINE_string('out', os.path.join(REPO, 'docs', 'evidence'),
+                           'Where the claim folders go.')
+flags.mark_flags_as_required(['run_dir', 'claims'])
+
+
+def main(argv):
+  del argv
+  unknown = [c for c in _CLAIMS.value if c not in claims.CLAIMS]
+  if unknown:
+    raise app.UsageError(f'--claims={",".join(unknown)} is unknown; choose '
+                         f'from {",".join(sorted(claims.CLAIMS))}.')
+  if not os.path.isdir(os.path.join(_RUN_DIR.value, 'steps')):
+    raise app.UsageError(f'--run_dir={_RUN_DIR.value} has no steps/ folder; '
+                         'give the --workdir of binaries/reproduce.py.')
+  for claim in _CLAIMS.value:
+    try:
+      path = claims.from_step(REPO, _RUN_DIR.value, claim, _OUT.value)
+    except validate.InvalidArgument as error:
+      raise app.UsageError(str(error)) from None
+    print(f'evidence: wrote {path}')
+
+
+if __name__ == '__main__':
+  app.run(main)

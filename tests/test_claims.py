@@ -1,0 +1,77 @@
+"""Tests for reports.claims: a finished reproduce step tied to its evidence."""
+
+import csv
+import json
+import os
+import subprocess
+
+import pytest
+
+from tfp_robust.core import validate
+from tfp_robust.reports import claims
+from tfp_robust.reports import evidence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _head():
+  return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO, check=True,
+                        capture_output=True, text=True).stdout.strip()
+
+
+def _finished_step(run_dir, commit, overrides=()):
+  """A curves step as reproduce leaves it: marker and output files."""
+  os.makedirs(run_dir / 'steps')
+  command = ['/venv/bin/python', '/x/checkout/binaries/curves.py',
+             '--config=/x/checkout/configs/curves.py:cpu', *overrides,
+             '--workdir=/r/table1']
+  (run_dir / 'steps' / 'curves_mnist.json').write_text(json.dumps({
+      'step': 'curves_mnist', 'command': command,
+      'code_version': f'tfp_robust 0.1.0 git {commit[:12]}'}))
+  table = run_dir / 'table1' / 'mnist'
+  os.makedirs(table)
+  with open(table / 'curves_band.csv', 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['method', 'eps', 'strongest', 'certified', 'paper_pgd'])
+    for i, method in enumerate(('sgd', 'ensemble', 'vi', 'hmc')):
+      for j, eps in enumerate(('0.0', '0.01', '0.02', '0.05', '0.1')):
+        writer.writerow([method, eps, 0.9 - 0.1 * j, 0.01 * i, 0.5 + 0.01 * j])
+  (table / 'curves.csv').write_text('method,eps\nsgd,0.0\n')
+  return command
+
+
+def test_a_finished_step_becomes_evidence(tmp_path):
+  commit = _head()
+  _finished_step(tmp_path / 'run', commit,
+                 overrides=['--config.attack.num_points=50'])
+  path = claims.from_step(REPO, str(tmp_path / 'run'), 'curves_mnist_cpu',
+                          str(tmp_path / 'evidence'))
+  written = json.loads(open(path).read())
+  # The command is repository-relative; the config is the commit's own,
+  # resolved with the step's override.
+  assert written['command'][:3] == ['python', 'binaries/curves.py',
+                                    '--config=configs/curves.py:cpu']
+  assert written['config']['attack']['num_points'] == 50
+  assert written['config']['methods'] == ['sgd', 'ensemble', 'vi', 'hmc']
+  assert written['commit'].endswith(commit[:12])
+  values = evidence.read_values(os.path.dirname(path))
+  assert values['hmc_certified_05'] == pytest.approx(0.03)
+  assert values['vi_strongest_1'] == pytest.approx(0.5)
+  assert values['sgd_paper_pgd_05'] == pytest.approx(0.53)
+
+
+def test_a_dirty_or_unfinished_step_is_refused(tmp_path):
+  _finished_step(tmp_path / 'run', _head())
+  marker = tmp_path / 'run' / 'steps' / 'curves_mnist.json'
+  data = json.loads(marker.read_text())
+  data['code_version'] += '+dirty'
+  marker.write_text(json.dumps(data))
+  with pytest.raises(validate.InvalidArgument, match='clean commit'):
+    claims.from_step(REPO, str(tmp_path / 'run'), 'curves_mnist_cpu',
+                     str(tmp_path / 'evidence'))
+  with pytest.raises(validate.InvalidArgument, match="claim='nope'"):
+    claims.from_step(REPO, str(tmp_path / 'run'), 'nope', str(tmp_path))
+  os.remove(tmp_path / 'run' / 'steps' / 'curves_mnist.json')
+  with pytest.raises(ValueError, match='curves_mnist.json'):
+    claims.from_step(REPO, str(tmp_path / 'run'), 'curves_mnist_cpu',
+                     str(tmp_path / 'evidence'))
