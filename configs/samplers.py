@@ -116,9 +116,10 @@ def get_config(variant='cpu'):
   config.mixed_rhat = 1.1
   config.mixed_ess = 100.0
   # The strong protocol on every variant's posterior beside PGD (issue 24,
-  # item 3), at the target's eps on the same `attack_points` images:
-  # --config.strong=True. Off by default, so rows measured without it
-  # still read back.
+  # item 3), at the target's eps on the same `attack_points` images and on
+  # `strong_attack.num_samples` (250) of the kept samples, every chain
+  # thinned alike: --config.strong=True. Off by default, so rows measured
+  # without it still read back.
   config.strong = False
   config.strong_attack = config_lib.attack_section(protocol='strong')
   config.variants = ml_collections.ConfigDict(dict(
