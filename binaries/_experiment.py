@@ -36,8 +36,9 @@ def start():
   methods = METHODS.value or list(config.methods)
   config_checks.check_run(config, methods, workdir)
   files.start_run(workdir)  # One run per work directory.
-  config_checks.check(config, methods)  # The deep checks: imports TensorFlow.
+  # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
+  from tfp_robust.fit import fitting
+  fitting.check_config(config, methods)  # The fit layer's rules too.
   if TRAIN_MISSING.value:
-    from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
     fitting.ensure_trained(config, methods, workdir)
   return config, methods, workdir

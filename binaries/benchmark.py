@@ -8,7 +8,10 @@ net, 20x on the half-moons grid net), achieved vs `tf.matmul` GFLOP/s
 (target 60%), one HMC leapfrog step vs one forward and backward pass on
 full-batch MNIST (target 1.1x or less; the full-batch gradient's fraction of
 the matmul peak beside it), and the peak memory of PGD over 250 samples x
-500 images for the default budget (4 GiB) and smaller ones.
+500 images for the default budget (4 GiB) and smaller ones, and a repeated
+PGD call on 400 half-moons points (its compiled loop cached: no retrace)
+against cleverhans' eager PGD on the same ensemble as one tf_keras model
+(`--pgd_reference`; cleverhans comes with `pip install -e ".[benchmark]"`).
 
 `--only=figure4_paper_grid` (not run by default: about 20 minutes) measures
 the rates of every net of the paper's Figure 4 grids on full MNIST and
@@ -20,6 +23,7 @@ imported; the flags are checked before it is.
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiet TF, --print_config.
+import importlib.util
 import json
 import os
 
@@ -51,6 +55,9 @@ _REFERENCE_ACTIVATION = flags.DEFINE_string(
     'figure4_reference_activation', 'relu',
     'Measure each Figure 4 net with this activation only and use its rates '
     'for every activation (empty: measure every activation).')
+_PGD_REFERENCE = flags.DEFINE_string(
+    'pgd_reference', 'cleverhans', 'cleverhans | eager_tape: the eager PGD '
+    'the repeated PGD call ("pgd_repeated") is measured against.')
 _WORKERS = flags.DEFINE_list(
     'workers', ['1', '8', '32', '128'],
     'Worker counts the Figure 4 projection schedules the units on.')
@@ -58,7 +65,7 @@ _WORKERS = flags.DEFINE_list(
 
 DEFAULT_BENCHMARKS = ('mnist_gradient', 'halfmoons_gradient', 'hmc_leapfrog',
                       'pgd_memory', 'paper_costs', 'halfmoons_paper_grid',
-                      'pgd_overhead', 'gradient_forms')
+                      'pgd_overhead', 'gradient_forms', 'pgd_repeated')
 BENCHMARKS = DEFAULT_BENCHMARKS + ('figure4_paper_grid',)
 
 
@@ -76,6 +83,15 @@ def _check_flags():
   if _REFERENCE_ACTIVATION.value:
     validate.one_of('--figure4_reference_activation',
                     _REFERENCE_ACTIVATION.value, config_checks.ACTIVATIONS)
+  validate.one_of('--pgd_reference', _PGD_REFERENCE.value,
+                  ('cleverhans', 'eager_tape'))
+  if (_PGD_REFERENCE.value == 'cleverhans' and
+      'pgd_repeated' in (_ONLY.value or DEFAULT_BENCHMARKS) and
+      importlib.util.find_spec('cleverhans') is None):
+    validate.fail('--pgd_reference', _PGD_REFERENCE.value,
+                  'cleverhans is not installed',
+                  'pip install -e ".[benchmark]", or pass '
+                  '--pgd_reference=eager_tape.')
   for count in _WORKERS.value:
     if not count.isdigit() or int(count) < 1:
       validate.fail('--workers', count, 'each must be an integer >= 1',
@@ -111,6 +127,10 @@ def main(argv):
   if 'pgd_overhead' in wanted:
     results['pgd_overhead'] = benchmarks.pgd_step_overhead()
     logging.info('%s', results['pgd_overhead'])
+  if 'pgd_repeated' in wanted:
+    results['pgd_repeated'] = benchmarks.pgd_repeated_call(
+        use_cleverhans=_PGD_REFERENCE.value == 'cleverhans')
+    logging.info('%s', results['pgd_repeated'])
   if 'pgd_memory' in wanted:
     results['pgd_memory'] = [
         benchmarks.pgd_peak_memory(int(gib * (1 << 30)))

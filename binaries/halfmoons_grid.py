@@ -42,9 +42,10 @@ def main(argv):
   files.start_run(_WORKDIR.value)  # One run per work directory.
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.experiments import halfmoons
+  from tfp_robust.fit import fitting
   from tfp_robust.reports import plots
   from tfp_robust.reports import tables as reports
-  config_checks.check(config, [])  # The deep checks.
+  fitting.check_config(config, [])  # The fit layer's rules too.
   cells = list(itertools.product(config.hidden, config.num_train,
                                  config.warmup))
   rows = []

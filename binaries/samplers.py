@@ -51,8 +51,7 @@ def main(argv):
                       'Each variant needs an entry in config.variants.')
       section = dict(config.targets[name].fit.hmc)
       section.update(dict(config.variants[variant]))
-      config_checks.hmc_section(section, f'targets.{name}.fit.hmc',
-                                deep=False)
+      config_checks.hmc_section(section, f'targets.{name}.fit.hmc')
   validate.workdir('--workdir', _WORKDIR.value)
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.reports import plots

@@ -5,8 +5,10 @@ import pytest
 import tensorflow as tf
 
 from tfp_robust.attacks import apgd
+from tfp_robust.attacks import batching as attack_batches
 from tfp_robust.attacks import gradient as attacks
 from tfp_robust.attacks import losses
+from tfp_robust.evaluation import gradients
 from tfp_robust import ArchitectureEnsemble
 
 EPS = 0.5
@@ -262,3 +264,45 @@ def test_compiled_pgd_loop_equals_the_step_by_step_loop(perturbed_ensemble,
                          **kwargs)
   np.testing.assert_allclose(compiled.numpy(), stepwise.numpy(), atol=1e-6)
   assert np.abs(compiled.numpy() - x).max() > 0.05  # It did move.
+
+
+def test_a_repeated_attack_of_the_same_shapes_is_not_traced_again(
+    trained_net, test_set, monkeypatch):
+  """The compiled loops are cached on the ensemble: a second PGD, APGD or
+  FGSM call with the same shapes and settings (other images, eps and seed)
+  runs the loop traced by the first. Traces are counted on the Python side:
+  the loss-and-gradient step runs in Python only while a loop is traced."""
+  traced = []
+  step = attack_batches.loss_gradient_prediction
+  monkeypatch.setattr(attack_batches, 'loss_gradient_prediction',
+                      lambda *args, **kwargs: traced.append('loop') or step(
+                          *args, **kwargs))
+  gradient = gradients.expected_loss_and_gradient
+  monkeypatch.setattr(gradients, 'expected_loss_and_gradient',
+                      lambda *args: traced.append('fgsm') or gradient(*args))
+  # A new ensemble object: nothing traced for it yet.
+  fresh = ArchitectureEnsemble(trained_net.architecture, trained_net.params,
+                               jit_compile=False)
+  x, labels = test_set
+  first, second = slice(0, 64), slice(64, 128)
+  calls = {
+      'pgd': lambda part, eps, seed: attacks.pgd(
+          fresh, x[part], labels[part], eps, num_steps=3, seed=seed),
+      'apgd': lambda part, eps, seed: apgd.apgd(
+          fresh, x[part], labels[part], eps, num_steps=3, seed=seed),
+      'fgsm': lambda part, eps, seed: attacks.fgsm(
+          fresh, x[part], labels[part], eps),
+  }
+  for name, call in calls.items():
+    before = len(traced)
+    call(first, 0.1, 0)
+    assert len(traced) > before, name  # The first call traces its loop.
+    before = len(traced)
+    moved = call(second, 0.2, 1).numpy()
+    assert len(traced) == before, (name, traced[before:])
+    assert np.abs(moved - x[second]).max() > 0.1  # It ran, with eps 0.2.
+  loop = attacks.pgd_loop(fresh, 'expected', 3)
+  assert loop.experimental_get_tracing_count() == 1
+  # Another setting is another loop.
+  attacks.pgd(fresh, x[first], labels[first], 0.1, num_steps=4)
+  assert attacks.pgd_loop(fresh, 'expected', 4) is not loop

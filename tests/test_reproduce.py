@@ -17,7 +17,9 @@ import pytest
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import config_lib
+from tfp_robust.experiments import paper_numbers
 from tfp_robust.experiments import reproduce
+from tfp_robust.experiments.reproduce import markers
 from tfp_robust.core import validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,30 +27,83 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # -- the real step list --------------------------------------------------------
 
-def test_steps_cover_every_experiment_in_the_papers_order():
+def _resolved(step, scale):
+  """The step's config as its binary sees it (variant, then its flags), and
+  the `--methods` it passes (None: the config's)."""
+  argv = reproduce.command(step, '/tmp/w', reproduce.Launch(scale=scale))
+  config_path, variant = argv[2].split('=', 1)[1].rsplit(':', 1)
+  config = config_lib.load_config_file(config_path, variant)
+  methods = None
+  for flag in argv[3:-1]:
+    name, value = flag[2:].split('=', 1)
+    if name.startswith('config.'):
+      *path, field = name.split('.')[1:]
+      section = config
+      for key in path:
+        section = section[key]
+      assert field in section, (step.name, flag)
+      # As config_flags parses it: a tuple field takes a Python literal.
+      section[field] = (ast.literal_eval(value)
+                        if isinstance(section[field], tuple) else value)
+    elif name == 'methods':
+      methods = value.split(',')
+  return config, methods
+
+
+def test_every_experiment_config_and_group_is_run_once_per_dataset():
+  """Against the files on disk: the paper's experiment configs each run,
+  each group in `GROUPS` runs, in its order, and no step runs twice."""
   steps = reproduce.STEPS
-  assert [s.name for s in steps] == [
-      'figure1', 'table1_mnist_paper', 'table1_mnist_strong',
-      'table1_fashion_mnist_paper', 'table1_fashion_mnist_strong',
-      'table2_mnist_paper', 'table2_mnist_strong', 'gradients_mnist',
-      'gradients_fashion_mnist', 'curves_mnist', 'curves_fashion_mnist',
-      'figure4', 'ablation_mnist']
-  # Groups appear once each, in the order of GROUPS, and every group is run.
-  groups = list(dict.fromkeys(s.group for s in steps))
-  assert groups == list(reproduce.GROUPS)
-  assert [(s.binary, s.config.split(':')[0]) for s in steps] == [
-      ('halfmoons_grid.py', 'halfmoons_grid.py')] + [
-          ('attack.py', 'table1.py')] * 4 + [('attack.py', 'table2.py')] * 2 + [
-              ('gradients.py', 'gradients.py')] * 2 + [
-                  ('curves.py', 'curves.py')] * 2 + [('grid.py', 'figure4.py'),
-                  ('ablation.py', 'table1.py')]
-  # Only the grid takes --executor; the paper's numbers face Tables 1 and 2.
-  assert [s.name for s in steps if s.takes_executor] == ['figure4']
-  assert {s.paper for s in steps if s.paper} == {'table1', 'table2'}
-  assert {(s.dataset, s.summary.split('/')[-1]) for s in steps
-          if s.group == 'table1'} == {
-              (d, f'summary_{p}.csv') for d in ('mnist', 'fashion_mnist')
-              for p in ('paper', 'strong')}
+  names = [s.name for s in steps]
+  assert len(set(names)) == len(names)
+  # Every group has steps, and a group's steps are together, in GROUPS order.
+  groups = [s.group for s in steps]
+  assert list(dict.fromkeys(groups)) == list(reproduce.GROUPS)
+  assert all(groups.index(g) + groups.count(g) - 1 ==
+             len(groups) - 1 - groups[::-1].index(g) for g in set(groups))
+  # Every config of the paper's experiments (configs/ minus the project's
+  # own tools) is some step's.
+  tools = {'certify_check', 'evaluate', 'mixed_mnist', 'quickstart',
+           'samplers', 'table1_mixing'}
+  experiments = {n[:-3] for n in os.listdir(os.path.join(REPO, 'configs'))
+                 if n.endswith('.py')} - tools
+  assert {s.config.split('.py')[0] for s in steps} == experiments
+  # No two steps do the same work: (binary, config, flags) differ.
+  launch = reproduce.Launch()
+  commands = [tuple(reproduce.command(s, '/w', launch)[1:-1]) for s in steps]
+  assert len(set(commands)) == len(commands)
+
+
+@pytest.mark.parametrize('scale', reproduce.SCALES)
+def test_steps_that_share_a_directory_come_after_the_one_that_trains(scale):
+  """The strong protocol, the curves and the replay attack the ensembles the
+  paper-protocol attack step trains in their shared sub-directory: per
+  sub-directory and dataset (read from each step's resolved config), the
+  first step is `attack.py` under the paper's protocol."""
+  seen = {}
+  for step in reproduce.STEPS:
+    config, _ = _resolved(step, scale)
+    dataset = config.get('dataset') or 'grid'
+    # What the report reads lives under the dataset the config names.
+    for path in step.tables + step.links + (step.summary,) * bool(
+        step.summary):
+      head = path.split('/')[0]
+      if head in ('mnist', 'fashion_mnist'):
+        assert head == dataset, (step.name, path)
+    if step.dataset:
+      assert step.dataset == dataset, step.name
+    first = seen.setdefault((step.workdir, dataset), step)
+    if first is not step:
+      assert first.binary == 'attack.py', (step.name, first.name)
+      first_config, _ = _resolved(first, scale)
+      assert first_config.attack.protocol == 'paper', (step.name, first.name)
+      # The paper step writes the checks the later ones skip.
+      assert f'{dataset}/checks.md' in first.links, first.name
+  # The paper's tables face our summaries of the same protocol.
+  for step in reproduce.STEPS:
+    if step.paper:
+      assert step.paper in paper_numbers.TABLES
+      assert step.summary.replace('.csv', '.md') in step.tables
 
 
 def _defined_flags(binary):
@@ -70,26 +125,12 @@ def test_every_step_wires_flags_its_binary_and_config_know(scale):
     assert argv[0] == sys.executable
     assert os.path.exists(argv[1]), argv[1]
     defined = _defined_flags(step.binary)
-    config_path, variant = argv[2].split('=', 1)[1].rsplit(':', 1)
     assert argv[2].startswith('--config=') and 'config' in defined
-    config = config_lib.load_config_file(config_path, variant)
+    config, methods = _resolved(step, scale)
     assert config.get('variant', scale) == scale
-    methods = None
-    for flag in argv[3:]:
-      name, value = flag[2:].split('=', 1)
-      if name.startswith('config.'):
-        *path, field = name.split('.')[1:]
-        section = config
-        for key in path:
-          section = section[key]
-        assert field in section, (step.name, flag)
-        # As config_flags parses it: a tuple field takes a Python literal.
-        section[field] = (ast.literal_eval(value)
-                          if isinstance(section[field], tuple) else value)
-      else:
-        assert name in defined, (step.name, flag)
-        if name == 'methods':
-          methods = value.split(',')
+    for flag in argv[3:-1]:
+      name = flag[2:].split('=', 1)[0]
+      assert name.startswith('config.') or name in defined, (step.name, flag)
     config_checks.check(config, methods)
     assert argv[-1] == f'--workdir=/tmp/w/{step.workdir}'
 
@@ -334,7 +375,7 @@ def test_bad_steps_or_scale_end_with_one_clear_line(flag, message, tmp_path):
 def test_a_running_step_keeps_its_last_alive_time(tmp_path, monkeypatch):
   # What a killed run leaves behind: the step's start and a time at most a
   # heartbeat before the kill.
-  monkeypatch.setattr(reproduce, 'HEARTBEAT_SECONDS', 0.05)
+  monkeypatch.setattr(markers, 'HEARTBEAT_SECONDS', 0.05)
   binary = tmp_path / 'slow.py'
   binary.write_text(textwrap.dedent('''\
       import json, os, sys, time

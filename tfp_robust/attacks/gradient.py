@@ -135,6 +135,23 @@ def compile_loop(run, jit_compile: bool):
                      reduce_retracing=True)
 
 
+def pgd_loop(ensemble, loss='expected', num_steps: int = 15,
+             keep_best_iterate: bool = False, compiled: bool = True):
+  """The PGD restart loop `pgd` runs on `ensemble` with these settings.
+
+  Built once per ensemble and setting (loss, steps, keeping the best
+  iterate, compiled or not) and cached on the ensemble, so a repeated
+  attack reuses it: the compiled loop (a `tf.function`) is traced and
+  compiled on the first call of each batch shape only, and eps and the
+  step size are arguments, not constants of the trace. A new ensemble
+  object (even of the same weights) builds its own.
+  """
+  key = ('pgd', loss, int(num_steps), bool(keep_best_iterate), bool(compiled))
+  return ensemble.compiled(key, lambda: _pgd_run_fn(
+      ensemble, loss, int(num_steps), bool(keep_best_iterate),
+      bool(compiled)))
+
+
 def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
         restarts=1, random_start=True, loss='expected', seed=0,
         return_details=False, keep_best_iterate=False, compiled=True):
@@ -178,11 +195,8 @@ def pgd(ensemble, x, labels, eps, num_steps=15, step_size=None,
                                         ensemble.num_classes)
   seed = seeds.stateless_seed(seed)
   size, chunk = attack_batches.plan(ensemble, int(x.shape[0]))
-  compiled = compiled and chunk is not None
-  run = ensemble.compiled(
-      ('pgd', loss, int(num_steps), bool(keep_best_iterate), compiled),
-      lambda: _pgd_run_fn(ensemble, loss, int(num_steps),
-                          bool(keep_best_iterate), compiled))
+  run = pgd_loop(ensemble, loss, num_steps, keep_best_iterate,
+                 compiled and chunk is not None)
   eps_t = tf.constant(eps, tf.float32)
   step_t = tf.constant(step_size, tf.float32)
   best = None

@@ -15,10 +15,12 @@ be an integer >= 1. ...`.
 Checking needs no TensorFlow: the binaries check their flags and config
 before they import the heavy modules or load data, so a typo is answered in
 a second. The names those modules define (activations, losses, methods,
-sampler settings...) are copied below (`tests/test_binaries.py` asserts the
-copies match); `check(..., deep=True)` adds the checks that need them
-imported (`HMCConfig.validate`'s cross-field rules), as `fitting` does
-before it trains.
+sampler settings, datasets...) are copied below (`tests/test_binaries.py`
+asserts the copies match). This module is the bottom of the package: it
+imports nothing above `core`. The rules that need the heavy modules
+(`HMCConfig.validate`'s cross-field rules) belong to the fit layer:
+`fitting.check_config` runs `check` and then those, as `fitting` does before
+it trains.
 """
 
 from typing import Iterable, Optional
@@ -33,7 +35,10 @@ _ATTACK_NAMES = ('random', 'fgsm', 'pgd')
 # equal to the originals): networks.ACTIVATIONS, losses.LOSSES,
 # protocols.PROTOCOLS, fitting.METHODS and VIEWS, hmc.INITS, the fields of
 # hmc.HMCConfig and original_hmc.OriginalHMCConfig (but `seed`), the choices
-# of mcmc.kernels, grid.executors.EXECUTORS and grid.cells.AXES.
+# of mcmc.kernels, grid.executors.EXECUTORS and grid.cells.AXES, and
+# data.DATASETS and TFDS_DATASETS.
+TFDS_DATASETS = ('mnist', 'fashion_mnist')
+DATASETS = ('half_moons',) + TFDS_DATASETS
 ACTIVATIONS = ('leaky_relu', 'relu', 'sigmoid', 'tanh')
 LOSSES = ('dlr', 'expected', 'margin', 'predictive')
 PROTOCOLS = ('paper', 'strong')
@@ -139,7 +144,7 @@ def _training(section, path, extra=()):
   _positive(section, path, 'learning_rate', 'e.g. 1e-3.')
 
 
-def _hmc(section, path, deep=True):
+def _hmc(section, path):
   _known(section, path, list(HMC_FIELDS) + list(_MODEL_FIELDS) +
          ['init', 'init_sgd'])
   _model(section, path)
@@ -160,26 +165,13 @@ def _hmc(section, path, deep=True):
     validate.one_of(_flag(path, 'init'), section['init'], ('prior', 'sgd'))
   if 'init_sgd' in section:
     _training(section['init_sgd'], f'{path}.init_sgd')
-  if deep:
-    _hmc_sampler(section, path)
 
 
-def _hmc_sampler(section, path):
-  """The sampler settings, checked by `HMCConfig` itself (its cross-field
-  rules too), under the flag's name. Imports TensorFlow."""
-  from tfp_robust.fit import hmc  # pylint: disable=g-import-not-at-top
-  settings = {k: section[k] for k in HMC_FIELDS if k in section}
-  try:
-    hmc.HMCConfig(**settings).validate()
-  except validate.InvalidArgument as error:
-    raise validate.InvalidArgument(
-        str(error).replace('HMCConfig.', _flag(path, ''))) from None
-
-
-def hmc_section(section, path: str, deep: bool = True) -> None:
-  """Checks one HMC config section (named `--config.<path>` in messages);
-  `deep=False` without the checks that import TensorFlow (see `check`)."""
-  _hmc(section, path, deep)
+def hmc_section(section, path: str) -> None:
+  """Checks one HMC config section (named `--config.<path>` in messages):
+  every field alone; `fitting.hmc_section` adds `HMCConfig`'s cross-field
+  rules."""
+  _hmc(section, path)
 
 
 def _hmc_original(section, path):
@@ -231,13 +223,12 @@ def _attack(section, path='attack'):
 
 def _grid(config):
   """A Figure 4 grid config (configs/figure4.py): axes hold tuples."""
-  from tfp_robust import data  # pylint: disable=g-import-not-at-top
   _known(config, '', ('variant', 'seed', 'datasets', 'methods', 'data_dir',
                       'num_train', 'num_test', 'protocols', 'training',
                       'hmc', 'sgd', 'vi', 'attack'))
   validate.seed('--config.seed', config.seed)
   for name in config.datasets:
-    validate.one_of('--config.datasets', name, data.TFDS_DATASETS)
+    validate.one_of('--config.datasets', name, TFDS_DATASETS)
   for name in config.methods:
     validate.one_of('--config.methods', name, tuple(GRID_AXES))
   for name in config.protocols:
@@ -273,21 +264,17 @@ def _grid(config):
   _attack(config.attack)
 
 
-def check(config, methods: Optional[Iterable[str]] = None, deep: bool = True):
+def check(config, methods: Optional[Iterable[str]] = None):
   """Raises `validate.InvalidArgument` for the first bad field of `config`.
 
   Args:
     config: an experiment config (any file in configs/).
     methods: the methods about to run (default: `config.methods`); each
       must be one the package fits and have its section.
-    deep: also the checks that import TensorFlow (`HMCConfig.validate`'s
-      cross-field rules). False checks every field without it, in a
-      fraction of a second: what a binary runs before anything heavy.
 
   Returns:
     The config, unchanged.
   """
-  from tfp_robust import data  # pylint: disable=g-import-not-at-top  # Light.
   if 'datasets' in config and 'training' in config:
     _grid(config)
     return config
@@ -295,7 +282,7 @@ def check(config, methods: Optional[Iterable[str]] = None, deep: bool = True):
   if 'seed' in config:
     validate.seed('--config.seed', config.seed)
   if 'dataset' in config:
-    validate.one_of('--config.dataset', config.dataset, data.DATASETS)
+    validate.one_of('--config.dataset', config.dataset, DATASETS)
   for key in ('num_train', 'num_test'):
     if key in config and not isinstance(config[key], (tuple, list)):
       _int(config, '', key, 0, fix='0 means the whole split; a positive '
@@ -319,7 +306,7 @@ def check(config, methods: Optional[Iterable[str]] = None, deep: bool = True):
     _known(config.ensemble, 'ensemble', ('num_members',))
     _int(config.ensemble, 'ensemble', 'num_members', 1)
   if 'hmc' in config:
-    _hmc(config.hmc, 'hmc', deep)
+    _hmc(config.hmc, 'hmc')
   if 'hmc_original' in config:
     _hmc_original(config.hmc_original, 'hmc_original')
   if 'attack' in config:
@@ -366,10 +353,10 @@ def check_run(config, methods: Optional[Iterable[str]] = None,
 
   The work directory must be a non-empty path that can be created and
   written (an empty `--workdir=` would write into the current directory).
-  Imports no TensorFlow (`check(..., deep=False)`): `fitting` runs the deep
-  checks before it trains.
+  Imports no TensorFlow: `fitting.check_config` adds the fit layer's own
+  rules before it trains.
   """
-  check(config, methods, deep=False)
+  check(config, methods)
   if workdir is not None:
     validate.workdir('--workdir', workdir)
   return config

@@ -165,12 +165,6 @@ def pixels(name: str, x) -> np.ndarray:
   return array
 
 
-def non_empty(name: str, count: int, fix: str = '') -> int:
-  if count < 1:
-    fail(name, count, 'there must be at least one example', fix)
-  return count
-
-
 def workdir(name: str, path) -> str:
   """A work directory that exists (created) and is writable."""
   if not isinstance(path, str) or not path.strip():
@@ -188,14 +182,3 @@ def workdir(name: str, path) -> str:
     fail(name, path, 'it is not writable', 'Choose a directory you can '
          'write to, or fix its permissions.')
   return path
-
-
-def finite_arrays(name: str, arrays) -> None:
-  """Every array finite (posterior weights, HMC states)."""
-  for index, array in enumerate(arrays):
-    values = np.asarray(array)
-    if not np.isfinite(values).all():
-      fail(f'{name}[{index}]', f'array of shape {values.shape} with '
-           f'{int((~np.isfinite(values)).sum())} NaN or infinite values',
-           'weights must be finite', 'The fit diverged or the file is '
-           'corrupt; refit, with a smaller learning rate or step size.')

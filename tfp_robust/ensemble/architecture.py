@@ -223,6 +223,8 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
     return ensemble
 
 
+base.register_directory_loader(ArchitectureEnsemble.load)
+
 _DIGEST_KEY = 'digest'
 
 

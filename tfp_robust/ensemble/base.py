@@ -364,5 +364,20 @@ class PosteriorEnsemble(abc.ABC):
   @staticmethod
   def load(directory: str, **kwargs) -> 'PosteriorEnsemble':
     """Restores an ensemble directory written by `save` (see `architecture`)."""
-    from tfp_robust.ensemble import architecture  # pylint: disable=g-import-not-at-top
-    return architecture.ArchitectureEnsemble.load(directory, **kwargs)
+    if _directory_loader is None:
+      raise RuntimeError('No backend reads ensemble directories: import '
+                         'tfp_robust.ensemble (it registers them).')
+    return _directory_loader(directory, **kwargs)
+
+
+# Reads an ensemble directory. The architecture backend, the one with a file
+# format, registers its `load` when it is imported (importing any module of
+# `tfp_robust.ensemble` imports the package, which imports every backend), so
+# that this interface imports no backend: imports run backend -> interface.
+_directory_loader = None
+
+
+def register_directory_loader(load) -> None:
+  """Makes `load(directory, **kwargs)` what `PosteriorEnsemble.load` calls."""
+  global _directory_loader
+  _directory_loader = load

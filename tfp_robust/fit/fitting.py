@@ -15,7 +15,9 @@ from absl import logging
 import numpy as np
 
 from tfp_robust import ensemble as ensemble_lib
+from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import validate
 from tfp_robust.fit import hmc
 from tfp_robust.fit.mcmc import diagnostics as mcmc_diagnostics
 from tfp_robust.fit import models
@@ -153,6 +155,29 @@ def load_dataset_for(config, method: str):
                             None, flat=not is_conv, num_train=num_train,
                             num_test=config.get('num_test') or None)
 
+def hmc_section(section, path: str) -> None:
+  """One HMC config section: every field (`config_checks.hmc_section`), then
+  `HMCConfig.validate`'s cross-field rules, named `--config.<path>.<field>`.
+  """
+  config_checks.hmc_section(section, path)
+  settings = {k: section[k] for k in config_checks.HMC_FIELDS if k in section}
+  try:
+    hmc.HMCConfig(**settings).validate()
+  except validate.InvalidArgument as error:
+    raise validate.InvalidArgument(
+        str(error).replace('HMCConfig.', f'--config.{path}.')) from None
+
+
+def check_config(config, methods=None):
+  """Every field of `config` (`config_checks.check`, which needs no
+  TensorFlow) and the rules the fit layer owns (`hmc_section`): what runs
+  before anything trains. Returns the config."""
+  config_checks.check(config, methods)
+  if 'hmc' in config and 'datasets' not in config:
+    hmc_section(config.hmc, 'hmc')
+  return config
+
+
 def ensemble_dir(workdir: str, dataset: str, method: str) -> str:
   return os.path.join(workdir, dataset, method, 'ensemble')
 
@@ -162,8 +187,7 @@ def train_and_save(config, method: str, workdir: str):
   Returns:
     `(ensemble, info)` where info holds fit facts and the test accuracy.
   """
-  from tfp_robust.core import config_checks  # pylint: disable=g-import-not-at-top
-  config_checks.check(config, [method])
+  check_config(config, [method])
   dataset = load_dataset_for(config, method)
   architecture = architecture_from_config(
       method_section(config, method), dataset.input_shape,
@@ -266,8 +290,7 @@ def ensure_trained(config, methods, workdir: str) -> None:
   The whole config is checked first, so a bad field of a later method fails
   before an earlier one trains.
   """
-  from tfp_robust.core import config_checks  # pylint: disable=g-import-not-at-top
-  config_checks.check(config, methods)
+  check_config(config, methods)
   for method in dict.fromkeys(VIEWS.get(m, m) for m in methods):
     path = ensemble_dir(workdir, config.dataset, method)
     if files.readable_directory(path) is None:

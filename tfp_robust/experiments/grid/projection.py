@@ -28,7 +28,6 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from tfp_robust.experiments.grid import cells as cells_lib
 
@@ -172,19 +171,13 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
   Returns:
     `(rates, facts)`: facts records the measurement sizes.
   """
-  # Imported here: the projection's arithmetic needs none of them.
-  from tfp_robust.experiments import benchmarks
-  from tfp_robust.fit import models
-  from tfp_robust import networks
-  from tfp_robust.evaluation import protocols as protocols_lib
-  from tfp_robust.fit import vi
-
   num_train = len(x_train)
   input_dim = int(np.prod(x_train.shape[1:]))
   num_classes = int(np.max(y_train)) + 1
-  training = grid_config.training
 
   def arch(net: NetKey):
+    # Imported here: the projection's arithmetic needs no TensorFlow.
+    from tfp_robust import networks  # pylint: disable=g-import-not-at-top
     hidden, depth, activation = net
     return networks.Architecture.mlp(input_dim, [hidden] * depth, num_classes,
                                      activation)
@@ -194,19 +187,49 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
     works = [dataclasses.replace(w, net=w.net[:2] + (reference_activation,))
              for w in works]
   rates = Rates({}, {}, {}, {})
-  hmc_nets = sorted({w.net for w in works if w.method == 'hmc'})
   count = max(1, int(round(num_train * hmc_fraction)))
-  for net in hmc_nets:
+  _measure_leapfrogs(rates, works, grid_config, x_train[:count],
+                     y_train[:count], num_train, num_classes, log)
+  _measure_epochs(rates, works, arch, x_train, y_train, epoch_images,
+                  timed_epochs, log)
+  _measure_attacks(rates, works, arch, grid_config, x_train[-attack_points:],
+                   attack_samples, log)
+  if reference_activation is not None:
+    _for_every_activation(rates, sorted({w.net[2] for w in works_all}))
+  facts = dict(num_train=num_train, hmc_timed_images=count,
+               reference_activation=reference_activation,
+               epoch_timed_images=epoch_images, attack_samples=attack_samples,
+               attack_points=attack_points)
+  return rates, facts
+
+
+def _measure_leapfrogs(rates: Rates, works, grid_config, x, y,
+                       num_train: int, num_classes: int, log) -> None:
+  """Seconds per leapfrog step of each HMC net on `x` (all chains), scaled
+  linearly to `num_train` images."""
+  from tfp_robust.experiments import benchmarks  # pylint: disable=g-import-not-at-top
+  for net in sorted({w.net for w in works if w.method == 'hmc'}):
     cost = benchmarks.hmc_leapfrog_cost(
-        x_train[:count], y_train[:count], hidden=(net[0],) * net[1],
-        num_chains=int(training.hmc_num_chains), num_leapfrog_steps=2,
-        num_classes=num_classes, activation=net[2], repeats=2)
-    rates.leapfrog_seconds[net] = cost['leapfrog_seconds'] * num_train / count
+        x, y, hidden=(net[0],) * net[1],
+        num_chains=int(grid_config.training.hmc_num_chains),
+        num_leapfrog_steps=2, num_classes=num_classes, activation=net[2],
+        repeats=2)
+    rates.leapfrog_seconds[net] = cost['leapfrog_seconds'] * num_train / len(x)
     log(f'HMC {net}: {rates.leapfrog_seconds[net]:.3f} s per leapfrog step '
         f'on {num_train} images')
-  epoch_keys = sorted({(w.method, w.net, w.batch_size) for w in works
-                       if w.method in ('sgd', 'vi')})
-  for method, net, batch_size in epoch_keys:
+
+
+def _measure_epochs(rates: Rates, works, arch, x_train, y_train,
+                    epoch_images: int, timed_epochs, log) -> None:
+  """Seconds per SGD / VI epoch (scaled to the whole training set) and the
+  fixed cost of a training, from two run lengths."""
+  # pylint: disable=g-import-not-at-top  # Heavy, and only here.
+  from tfp_robust.fit import models
+  from tfp_robust.fit import vi
+  num_train = len(x_train)
+  for method, net, batch_size in sorted({(w.method, w.net, w.batch_size)
+                                         for w in works
+                                         if w.method in ('sgd', 'vi')}):
     # At least 8 batches per timed epoch.
     x_epoch = x_train[:max(epoch_images, 8 * batch_size)]
     y_epoch = y_train[:len(x_epoch)]
@@ -225,10 +248,18 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
     rates.training_fixed_seconds[key] = fixed
     log(f'{method} {net} batch {batch_size}: '
         f'{rates.epoch_seconds[key]:.2f} s per epoch on {num_train} images')
-  attack_keys = sorted({(p, w.net) for w in works
-                        for p, _ in w.attacked_sample_images})
-  x_test = x_train[-attack_points:]
-  for protocol, net in attack_keys:
+
+
+def _measure_attacks(rates: Rates, works, arch, grid_config, x_test,
+                     attack_samples: int, log) -> None:
+  """Seconds of each protocol's evaluation per sample and image, on a random
+  ensemble of `attack_samples` samples and the images `x_test`."""
+  # pylint: disable=g-import-not-at-top  # Heavy, and only here.
+  from tfp_robust.evaluation import protocols as protocols_lib
+  from tfp_robust.experiments import benchmarks
+  attack_points = len(x_test)
+  for protocol, net in sorted({(p, w.net) for w in works
+                               for p, _ in w.attacked_sample_images}):
     ensemble = benchmarks.random_ensemble(arch(net), attack_samples)
     # Labels the nets get right, so that the strong protocol's later runs
     # (on the images still standing) have images to work on.
@@ -247,22 +278,18 @@ def measure_rates(works: Sequence[UnitWork], grid_config, x_train, y_train,
         attack_samples * attack_points)
     log(f'{protocol} protocol {net}: {seconds:.1f} s for {attack_samples} '
         f'samples x {attack_points} images')
-  if reference_activation is not None:
-    # Each measured (hidden, depth) stands for every activation of the grid.
-    activations = sorted({w.net[2] for w in works_all})
-    rates.leapfrog_seconds = {
-        key[:2] + (a,): value for key, value in rates.leapfrog_seconds.items()
-        for a in activations}
-    for name in ('epoch_seconds', 'training_fixed_seconds', 'attack_seconds'):
-      table = getattr(rates, name)
-      setattr(rates, name, {
-          key[:1] + (key[1][:2] + (a,),) + key[2:]: value
-          for key, value in table.items() for a in activations})
-  facts = dict(num_train=num_train, hmc_timed_images=count,
-               reference_activation=reference_activation,
-               epoch_timed_images=epoch_images, attack_samples=attack_samples,
-               attack_points=attack_points)
-  return rates, facts
+
+
+def _for_every_activation(rates: Rates, activations: Sequence[str]) -> None:
+  """Each measured (hidden, depth) stands for every activation of the grid."""
+  rates.leapfrog_seconds = {
+      key[:2] + (a,): value for key, value in rates.leapfrog_seconds.items()
+      for a in activations}
+  for name in ('epoch_seconds', 'training_fixed_seconds', 'attack_seconds'):
+    table = getattr(rates, name)
+    setattr(rates, name, {
+        key[:1] + (key[1][:2] + (a,),) + key[2:]: value
+        for key, value in table.items() for a in activations})
 
 
 def grid_works(grid_config, dataset: str,

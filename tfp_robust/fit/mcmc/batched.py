@@ -115,42 +115,10 @@ def fixed_step_chain(target_log_prob_fn: Callable, num_cells: int,
   target = (cellwise_target(target_log_prob_fn, num_cells)
             if per_cell_target else target_log_prob_fn)
 
-  def draw(seeds: List[tf.Tensor], state: Sequence[tf.Tensor], dtype):
-    """One iteration's momenta and uniforms, each cell from its own seed."""
-    momenta = [[] for _ in state]
-    uniforms, next_seeds = [], []
-    for seed in seeds:
-      # `sample_chain`, then `MetropolisHastings`, then the HMC proposal.
-      step_seed, next_seed = samplers.split_seed(seed)
-      proposal_seed, acceptance_seed = samplers.split_seed(step_seed)
-      part_seeds = samplers.split_seed(proposal_seed, n=len(state))
-      for index, (part_seed, part) in enumerate(zip(part_seeds, state)):
-        momenta[index].append(samplers.normal(
-            [num_chains] + part.shape[1:].as_list(), dtype=part.dtype,
-            seed=part_seed))
-      uniforms.append(samplers.uniform([num_chains], dtype=dtype,
-                                       seed=acceptance_seed))
-      next_seeds.append(next_seed)
-    return ([tf.concat(m, axis=0) for m in momenta], tf.concat(uniforms, 0),
-            next_seeds)
-
   @tf.function(jit_compile=jit_compile)
   def run(state, step_sizes, seeds):
     state = [tf.convert_to_tensor(s) for s in state]
-    expected = num_cells * num_chains
-    for index, part in enumerate(state):
-      if part.shape[0] != expected:
-        raise ValueError(
-            f'state[{index}] has {part.shape[0]} chains on its leading axis; '
-            f'{num_cells} cells of {num_chains} chains need {expected}. Stack '
-            'the cells\' states along axis 0.')
-    for name, value, shape in (('step_sizes', step_sizes, [num_cells]),
-                               ('seeds', seeds, [num_cells, 2])):
-      if value.shape.as_list() != shape:
-        raise ValueError(
-            f'{name} has shape {value.shape.as_list()}; {num_cells} cells '
-            f'need {shape}: one {"step size" if len(shape) == 1 else "seed"} '
-            'per cell, in the order of the stacked states.')
+    _check_shapes(state, step_sizes, seeds, num_cells, num_chains)
     seeds = [samplers.sanitize_seed(seeds[k], salt=_SAMPLE_CHAIN_SALT)
              for k in range(num_cells)]
     per_chain = tf.repeat(tf.cast(step_sizes, state[0].dtype), num_chains)
@@ -160,43 +128,99 @@ def fixed_step_chain(target_log_prob_fn: Callable, num_cells: int,
     integrator = leapfrog_integrator.SimpleLeapfrogIntegrator(
         target, step_size_parts, num_leapfrog_steps)
     log_prob, grads = mcmc_util.maybe_call_fn_and_grads(target, state)
-
-    def step(seeds, state, log_prob, grads):
-      momenta, uniforms, seeds = draw(seeds, state, log_prob.dtype)
-      next_momenta, proposed, proposed_log_prob, proposed_grads = integrator(
-          momenta, state, log_prob, grads)
-      correction = _log_acceptance_correction(momenta, next_momenta, 1)
-      log_accept_ratio = mcmc_util.safe_sum(
-          [proposed_log_prob, -log_prob, correction])
-      accepted = tf.math.log(uniforms) < log_accept_ratio
-      return (seeds, mcmc_util.choose(accepted, proposed, state),
-              mcmc_util.choose(accepted, proposed_log_prob, log_prob),
-              mcmc_util.choose(accepted, proposed_grads, grads), accepted)
-
-    def body(result, seeds, state, log_prob, grads, traces):
-      if thinning == 1:
-        seeds, state, log_prob, grads, accepted = step(seeds, state, log_prob,
-                                                       grads)
-      else:
-        # The first kept state is one iteration in, the others `thinning`.
-        def inner(i, seeds, state, log_prob, grads, accepted):
-          return (i + 1,) + step(seeds, state, log_prob, grads)
-        _, seeds, state, log_prob, grads, accepted = tf.while_loop(
-            lambda i, *_: i < tf.where(result == 0, 1, thinning), inner,
-            (0, seeds, state, log_prob, grads, tf.zeros([expected], tf.bool)))
-      traces = [t.write(result, v) for t, v in zip(
-          traces, list(state) + [log_prob, accepted])]
-      return result + 1, seeds, state, log_prob, grads, traces
-
-    traces = [tf.TensorArray(s.dtype, num_results, element_shape=s.shape)
-              for s in state] + [
-                  tf.TensorArray(log_prob.dtype, num_results,
-                                 element_shape=[expected]),
-                  tf.TensorArray(tf.bool, num_results,
-                                 element_shape=[expected])]
-    *_, traces = tf.while_loop(lambda result, *_: result < num_results, body,
-                               (0, seeds, state, log_prob, grads, traces))
-    stacked = [t.stack() for t in traces]
-    return stacked[:-2], stacked[-2], stacked[-1]
+    return _chain(_transition(integrator, num_chains), seeds, state,
+                  log_prob, grads, num_results, thinning)
 
   return run
+
+
+def _check_shapes(state, step_sizes, seeds, num_cells: int,
+                  num_chains: int) -> None:
+  """K cells of C chains on every state part, a step size and a seed each."""
+  expected = num_cells * num_chains
+  for index, part in enumerate(state):
+    if part.shape[0] != expected:
+      raise ValueError(
+          f'state[{index}] has {part.shape[0]} chains on its leading axis; '
+          f'{num_cells} cells of {num_chains} chains need {expected}. Stack '
+          'the cells\' states along axis 0.')
+  for name, value, shape in (('step_sizes', step_sizes, [num_cells]),
+                             ('seeds', seeds, [num_cells, 2])):
+    if value.shape.as_list() != shape:
+      raise ValueError(
+          f'{name} has shape {value.shape.as_list()}; {num_cells} cells '
+          f'need {shape}: one {"step size" if len(shape) == 1 else "seed"} '
+          'per cell, in the order of the stacked states.')
+
+
+def _draw(seeds: List[tf.Tensor], state: Sequence[tf.Tensor], dtype,
+          num_chains: int):
+  """One iteration's momenta and uniforms, each cell from its own seed."""
+  momenta = [[] for _ in state]
+  uniforms, next_seeds = [], []
+  for seed in seeds:
+    # `sample_chain`, then `MetropolisHastings`, then the HMC proposal.
+    step_seed, next_seed = samplers.split_seed(seed)
+    proposal_seed, acceptance_seed = samplers.split_seed(step_seed)
+    part_seeds = samplers.split_seed(proposal_seed, n=len(state))
+    for index, (part_seed, part) in enumerate(zip(part_seeds, state)):
+      momenta[index].append(samplers.normal(
+          [num_chains] + part.shape[1:].as_list(), dtype=part.dtype,
+          seed=part_seed))
+    uniforms.append(samplers.uniform([num_chains], dtype=dtype,
+                                     seed=acceptance_seed))
+    next_seeds.append(next_seed)
+  return ([tf.concat(m, axis=0) for m in momenta], tf.concat(uniforms, 0),
+          next_seeds)
+
+
+def _transition(integrator, num_chains: int) -> Callable:
+  """One HMC iteration of every chain: `step(seeds, state, log_prob, grads)
+  -> (seeds, state, log_prob, grads, accepted)`, with TFP's integrator,
+  acceptance correction and choice."""
+  def step(seeds, state, log_prob, grads):
+    momenta, uniforms, seeds = _draw(seeds, state, log_prob.dtype, num_chains)
+    next_momenta, proposed, proposed_log_prob, proposed_grads = integrator(
+        momenta, state, log_prob, grads)
+    correction = _log_acceptance_correction(momenta, next_momenta, 1)
+    log_accept_ratio = mcmc_util.safe_sum(
+        [proposed_log_prob, -log_prob, correction])
+    accepted = tf.math.log(uniforms) < log_accept_ratio
+    return (seeds, mcmc_util.choose(accepted, proposed, state),
+            mcmc_util.choose(accepted, proposed_log_prob, log_prob),
+            mcmc_util.choose(accepted, proposed_grads, grads), accepted)
+  return step
+
+
+def _chain(step: Callable, seeds, state, log_prob, grads, num_results: int,
+           thinning: int):
+  """`num_results` kept iterations of `step` (every `thinning`-th, the first
+  one iteration in) as one `tf.while_loop`; `(samples, log_prob,
+  is_accepted)` stacked over them."""
+  chains = int(log_prob.shape[0])
+
+  def body(result, seeds, state, log_prob, grads, traces):
+    if thinning == 1:
+      seeds, state, log_prob, grads, accepted = step(seeds, state, log_prob,
+                                                     grads)
+    else:
+      # The first kept state is one iteration in, the others `thinning`.
+      def inner(i, seeds, state, log_prob, grads, accepted):
+        return (i + 1,) + step(seeds, state, log_prob, grads)
+      _, seeds, state, log_prob, grads, accepted = tf.while_loop(
+          lambda i, *_: i < tf.where(result == 0, 1, thinning), inner,
+          (0, seeds, state, log_prob, grads, tf.zeros([chains], tf.bool)))
+    traces = [t.write(result, v) for t, v in zip(
+        traces, list(state) + [log_prob, accepted])]
+    return result + 1, seeds, state, log_prob, grads, traces
+
+  traces = [tf.TensorArray(s.dtype, num_results, element_shape=s.shape)
+            for s in state] + [
+                tf.TensorArray(log_prob.dtype, num_results,
+                               element_shape=[chains]),
+                tf.TensorArray(tf.bool, num_results,
+                               element_shape=[chains])]
+  *_, traces = tf.while_loop(lambda result, *_: result < num_results, body,
+                             (0, seeds, state, log_prob, grads, traces))
+  stacked = [t.stack() for t in traces]
+  return stacked[:-2], stacked[-2], stacked[-1]

@@ -8,6 +8,11 @@ derived from the run's seed and the phase's index, so a run killed at any
 point resumes where it stopped and ends with the same samples as an
 uninterrupted run. The driver knows nothing about networks: it samples any
 `target_log_prob_fn(*state) -> [C]` with a leading chain axis C.
+
+`sample` strings the phases together: resuming (`_start`), writing again
+the TensorBoard series of a resumed run (`_replay`), warm-up (`warm_up`),
+the kept segments (`_segments`, their compiled chains in `chains`), and the
+samples, diagnostics and timings at the end (`_result`).
 """
 
 import dataclasses
@@ -17,14 +22,16 @@ from typing import Callable, Dict, List, Optional, Sequence
 from absl import logging
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfp_robust.core import files
 from tfp_robust.core import seeds
-from tfp_robust.reports import summaries
 from tfp_robust.fit.mcmc import checkpoints as checkpoints_lib
 from tfp_robust.fit.mcmc import diagnostics as diagnostics_lib
 from tfp_robust.fit.mcmc import kernels
+from tfp_robust.fit.mcmc import warm_up as warm_up_lib
+from tfp_robust.fit.mcmc.chains import carried_chain
+from tfp_robust.fit.mcmc.chains import fixed_step_chain  # Re-exported.
+from tfp_robust.reports import summaries
 
 
 @dataclasses.dataclass
@@ -81,146 +88,211 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
                    stop_after_warm_up_steps, data_digest)
 
 
+@dataclasses.dataclass
+class _Run:
+  """Where a run stands: its settings, checkpoints, writer and progress."""
+  config: object
+  checkpoints: checkpoints_lib.Checkpoints
+  state: List[tf.Tensor]
+  step_size: float
+  phases_done: int
+  results: object  # The adaptive kernels' results; None for plain HMC.
+  kernel: object  # The adaptive kernel; None for plain HMC.
+  timings: Dict
+  writer: object = None
+  stop_after_phases: Optional[int] = None
+
+  @property
+  def plain(self) -> bool:
+    return self.kernel is None
+
+  @property
+  def num_segments(self) -> int:
+    return -(-self.config.num_results // self.config.segment_size)
+
+  def stopped(self) -> bool:
+    """Whether the test-only stop after `stop_after_phases` phases is due."""
+    return (self.stop_after_phases is not None and
+            self.phases_done >= self.stop_after_phases)
+
+  def first_iteration(self, segment: int) -> int:
+    """The MCMC iteration of a segment's first kept sample (warm-up is
+    0..B-1)."""
+    config = self.config
+    return (config.num_burnin_steps + segment * config.segment_size *
+            config.thinning + config.thinning - 1)
+
+  def write_segment(self, segment, log_prob, accepted, step_size) -> None:
+    if self.writer:
+      summaries.hmc_trace(self.writer, log_prob, accepted, step_size,
+                          self.first_iteration(segment), self.config.thinning)
+
+
 def _sample(target_log_prob_fn, initial_state, config, checkpoint_dir,
             target_identity, log_dir, stop_after_phases,
             stop_after_warm_up_steps, data_digest):
   """`sample`, with `checkpoint_dir` held."""
-  checkpoints = checkpoints_lib.Checkpoints(checkpoint_dir, config, target_identity,
-                            data_digest)
-  state = [tf.convert_to_tensor(s, tf.float32) for s in initial_state]
-  num_segments = -(-config.num_results // config.segment_size)
-  step_size, phases_done = config.step_size, 0
-  plain = kernels.is_plain(config)
-  # Adaptive samplers carry their kernel results from segment to segment.
-  kernel = None if plain else kernels.warm_up_kernel(
-      target_log_prob_fn, config, step_size, state)
-  results = None
-  restored = checkpoints.load_state(
-      state, None if plain else kernels.bootstrap(kernel, state, config))
-  if restored is not None:
-    state, step_size, phases_done, results = restored
-    logging.info('HMC: resuming from %s after %d of %d phases.',
-                 checkpoint_dir, phases_done, num_segments + 1)
-  timings = checkpoints.load_timings()
-  if stop_after_phases is not None and phases_done >= stop_after_phases:
+  run = _start(target_log_prob_fn, initial_state, config,
+               checkpoints_lib.Checkpoints(checkpoint_dir, config,
+                                           target_identity, data_digest))
+  run.stop_after_phases = stop_after_phases
+  if run.stopped():
     return None
-  writer = summaries.open_writer(log_dir) if log_dir else None
-
-  def first_iteration(segment):
-    # The MCMC iteration of a segment's first kept sample (warm-up is 0..B-1).
-    return (config.num_burnin_steps + segment * config.segment_size *
-            config.thinning + config.thinning - 1)
-
-  def write_segment(segment, log_prob, accepted, segment_step_size):
-    if writer:
-      summaries.hmc_trace(writer, log_prob, accepted, segment_step_size,
-                          first_iteration(segment), config.thinning)
-
-  if writer and phases_done >= 1:
-    # A resumed run: write again what the killed run had written (its event
-    # files were dropped by `open_writer`), so no series is duplicated.
-    trace = checkpoints.load_warm_up_trace(config)
-    if trace is not None:
-      summaries.hmc_trace(writer, trace[0], trace[1], trace[2], 0)
-    for segment in range(phases_done - 1):
-      values = checkpoints.load_segment(segment, _segment_templates(
-          config, state, segment))
-      if values is not None:
-        write_segment(segment, values[-2].numpy(), values[-1].numpy(),
-                      step_size)
-
-  if phases_done == 0:
-    start = time.time()
-    warmed_up = _warm_up(target_log_prob_fn, state, step_size, config,
-                         checkpoints, timings, stop_after_warm_up_steps,
-                         writer)
-    if warmed_up is None:
+  run.writer = summaries.open_writer(log_dir) if log_dir else None
+  if run.writer and run.phases_done >= 1:
+    _replay(run)
+  if run.phases_done == 0:
+    if not _warm_up(run, target_log_prob_fn, stop_after_warm_up_steps):
       return None
-    state, step_size, accept, results = warmed_up
-    elapsed = time.time() - start
-    logging.info('HMC warm-up done in %.1fs: acceptance %.3f, step size '
-                 '%.3g', elapsed, accept, step_size)
-    if not plain:
-      results = kernels.end_warm_up(results, config)
-      length = kernels.trajectory_length(results)
-      text = 'n/a' if length is None else f'{float(length):.3g}'
-      if length is not None and config.cap_leapfrogs and (
-          float(length) > step_size * config.max_leapfrog_steps):
-        text += (f' (proposals stop at {config.max_leapfrog_steps} leapfrog '
-                 f'steps, {step_size * config.max_leapfrog_steps:.3g})')
-      logging.info('Sampler %s: trajectory length %s',
-                   kernels.describe(config), text)
-    else:
-      results = None
-    phases_done = 1
-    checkpoints.save_state(state, step_size, phases_done, results)
-    checkpoints.save_timings(timings)
-    if stop_after_phases is not None and phases_done >= stop_after_phases:
+    if run.stopped():
       return None
+  segments = _segments(run, target_log_prob_fn)
+  if segments is None:
+    return None
+  return _result(run, segments)
 
-  run_segment = (fixed_step_chain(target_log_prob_fn, config) if plain else
-                 _carried_chain(kernel, config))
+
+def _start(target_log_prob_fn, initial_state, config, checkpoints) -> _Run:
+  """A new run, or the one checkpointed in `checkpoints` resumed."""
+  state = [tf.convert_to_tensor(s, tf.float32) for s in initial_state]
+  # Adaptive samplers carry their kernel results from segment to segment.
+  kernel = None if kernels.is_plain(config) else kernels.warm_up_kernel(
+      target_log_prob_fn, config, config.step_size, state)
+  run = _Run(config, checkpoints, state, config.step_size, 0, None, kernel,
+             checkpoints.load_timings())
+  restored = checkpoints.load_state(
+      state, None if run.plain else kernels.bootstrap(kernel, state, config))
+  if restored is not None:
+    run.state, run.step_size, run.phases_done, run.results = restored
+    logging.info('HMC: resuming from %s after %d of %d phases.',
+                 checkpoints.directory, run.phases_done, run.num_segments + 1)
+  return run
+
+
+def _replay(run: _Run) -> None:
+  """A resumed run writes again what the killed run had written (its event
+  files were dropped by `open_writer`), so no series is duplicated."""
+  trace = run.checkpoints.load_warm_up_trace(run.config)
+  if trace is not None:
+    summaries.hmc_trace(run.writer, trace[0], trace[1], trace[2], 0)
+  for segment in range(run.phases_done - 1):
+    values = run.checkpoints.load_segment(segment, _segment_templates(
+        run.config, run.state, segment))
+    if values is not None:
+      run.write_segment(segment, values[-2].numpy(), values[-1].numpy(),
+                        run.step_size)
+
+
+def _warm_up(run: _Run, target_log_prob_fn, stop_after_steps) -> bool:
+  """Runs warm-up and checkpoints its end; False when stopped inside it."""
+  config = run.config
+  start = time.time()
+  warmed_up = warm_up_lib.warm_up(
+      target_log_prob_fn, run.state, run.step_size, config, run.checkpoints,
+      run.timings, phase_seed(config.seed, 0), stop_after_steps, run.writer)
+  if warmed_up is None:
+    return False
+  run.state, run.step_size, accept, results = warmed_up
+  logging.info('HMC warm-up done in %.1fs: acceptance %.3f, step size '
+               '%.3g', time.time() - start, accept, run.step_size)
+  if run.plain:
+    run.results = None
+  else:
+    run.results = kernels.end_warm_up(results, config)
+    _log_trajectory(config, run.results, run.step_size)
+  run.phases_done = 1
+  run.checkpoints.save_state(run.state, run.step_size, run.phases_done,
+                             run.results)
+  run.checkpoints.save_timings(run.timings)
+  return True
+
+
+def _log_trajectory(config, results, step_size) -> None:
+  length = kernels.trajectory_length(results)
+  text = 'n/a' if length is None else f'{float(length):.3g}'
+  if length is not None and config.cap_leapfrogs and (
+      float(length) > step_size * config.max_leapfrog_steps):
+    text += (f' (proposals stop at {config.max_leapfrog_steps} leapfrog '
+             f'steps, {step_size * config.max_leapfrog_steps:.3g})')
+  logging.info('Sampler %s: trajectory length %s', kernels.describe(config),
+               text)
+
+
+def _segments(run: _Run, target_log_prob_fn) -> Optional[Dict[int, list]]:
+  """The kept segments not done yet, each checkpointed, timed and logged;
+  `{segment: [*samples, log_prob, accepted]}`, or None when stopped."""
+  config = run.config
+  chain = (fixed_step_chain(target_log_prob_fn, config) if run.plain else
+           carried_chain(run.kernel, config))
   segments = {}
-  for segment in range(phases_done - 1, num_segments):
+  for segment in range(run.phases_done - 1, run.num_segments):
     size = min(config.segment_size,
                config.num_results - segment * config.segment_size)
     start = time.time()
-    if plain:
-      samples, log_prob, accepted = run_segment(
-          state, tf.constant(step_size, tf.float32), size,
-          phase_seed(config.seed, segment + 1))
+    seed = phase_seed(config.seed, segment + 1)
+    if run.plain:
+      samples, log_prob, accepted = chain(
+          run.state, tf.constant(run.step_size, tf.float32), size, seed)
       mean_leapfrogs = float(config.num_leapfrog_steps)
     else:
-      samples, log_prob, accepted, step_leapfrogs, results = run_segment(
-          state, results, size, phase_seed(config.seed, segment + 1))
+      samples, log_prob, accepted, step_leapfrogs, run.results = chain(
+          run.state, run.results, size, seed)
       mean_leapfrogs = float(tf.reduce_mean(step_leapfrogs))
     elapsed = time.time() - start
-    state = [s[-1] for s in samples]
+    run.state = [s[-1] for s in samples]
     segments[segment] = list(samples) + [log_prob, accepted]
-    checkpoints.save_segment(segment, samples, log_prob, accepted)
-    phases_done = segment + 2
-    checkpoints.save_state(state, step_size, phases_done, results)
+    run.checkpoints.save_segment(segment, samples, log_prob, accepted)
+    run.phases_done = segment + 2
+    run.checkpoints.save_state(run.state, run.step_size, run.phases_done,
+                               run.results)
     # After the state: a kill in between loses this segment's time, never
     # counts a segment twice.
-    timings['segments'][segment] = {
+    run.timings['segments'][segment] = {
         'seconds': elapsed, 'iterations': size * config.thinning,
         'leapfrogs': mean_leapfrogs}
-    checkpoints.save_timings(timings)
-    rate = float(tf.reduce_mean(tf.cast(accepted, tf.float32)))
+    run.checkpoints.save_timings(run.timings)
     logging.info('HMC segment %d/%d: %d samples x %d chains in %.1fs '
                  '(%.1f samples/min per chain), acceptance %.3f, '
-                 'mean log-joint %.1f', segment + 1, num_segments, size,
+                 'mean log-joint %.1f', segment + 1, run.num_segments, size,
                  config.num_chains, elapsed, 60 * size / max(elapsed, 1e-9),
-                 rate, float(tf.reduce_mean(log_prob)))
-    write_segment(segment, log_prob.numpy(), accepted.numpy(), step_size)
-    if stop_after_phases is not None and phases_done >= stop_after_phases:
+                 float(tf.reduce_mean(tf.cast(accepted, tf.float32))),
+                 float(tf.reduce_mean(log_prob)))
+    run.write_segment(segment, log_prob.numpy(), accepted.numpy(),
+                      run.step_size)
+    if run.stopped():
       return None
+  return segments
 
+
+def _result(run: _Run, segments: Dict[int, list]) -> SampleResult:
+  """Every segment's samples (those of earlier runs from the checkpoints),
+  their diagnostics and the run's timings."""
+  config, num_segments = run.config, run.num_segments
   parts = []
   for segment in range(num_segments):
     # Move each segment out of `segments` so that one copy is alive.
     if segment not in segments:
-      segments[segment] = checkpoints.load_segment(
-          segment, _segment_templates(config, state, segment))
+      segments[segment] = run.checkpoints.load_segment(
+          segment, _segment_templates(config, run.state, segment))
       if segments[segment] is None:
         raise ValueError(f'Segment {segment} is missing from the HMC '
-                         f'checkpoint in {checkpoint_dir!r}; delete the '
-                         'directory to start afresh.')
+                         f'checkpoint in {run.checkpoints.directory!r}; '
+                         'delete the directory to start afresh.')
     parts.append([t.numpy() for t in segments.pop(segment)])
   columns = [np.concatenate(column, axis=0) for column in zip(*parts)]
   samples, log_prob, accepted = columns[:-2], columns[-2], columns[-1]
   report = diagnostics_lib.diagnostics(samples, log_prob, accepted)
-  report['step_size'] = step_size
-  report.update(timing_report(timings, config, num_segments))
+  report['step_size'] = run.step_size
+  report.update(timing_report(run.timings, config, num_segments))
   mean_leapfrogs = report['leapfrog_steps_per_iteration']
   report['seconds_per_kept_sample'] = (report['seconds_per_leapfrog_step'] *
                                        mean_leapfrogs * config.thinning)
   logging.info('HMC diagnostics: %s', report)
-  if writer:
-    summaries.scalars(writer, report, first_iteration(num_segments) -
+  if run.writer:
+    summaries.scalars(run.writer, report, run.first_iteration(num_segments) -
                       config.thinning, prefix='hmc/diagnostics/')
-    writer.flush()
-  return SampleResult(samples, log_prob, accepted, step_size, report)
+    run.writer.flush()
+  return SampleResult(samples, log_prob, accepted, run.step_size, report)
 
 
 def timing_report(timings: Dict, config, num_segments: int) -> Dict:
@@ -267,211 +339,3 @@ def _segment_templates(config, state, segment):
   return [tf.zeros((size,) + tuple(s.shape)) for s in state] + [
       tf.zeros((size, config.num_chains)),
       tf.zeros((size, config.num_chains), tf.bool)]
-
-
-def _warm_up_body(kernel):
-  """One adaptive step as a `tf.while_loop` body.
-
-  It counts acceptances and traces, per step, each chain's log-joint and
-  acceptance and the step size the step used, into TensorArrays.
-  """
-  def body(step, state, results, accepted, seed, trace):
-    seed, step_seed = tfp.random.split_seed(seed)
-    used_step_size = kernels.step_size(results)
-    state, results = kernel.one_step(state, results, seed=step_seed)
-    log_prob, is_accepted = kernels.log_prob_and_accepted(results)
-    is_accepted = tf.cast(is_accepted, tf.float32)
-    accepted += tf.reduce_mean(is_accepted)
-    trace = (
-        trace[0].write(step, log_prob),
-        trace[1].write(step, is_accepted),
-        trace[2].write(step, used_step_size))
-    return step + 1, state, results, accepted, seed, trace
-  return body
-
-
-def _empty_trace(num_steps, num_chains):
-  return (tf.TensorArray(tf.float32, num_steps, element_shape=[num_chains]),
-          tf.TensorArray(tf.float32, num_steps, element_shape=[num_chains]),
-          tf.TensorArray(tf.float32, num_steps, element_shape=[]))
-
-
-def _warm_up(target_log_prob_fn, state, step_size, config, checkpoints,
-             timings, stop_after_steps=None, writer=None):
-  """Adapts the step size; returns the last state, step size and acceptance.
-
-  A compiled loop over `one_step` (warm-up states are not posterior samples,
-  so none is stored; the per-step trace of log-joint, acceptance and step
-  size is, for TensorBoard). With `config.warm_up_checkpoint_every` = k > 0
-  the loop runs in chunks of k steps and the state, the kernel's results and
-  the seed are checkpointed after each, so a long warm-up resumes where it
-  stopped and logs its progress; k = 0 runs one loop with no host round
-  trips. Returns None when stopped after `stop_after_steps` steps (to test
-  resumption). Each saved chunk's wall time is added to `timings` (saved).
-  """
-  kernel = kernels.warm_up_kernel(target_log_prob_fn, config, step_size,
-                                  state)
-  if config.num_burnin_steps == 0:
-    return state, step_size, float('nan'), kernels.bootstrap(kernel, state,
-                                                             config)
-  body = _warm_up_body(kernel)
-  seed = phase_seed(config.seed, 0)
-  total, chains = config.num_burnin_steps, config.num_chains
-  # The whole warm-up's trace; rows [0, done) are filled.
-  trace = [np.zeros((total, chains), np.float32),
-           np.zeros((total, chains), np.float32),
-           np.zeros((total,), np.float32)]
-
-  def record(first, chunk_trace):
-    rows = int(chunk_trace[0].shape[0])
-    for full, part in zip(trace, chunk_trace):
-      full[first:first + rows] = part.numpy()
-    checkpoints.save_warm_up_trace(trace)
-    if writer:
-      summaries.hmc_trace(writer, trace[0][first:first + rows],
-                          trace[1][first:first + rows],
-                          trace[2][first:first + rows], first)
-
-  if not config.warm_up_checkpoint_every:
-    @tf.function(jit_compile=config.jit_compile)
-    def run_all(state, seed):
-      _, state, results, accepted, _, steps = tf.while_loop(
-          lambda step, *_: step < total, body,
-          (0, state, kernels.bootstrap(kernel, state, config), 0.0, seed,
-           _empty_trace(total, chains)))
-      return (state, accepted / total, results, [t.stack() for t in steps])
-
-    start = time.time()
-    last, accept, results, steps = run_all(state, seed)
-    timings.update(warm_up_seconds=time.time() - start, warm_up_steps=total)
-    record(0, steps)
-    return last, float(kernels.step_size(results)), float(accept), results
-
-  results = None
-  accepted, done = 0.0, 0
-  restored = checkpoints.load_warm_up(
-      state, kernels.bootstrap(kernel, state, config),
-      seed) if checkpoints.directory else None
-  if restored is None:
-    timings.update(warm_up_seconds=0.0, warm_up_steps=0)
-  else:
-    state, results, seed, accepted, done = restored
-    logging.info('HMC warm-up: resuming after %d of %d steps.', done, total)
-    # Chunks done but not timed (a run from before timings were saved, or
-    # a kill between the two saves) stay untimed: the total is then NaN.
-    # Timings ahead of the checkpoint belong to another run: none count.
-    if timings['warm_up_steps'] > done:
-      timings.update(warm_up_seconds=0.0, warm_up_steps=0)
-    saved = checkpoints.load_warm_up_trace(config)
-    if saved is not None:
-      # Rows past `done` may come from a chunk whose state was not saved;
-      # that chunk runs again and writes the same values.
-      for full, part in zip(trace, saved):
-        full[:done] = part[:done]
-      if writer:
-        summaries.hmc_trace(writer, trace[0][:done], trace[1][:done],
-                            trace[2][:done], 0)
-  compiled = {}
-
-  def run_chunk(state, results, seed, num_steps):
-    # The first chunk bootstraps the kernel inside the compiled call; one
-    # seed stream runs through all chunks.
-    key = (num_steps, results is None)
-    if key not in compiled:
-      @tf.function(jit_compile=config.jit_compile)
-      def chunk(state, results, seed):
-        if results is None:
-          results = kernels.bootstrap(kernel, state, config)
-        _, state, results, accepted, seed, steps = tf.while_loop(
-            lambda step, *_: step < num_steps, body,
-            (0, state, results, 0.0, seed, _empty_trace(num_steps, chains)))
-        return state, results, accepted, seed, [t.stack() for t in steps]
-      compiled[key] = chunk
-    return compiled[key](state, results, seed)
-
-  while done < total:
-    num_steps = min(config.warm_up_checkpoint_every, total - done)
-    start = time.time()
-    state, results, chunk_accepted, seed, steps = run_chunk(
-        state, results, seed, num_steps)
-    elapsed = time.time() - start
-    accepted += float(chunk_accepted)
-    # The trace first: a kill between the two saves repeats this chunk.
-    record(done, steps)
-    done += num_steps
-    checkpoints.save_warm_up(state, results, seed, accepted, done)
-    timings['warm_up_seconds'] += elapsed
-    timings['warm_up_steps'] += num_steps  # Steps timed, not steps done.
-    checkpoints.save_timings(timings)
-    if kernels.is_plain(config):
-      timing = '%.1f ms per leapfrog step' % (
-          1e3 * elapsed / (num_steps * config.num_leapfrog_steps))
-    else:  # The leapfrog count varies (jitter, NUTS): per iteration.
-      timing = '%.1f s per iteration' % (elapsed / num_steps)
-    logging.info('HMC warm-up %d/%d: %s, acceptance %.3f, step size %.3g',
-                 done, total, timing, float(chunk_accepted) / num_steps,
-                 float(kernels.step_size(results)))
-    if stop_after_steps is not None and done >= stop_after_steps:
-      return None
-  return state, float(kernels.step_size(results)), accepted / done, results
-
-
-def fixed_step_chain(target_log_prob_fn, config):
-  """A compiled `run(state, step_size, num_results, seed)` for kept samples."""
-  compiled = {}
-
-  def run(state, step_size, num_results, seed):
-    if num_results not in compiled:
-      @tf.function(jit_compile=config.jit_compile)
-      def chain(state, step_size, seed):
-        kernel = tfp.mcmc.HamiltonianMonteCarlo(
-            target_log_prob_fn, step_size, config.num_leapfrog_steps)
-        samples, (log_prob, accepted) = tfp.mcmc.sample_chain(
-            num_results, state, kernel=kernel,
-            num_steps_between_results=config.thinning - 1,
-            trace_fn=lambda _, r: (r.accepted_results.target_log_prob,
-                                   r.is_accepted),
-            seed=seed)
-        return samples, log_prob, accepted
-      compiled[num_results] = chain
-    return compiled[num_results](state, step_size, seed)
-
-  return run
-
-
-def _carried_chain(kernel, config):
-  """A compiled `run(state, results, num_results, seed)` for adaptive kernels.
-
-  The kernel results come in from warm-up (or the previous segment) and go
-  out with the samples, so the adapted settings stay in force.
-  """
-  compiled = {}
-  thinning = config.thinning
-  # A jittered trajectory's length follows a Halton sequence over the
-  # iterations, so with thinning the kept iterations fall on one part of
-  # it (u below or above 1/2 for thinning 2) and their leapfrog counts are
-  # not the run's: trace every iteration and thin the states here.
-  every_iteration = thinning > 1 and kernels.is_jittered(config)
-
-  def run(state, results, num_results, seed):
-    if num_results not in compiled:
-      @tf.function(jit_compile=config.jit_compile)
-      def chain(state, results, seed):
-        samples, (log_prob, accepted, steps), final = tfp.mcmc.sample_chain(
-            num_results * thinning if every_iteration else num_results,
-            state, previous_kernel_results=results, kernel=kernel,
-            num_steps_between_results=0 if every_iteration else thinning - 1,
-            trace_fn=lambda _, r: kernels.log_prob_and_accepted(r) + (
-                kernels.leapfrogs(r),),
-            return_final_kernel_results=True, seed=seed)
-        if every_iteration:
-          kept = slice(thinning - 1, None, thinning)
-          samples = [part[kept] for part in samples]
-          log_prob, accepted = log_prob[kept], accepted[kept]
-          steps = tf.reduce_mean(tf.reshape(steps, [num_results, thinning]),
-                                 axis=1)
-        return samples, log_prob, accepted, steps, final
-      compiled[num_results] = chain
-    return compiled[num_results](state, results, seed)
-
-  return run
