@@ -324,7 +324,7 @@ _ROWS = (
     ('warm-up seconds (compile included)', 'warm_up_seconds'),
     ('kept-phase seconds (compile included)', 'sampling_seconds'),
     ('compile seconds, kept phase', 'sampling_compile_seconds'),
-    ('acceptance (kept)', 'acceptance'),
+    ('acceptance: ours moved share, NumPyro mean accept_prob', 'acceptance'),
     ('adapted step size', 'step_size'),
     ('split R-hat, class prob. max', 'fn_split_rhat_max'),
     ('split R-hat, log-joint', 'logjoint_split_rhat'),
