@@ -291,7 +291,7 @@ def _run_without_tensorflow(args):
 _CONFIGS = {'ablation': 'table1', 'attack': 'table1', 'curves': 'curves',
             'gradients': 'gradients', 'survivors': 'table1',
             'train': 'table1', 'mixing': 'mixed_mnist.py:train_1k',
-            'saturation': 'table1',
+            'saturation': 'table1', 'peer': 'peer',
             'certify_check': 'certify_check'}
 _WITHOUT_CONFIG = ('benchmark', 'reproduce', 'verdict')
 

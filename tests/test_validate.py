@@ -20,6 +20,7 @@ from tfp_robust.evaluation import metrics
 from tfp_robust.fit import models
 from tfp_robust import networks
 from tfp_robust.evaluation import protocols
+from tfp_robust.experiments import peer as peer_comparison
 from tfp_robust.experiments import samplers as sampler_comparison
 from tfp_robust.core import validate
 from tfp_robust.ensemble import ArchitectureEnsemble
@@ -83,6 +84,7 @@ def test_every_shipped_config_passes(path):
   # The certified-bounds check has its own small config and check; a config
   # with its own variants (mixed_mnist's rungs) names them.
   checker = {'samplers.py': sampler_comparison.check,
+             'peer.py': peer_comparison.check,
              'certify_check.py': config_checks.certify_check}.get(
                  os.path.basename(path), config_checks.check)
   spec = importlib.util.spec_from_file_location('shipped', path)
