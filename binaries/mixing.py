@@ -39,6 +39,15 @@ _OUT = flags.DEFINE_string('out', '', 'Output directory (default '
 flags.mark_flags_as_required(['config'])
 
 
+# The figures of diagnostics.json that the claims table reads.
+_EVIDENCE_KEYS = ('fn_split_rhat_max', 'fn_split_rhat_median',
+                  'fn_split_rhat_over', 'fn_bulk_ess_min', 'fn_bulk_ess_median',
+                  'fn_tail_ess_min', 'fn_fraction_varying',
+                  'logjoint_split_rhat', 'logjoint_bulk_ess',
+                  'logjoint_trend_z', 'num_draws', 'num_chains',
+                  'test_accuracy', 'sampler_seconds')
+
+
 def main(argv):
   del argv
   config = _CONFIG.value
@@ -56,6 +65,7 @@ def main(argv):
   from tfp_robust.reports import plots  # pylint: disable=g-import-not-at-top
   from tfp_robust.reports import tables as reports  # pylint: disable=g-import-not-at-top
   from tfp_robust.fit.mcmc import mixing  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
 
   params, log_joint, num_segments = mixing.read_segments(checkpoint_dir)
   dataset = fitting.load_dataset_for(config, 'hmc')
@@ -88,6 +98,13 @@ def main(argv):
   if len(frame):
     reports.save_figure(plots.mixing_trajectory(frame, criteria),
                         os.path.join(out, 'trajectory.png'))
+  # The evidence of the claim named by the output folder
+  # (docs/evidence/mixed_mnist): every figure read back from the files.
+  evidence.write(out, os.path.basename(os.path.normpath(out)),
+                 ['diagnostics.json', 'trajectory.csv'],
+                 {key: {'file': 'diagnostics.json', 'key': [key]}
+                  for key in _EVIDENCE_KEYS}, config,
+                 command=['python', 'binaries/mixing.py'] + sys.argv[1:])
   verdict = 'MIXED' if final['mixed'] else 'not mixed: ' + '; '.join(
       final['failed'])
   print(f"{num_segments} segments, {final['num_draws']} draws x "
