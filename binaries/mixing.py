@@ -47,6 +47,10 @@ _EVIDENCE_KEYS = ('fn_split_rhat_max', 'fn_split_rhat_median',
                   'logjoint_trend_z', 'num_draws', 'num_chains',
                   'test_accuracy', 'sampler_seconds')
 
+_TRAJECTORY_KEYS = ('fn_split_rhat_max', 'fn_split_rhat_over',
+                    'fn_bulk_ess_min', 'logjoint_split_rhat',
+                    'logjoint_trend_z', 'kept_chain_leapfrogs', 'seconds')
+
 
 def main(argv):
   del argv
@@ -100,10 +104,15 @@ def main(argv):
                         os.path.join(out, 'trajectory.png'))
   # The evidence of the claim named by the output folder
   # (docs/evidence/mixed_mnist): every figure read back from the files.
+  values = {key: {'file': 'diagnostics.json', 'key': [key]}
+            for key in _EVIDENCE_KEYS}
+  for row in rows:  # The trajectory against compute, point by point.
+    for key in _TRAJECTORY_KEYS:
+      values[f"{key}_at_{row['num_draws']}"] = {
+          'file': 'trajectory.csv', 'row': {'num_draws': row['num_draws']},
+          'column': key}
   evidence.write(out, os.path.basename(os.path.normpath(out)),
-                 ['diagnostics.json', 'trajectory.csv'],
-                 {key: {'file': 'diagnostics.json', 'key': [key]}
-                  for key in _EVIDENCE_KEYS}, config,
+                 ['diagnostics.json', 'trajectory.csv'], values, config,
                  command=['python', 'binaries/mixing.py'] + sys.argv[1:])
   verdict = 'MIXED' if final['mixed'] else 'not mixed: ' + '; '.join(
       final['failed'])
