@@ -37,7 +37,9 @@ class Checkpoints:
   """State after each phase, and each segment's samples, in `directory`.
 
   `run.json` describes the run: `config` and `target` (what produced the
-  checkpoints; a resume must match both), plus, for runs started by this
+  checkpoints; a resume must match both, except that a finished or running
+  run may be extended to more kept draws, `num_results`, when its planned
+  draws fill whole segments), plus, for runs started by this
   version, `data_sha256` (a SHA-256 of the training data, checked on resume
   when present) and `code_version` (a different one is logged). A directory
   holding checkpoints but no readable `run.json` is refused: nothing would
@@ -86,6 +88,18 @@ class Checkpoints:
       saved_config = dict(defaults, **saved_config)
     recorded = {'config': saved_config,
                 'target': saved['target']}
+    if _extends(recorded, description):
+      # More kept draws than the run planned: its segments stay, and the
+      # sampler goes on from its last state with the next segments' seeds,
+      # so the extended run is the run that planned them from the start.
+      logging.info('HMC: extending %s from %d to %d kept draws.', directory,
+                   recorded['config']['num_results'],
+                   description['config']['num_results'])
+      files.write_text_atomically(path, json.dumps(dict(
+          saved, config=description['config'],
+          extended_from=saved.get('extended_from', []) + [
+              recorded['config']['num_results']]), indent=2))
+      recorded = description
     if recorded != description:
       files.invalid(path, 'the HMC checkpoint in this directory was written '
                     f'by a different configuration or target ({recorded})',
@@ -247,3 +261,20 @@ class Checkpoints:
                       'reports only the phases this process times.', path,
                       error)
       return empty
+
+
+def _extends(recorded: Dict, wanted: Dict) -> bool:
+  """Whether `wanted` is the `recorded` run with more kept draws: the same
+  target and settings but `num_results`, whose old value fills whole
+  segments (so no segment changes size)."""
+  old, new = recorded['config'], wanted['config']
+  if recorded['target'] != wanted['target'] or not isinstance(old, dict):
+    return False
+  others = {k: v for k, v in old.items() if k != 'num_results'}
+  if others != {k: v for k, v in new.items() if k != 'num_results'}:
+    return False
+  try:
+    return (int(new['num_results']) > int(old['num_results']) and
+            int(old['num_results']) % int(old['segment_size']) == 0)
+  except (KeyError, TypeError, ValueError):
+    return False
