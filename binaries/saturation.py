@@ -27,6 +27,15 @@ _WIDTHS = flags.DEFINE_list('prior_widths', ['128', '512', '1024'],
                             'Hidden widths of the prior-draw nets (784-w-10).')
 _DRAWS = flags.DEFINE_integer('prior_draws', 20, 'Draws per prior net.')
 _POINTS = flags.DEFINE_integer('points', 500, 'Test images measured.')
+_EVIDENCE = flags.DEFINE_string(
+    'evidence_dir', None, 'Also copy the table into this claim folder '
+    '(docs/evidence/<claim>) and write its evidence.json: command, config, '
+    'commit and every figure of the table by model.')
+
+# The table's figures that become evidence values, per model row.
+_EVIDENCE_COLUMNS = ('saturated_frac', 'logit_gap_median',
+                     'grad_zero_frac_expected', 'grad_zero_frac_predictive',
+                     'weight_std')
 
 
 def main(argv):
@@ -71,6 +80,32 @@ def main(argv):
   reports.write_table(frame, out)
   print(frame.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
   print(f'\nTable: {os.path.abspath(out)}.md')
+  if _EVIDENCE.value:
+    _write_evidence(_EVIDENCE.value, out, config, list(frame['model']))
+
+
+def _slug(model: str) -> str:
+  """'784-128-10, N(0, 1) prior' -> 'w128_normal'; saved models as named."""
+  if not model.startswith('784-'):
+    return model
+  width = model.split('-')[1]
+  return f"w{width}_{'normal' if 'N(' in model else 'uniform'}"
+
+
+def _write_evidence(directory, table, config, models):
+  import shutil  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
+  os.makedirs(directory, exist_ok=True)
+  shutil.copyfile(table + '.csv', os.path.join(directory, 'saturation.csv'))
+  values = {f'{_slug(model)}_{column}': {
+      'file': 'saturation.csv', 'row': {'model': model}, 'column': column}
+            for model in models for column in _EVIDENCE_COLUMNS}
+  path = evidence.write(directory, os.path.basename(os.path.normpath(
+      directory)), ['saturation.csv'], values, config,
+                        command=['python', 'binaries/saturation.py'] +
+                        sys.argv[1:])
+  print(f'Evidence: {path}')
 
 
 if __name__ == '__main__':
