@@ -495,7 +495,6 @@ def test_diagnostics_of_known_chains():
   assert mcmc_diagnostics.diagnostics(stuck, log_prob, accepted)['rhat_median'] > 2.0
 
 
-@pytest.mark.slow
 def test_hmc_on_a_network_classifies_half_moons():
   moons = data.half_moons(300, 300, noise=0.1, seed=14)
   arch = networks.Architecture.mlp(2, [16], 2)
