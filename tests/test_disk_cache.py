@@ -68,5 +68,5 @@ def test_two_processes_at_once_build_once(tmp_path):
   assert [o.strip() for o in outputs] == ['28.0', '28.0']
   assert log.read_text() == 'built\n'
   # No temporary file left behind.
-  assert not [n for n in os.listdir(tmp_path / "cache")
+  assert not [n for n in os.listdir(tmp_path / 'cache')
               if n.endswith('.npz') and not n.startswith('slow-')]
