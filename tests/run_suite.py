@@ -44,8 +44,8 @@ DURATIONS = os.path.join(os.path.dirname(HERE), '.pytest_cache',
 ALONE = frozenset({
     'test_apgd.py', 'test_benchmarks.py', 'test_binaries.py',
     'test_certify.py', 'test_distributed.py', 'test_experiments.py',
-    'test_grid.py', 'test_hmc.py', 'test_networks.py', 'test_reproduce.py',
-    'test_square.py',
+    'test_grid.py', 'test_hmc.py', 'test_mcmc_kernels.py', 'test_networks.py',
+    'test_reproduce.py', 'test_square.py',
 })
 
 # Seconds a module took (2 cores, Dec 2026), for the order of a first run;
