@@ -1,7 +1,9 @@
 """Shared test setup: offline TFDS data, quiet TensorFlow, small fixtures.
 
-The environment is set before any test module imports TensorFlow. There is no
-pytest.ini: the `slow` marker is registered here (CI runs `-m "not slow"`).
+The environment is set before any test module imports TensorFlow: offline
+data, XLA off for the tiny runs (`tfp_robust.core.xla`). There is no
+pytest.ini: the `slow` marker is registered here; CI runs every test, slow
+ones included (`-m "not slow"` leaves them out of a quick local run).
 """
 
 import os
@@ -12,6 +14,10 @@ os.environ.setdefault(
     os.path.abspath(os.path.join(_REPO_ROOT, '..', 'shared',
                                  'tensorflow_datasets')))
 os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+# Tiny chains and attacks run without XLA (compiling takes seconds that
+# running them does not); one test per compiled path asks for jit_compile=True
+# itself. `tfp_robust.core.xla`; set it to 1 to run the suite compiled.
+os.environ.setdefault('TFP_ROBUST_JIT_COMPILE', '0')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
@@ -19,7 +25,8 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 def pytest_configure(config):
   config.addinivalue_line(
-      'markers', 'slow: a longer test, excluded in CI with -m "not slow".')
+      'markers', 'slow: a test of a minute or more; CI runs it too '
+      '(-m "not slow" leaves it out locally).')
   config.addinivalue_line(
       'filterwarnings',
       'ignore:`layer.add_variable` is deprecated:UserWarning')
@@ -42,14 +49,29 @@ def moons_arch():
   return networks.Architecture.mlp(2, [32, 32], 2)
 
 
-@pytest.fixture(scope='session')
-def trained_net(moons, moons_arch):
-  """A deterministic MLP trained to high accuracy on the half moons."""
-  from tfp_robust.fit import models
+def _train_moons_net():
+  from tfp_robust import data  # pylint: disable=g-import-not-at-top
+  from tfp_robust import networks  # pylint: disable=g-import-not-at-top
+  from tfp_robust.fit import models  # pylint: disable=g-import-not-at-top
+  moons = data.half_moons(1000, 500, noise=0.1, seed=0)
   config = models.TrainConfig(epochs=100, batch_size=64, learning_rate=1e-2,
                               seed=0)
-  return models.train_deterministic(moons_arch, moons.x_train, moons.y_train,
-                                    config)
+  net = models.train_deterministic(networks.Architecture.mlp(2, [32, 32], 2),
+                                   moons.x_train, moons.y_train, config)
+  return [p.numpy() for p in net.params]
+
+
+@pytest.fixture(scope='session')
+def trained_net(moons_arch):
+  """A deterministic MLP trained to high accuracy on the half moons.
+
+  Trained once for the whole suite (`disk_cache`: kept on disk, keyed by
+  this code and the package's).
+  """
+  import disk_cache  # pylint: disable=g-import-not-at-top
+  from tfp_robust import ensemble  # pylint: disable=g-import-not-at-top
+  params = disk_cache.arrays('trained_net', _train_moons_net)
+  return ensemble.ArchitectureEnsemble(moons_arch, params, method='sgd')
 
 
 def _small_conv():

@@ -19,8 +19,14 @@ def test_checkpoint_schedule_is_autoattacks():
   assert apgd._schedule(10) == (2, 1, 1)  # pylint: disable=protected-access
 
 
-@pytest.mark.parametrize('eps', [0.05, 0.1])
-def test_apgd_at_least_as_strong_as_pgd(trained_net, moons, eps):
+@pytest.mark.parametrize('eps, jit_compile', [(0.05, False), (0.1, True)])
+def test_apgd_at_least_as_strong_as_pgd(trained_net, moons, eps, jit_compile):
+  # At eps 0.1, PGD and APGD compiled with XLA (the suite's one test of the
+  # compiled attack loops; the others run without it).
+  trained_net = ArchitectureEnsemble(trained_net.architecture,
+                                     trained_net.params,
+                                     jit_compile=jit_compile)
+  assert trained_net.jit_compile == jit_compile
   x, y = moons.x_test, moons.y_test
   pgd = _accuracy(trained_net, attacks.pgd(trained_net, x, y, eps,
                                            num_steps=15, loss='predictive',

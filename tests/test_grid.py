@@ -138,18 +138,33 @@ def test_edited_cell_runs_again(whole, tmp_path):
 
 
 def test_ray_executor_runs_units_and_resumes(whole, tmp_path):
+  # A killed run's work directory: every cell written but the SGD unit's
+  # (the cheapest training). Ray must skip the units done (resume) and run
+  # the rest as a Ray task, in a Ray worker process, to the same table.
   ray = pytest.importorskip('ray')
-  _, frame = whole
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir, frame = whole
   config = _config()
   cells = grid.cells.grid_cells(config, config.datasets, config.methods)
   plan = grid.cells.plan(cells)
-  # Half the units in process (a killed run), the rest as Ray tasks.
-  grid.executors.in_process(plan[:2], config, str(tmp_path))
+  [left] = [unit for unit in plan if unit.method == 'sgd']
+  shutil.copytree(workdir / 'cells', tmp_path / 'cells')
+  for cell in left.cells:
+    os.remove(grid.runner.cell_path(str(tmp_path), cell))
+  assert [grid.runner.is_done(str(tmp_path), config, u) for u in plan] == [
+      u is not left for u in plan]
+  written = {name: os.stat(tmp_path / 'cells' / name).st_mtime_ns
+             for name in os.listdir(tmp_path / 'cells')}
   try:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     grid.executors.ray(plan, config, str(tmp_path))
   finally:
     ray.shutdown()
+  assert all(grid.runner.is_done(str(tmp_path), config, u) for u in plan)
+  # Only the SGD unit ran: the cells done before were not written again.
+  assert {name: os.stat(tmp_path / 'cells' / name).st_mtime_ns
+          for name in written} == written
+  assert len(os.listdir(tmp_path / 'cells')) == len(cells)
   merged = grid.merge.table(cells, config, str(tmp_path))
   pd.testing.assert_frame_equal(_untimed(merged), _untimed(frame),
                                 check_exact=True)

@@ -58,9 +58,11 @@ def _assert_same_result(a, b):
 
 
 def test_recovers_conjugate_linear_regression_posterior(regression):
+  # The suite's one chain compiled with XLA (warm-up and sampling), as runs
+  # are: the other tests run without it ($TFP_ROBUST_JIT_COMPILE=0).
   config = hmc.HMCConfig(num_results=3000, num_burnin_steps=300,
                          num_leapfrog_steps=7, step_size=0.05, num_chains=2,
-                         seed=0, segment_size=3000)
+                         seed=0, segment_size=3000, jit_compile=True)
   result = hmc.sample(regression.log_prob, [tf.zeros((2, 3))], config)
   assert result.samples[0].shape == (3000, 2, 3)
   assert result.log_prob.shape == (3000, 2)
@@ -493,7 +495,6 @@ def test_diagnostics_of_known_chains():
   assert mcmc_diagnostics.diagnostics(stuck, log_prob, accepted)['rhat_median'] > 2.0
 
 
-@pytest.mark.slow
 def test_hmc_on_a_network_classifies_half_moons():
   moons = data.half_moons(300, 300, noise=0.1, seed=14)
   arch = networks.Architecture.mlp(2, [16], 2)
@@ -628,10 +629,30 @@ def _stopped_run(regression, directory, **kwargs):
                     **kwargs) is None
 
 
-def test_checkpoints_without_their_run_description_are_refused(regression,
-                                                               tmp_path):
-  directory = str(tmp_path / 'hmc')
-  _stopped_run(regression, directory, stop_after_phases=2)
+@pytest.fixture(scope='module')
+def stopped(regression, tmp_path_factory):
+  """`stopped(phases, tmp_path)`: a copy of a run stopped after `phases`.
+
+  Each stopped run is sampled once for the module; the tests that damage
+  its files (run description, checkpoints) each get their own copy.
+  """
+  import shutil  # pylint: disable=g-import-not-at-top
+  made = {}
+
+  def copy(phases, tmp_path):
+    if phases not in made:
+      made[phases] = str(tmp_path_factory.mktemp(f'stopped_{phases}') / 'hmc')
+      _stopped_run(regression, made[phases], stop_after_phases=phases)
+    directory = str(tmp_path / 'hmc')
+    shutil.copytree(made[phases], directory)
+    return directory
+
+  return copy
+
+
+def test_checkpoints_without_their_run_description_are_refused(
+    regression, stopped, tmp_path):
+  directory = stopped(2, tmp_path)
   os.remove(os.path.join(directory, 'run.json'))
   # Without run.json, a resume on another target would return the old run.
   with pytest.raises(files.InvalidFile, match='it is missing') as error:
@@ -657,10 +678,9 @@ def test_warm_up_checkpoint_without_run_description_is_refused(regression,
     ('', 'it is empty'),
     ('[]', '"config" and "target"'),
 ])
-def test_unreadable_run_description_is_refused(regression, tmp_path, text,
-                                               message):
-  directory = str(tmp_path / 'hmc')
-  _stopped_run(regression, directory, stop_after_phases=1)
+def test_unreadable_run_description_is_refused(regression, stopped, tmp_path,
+                                               text, message):
+  directory = stopped(1, tmp_path)
   path = os.path.join(directory, 'run.json')
   with open(path, 'w') as f:
     f.write(text)
@@ -671,9 +691,8 @@ def test_unreadable_run_description_is_refused(regression, tmp_path, text,
 
 
 def test_run_description_written_before_digests_still_resumes(
-    regression, uninterrupted, tmp_path):
-  directory = str(tmp_path / 'hmc')
-  _stopped_run(regression, directory, stop_after_phases=2)
+    regression, stopped, uninterrupted, tmp_path):
+  directory = stopped(2, tmp_path)
   path = os.path.join(directory, 'run.json')
   with open(path) as f:
     description = json.load(f)
@@ -687,9 +706,9 @@ def test_run_description_written_before_digests_still_resumes(
 
 
 @pytest.mark.parametrize('name', ['segment_00000', 'state'])
-def test_truncated_checkpoint_is_refused_naming_it(regression, tmp_path, name):
-  directory = str(tmp_path / 'hmc')
-  _stopped_run(regression, directory, stop_after_phases=2)
+def test_truncated_checkpoint_is_refused_naming_it(regression, stopped,
+                                                  tmp_path, name):
+  directory = stopped(2, tmp_path)
   [data_file] = [n for n in os.listdir(os.path.join(directory, name))
                  if n.startswith('ckpt.data')]
   data_path = os.path.join(directory, name, data_file)

@@ -55,8 +55,9 @@ def test_each_batched_cell_is_the_cell_run_alone(thinning):
   for k, (step_size, seed) in enumerate(zip(STEP_SIZES, SEEDS)):
     lone = _lone(architecture, x, y, step_size, seed, 5, thinning)
     rows = slice(k * CHAINS, (k + 1) * CHAINS)
-    # Bit for bit here (XLA on CPU, TF 2.21); XLA compiles the two programs
-    # separately, so in general equal to float rounding (module docstring).
+    # Both compiled alike (without XLA in the suite, with it in runs: the
+    # default follows $TFP_ROBUST_JIT_COMPILE); bit for bit here, in general
+    # equal to float rounding (module docstring).
     # Another cell's momenta would move the chains by about the step size.
     for part, lone_part in zip(samples, lone.samples):
       np.testing.assert_allclose(part[:, rows].numpy(), lone_part, rtol=0,

@@ -221,7 +221,9 @@ def test_nuts_and_chees_choose_longer_trajectories_than_the_fixed_one(results):
 
 
 @pytest.mark.parametrize('settings, stop', [
-    (dict(mass_matrix='diagonal', trajectory='jittered'),
+    # The suite's one adaptive chain compiled with XLA (the sampler of the
+    # long runs), warm-up and sampling; the other tests run without it.
+    (dict(mass_matrix='diagonal', trajectory='jittered', jit_compile=True),
      dict(stop_after_warm_up_steps=20)),
     (dict(kernel='nuts', mass_matrix='diagonal'), dict(stop_after_phases=2)),
 ])

@@ -71,16 +71,37 @@ def test_pyro_uniform_start_switch(moons):
   assert np.abs(normal.params[0].numpy()).std() < 0.9 * w_uniform.std()
 
 
-def test_pyro_mass_matrix_switch(moons):
+def test_pyro_mass_matrix_switch(moons, monkeypatch):
   """`mass_matrix='diagonal'` adapts a diagonal mass matrix in warm-up."""
+  from tfp_robust.fit.mcmc import kernels  # pylint: disable=g-import-not-at-top
+  # The kernel results warm-up hands to sampling (None: the plain kernel).
+  handed = []
+  end_warm_up = kernels.end_warm_up
+  monkeypatch.setattr(kernels, 'end_warm_up', lambda results, config: (
+      handed.append(results), end_warm_up(results, config))[1])
   x, y = moons.x_train[:200], moons.y_train[:200]
   settings = dict(batch_size=200, num_burnin_steps=20)
-  plain, plain_info = original_hmc.fit(ARCH, x, y, _config(**settings))
-  diagonal, info = original_hmc.fit(
-      ARCH, x, y, _config(mass_matrix='diagonal', **settings))
+  _, plain_info = original_hmc.fit(ARCH, x, y, _config(**settings))
   assert plain_info['mass_matrix'] == 'identity'
+  assert not handed  # The identity: the plain kernel, no mass matrix.
+  config = _config(mass_matrix='diagonal', **settings)
+  _, info = original_hmc.fit(ARCH, x, y, config)
   assert info['mass_matrix'] == 'diagonal'
-  assert np.abs(diagonal.params[0].numpy() -
-                plain.params[0].numpy()).max() > 1e-3
+  [results] = handed
+  # The variance of each weight was estimated from the window's warm-up
+  # states (90% of 20: 18 of them), one value per weight, far from the
+  # identity's 1 (the chain moves little in 20 steps)...
+  variances = [v.variance().numpy() for v in results.running_variance]
+  assert [float(v.num_samples) for v in results.running_variance] == [18] * 4
+  assert [v.shape[1:] for v in variances] == [s for _, s in
+                                              ARCH.param_shapes()]
+  assert max(v.max() for v in variances) < 0.5
+  assert min(v.min() for v in variances) > 0
+  # ... and sampling draws its momenta with the inverse of it: the mass
+  # matrix is the estimated precision.
+  momentum = kernels._find(results, 'accepted_results').accepted_results
+  momentum = momentum.momentum_distribution.variance()
+  for variance, mass in zip(variances, momentum):
+    np.testing.assert_allclose(variance * mass.numpy(), 1.0, rtol=1e-5)
   with pytest.raises(ValueError, match="mass_matrix must be"):
     original_hmc.fit(ARCH, x, y, _config(mass_matrix='dense', **settings))

@@ -60,6 +60,18 @@ def test_square_same_seed_same_bits(trained_net, moons):
   first = square.square(trained_net, x, y, 0.1, num_queries=50, seed=1)
   again = square.square(trained_net, x, y, 0.1, num_queries=50, seed=1)
   np.testing.assert_array_equal(first.numpy(), again.numpy())
+  # Compiled with XLA (the suite's one Square run compiled; the others run
+  # without it): the same random search, so the same images but where float
+  # rounding flipped an accept decision.
+  from tfp_robust import ensemble  # pylint: disable=g-import-not-at-top
+  compiled = ensemble.ArchitectureEnsemble(
+      trained_net.architecture, trained_net.params, jit_compile=True)
+  xla = square.square(compiled, x, y, 0.1, num_queries=50, seed=1).numpy()
+  assert not trained_net.jit_compile and compiled.jit_compile
+  assert np.abs(xla - x).max() <= 0.1 + 1e-6
+  assert xla.min() >= 0.0 and xla.max() <= 1.0
+  same = np.all(np.abs(xla - first.numpy()) < 1e-5, axis=1).mean()
+  assert same >= 0.8, same
   with pytest.raises(ValueError, match='num_queries=0 is invalid: it must be an integer >= 1'):
     square.square_run(trained_net, x, y, 0.1, num_queries=0)
 

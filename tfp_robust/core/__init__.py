@@ -4,6 +4,7 @@
 - `files`: atomic writes, staging, untrusted reads, the code version.
 - `locks`: one writer per directory; who owns a staging entry.
 - `seeds`: stateless seeds.
+- `xla`: the default of every `jit_compile` (off with $TFP_ROBUST_JIT_COMPILE=0).
 - `config_lib`, `config_checks`: building blocks of configs/ and their checks.
 
 Nothing here imports the rest of the package (config_checks imports the

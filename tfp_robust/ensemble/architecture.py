@@ -39,7 +39,7 @@ class ArchitectureEnsemble(base.PosteriorEnsemble):
   def __init__(self, architecture: networks.Architecture,
                params: Sequence, method: str = 'unknown',
                memory_budget_bytes: int = base.DEFAULT_MEMORY_BUDGET_BYTES,
-               jit_compile: bool = True):
+               jit_compile: Optional[bool] = None):
     super().__init__(method, memory_budget_bytes, jit_compile)
     self.architecture = architecture
     self._input_shape = architecture.input_shape

@@ -34,6 +34,8 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from tfp_robust.core import xla
+
 # The largest activation tensor of one chunk, in bytes, unless told otherwise.
 DEFAULT_MEMORY_BUDGET_BYTES = 1 << 30
 
@@ -132,7 +134,8 @@ class PosteriorEnsemble(abc.ABC):
       chunks; the layout copies XLA makes of the weights inside a compiled
       call when there is one). The samples are split into chunks to respect
       it; the stored weights themselves are not counted.
-    jit_compile: compile the hot paths with XLA.
+    jit_compile: compile the hot paths with XLA (None: `core.xla.default()`,
+      True unless $TFP_ROBUST_JIT_COMPILE=0).
 
   Attributes:
     resamples: True when every evaluation draws fresh samples (a stochastic
@@ -143,14 +146,15 @@ class PosteriorEnsemble(abc.ABC):
 
   def __init__(self, method: str = 'unknown',
                memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-               jit_compile: bool = True):
+               jit_compile: Optional[bool] = None):
     memory_budget_bytes = int(memory_budget_bytes)
     if memory_budget_bytes < 1:
       raise ValueError(f'memory_budget_bytes must be positive, got '
                        f'{memory_budget_bytes}.')
     self.method = method
     self.memory_budget_bytes = memory_budget_bytes
-    self.jit_compile = bool(jit_compile)
+    self.jit_compile = xla.default() if jit_compile is None else bool(
+        jit_compile)
     self._compiled: Dict[object, object] = {}
 
   # -- what a backend provides ----------------------------------------------

@@ -41,7 +41,7 @@ class FunctionEnsemble(base.PosteriorEnsemble):
                num_classes: int, method: str = 'function',
                activation_elements: Optional[int] = None,
                memory_budget_bytes: int = base.DEFAULT_MEMORY_BUDGET_BYTES,
-               jit_compile: bool = True, _checked: bool = False):
+               jit_compile: Optional[bool] = None, _checked: bool = False):
     super().__init__(method, memory_budget_bytes, jit_compile)
     if not callable(logits_fn):
       raise ValueError(f'logits_fn must be callable, got {logits_fn!r}.')

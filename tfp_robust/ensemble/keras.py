@@ -64,7 +64,7 @@ class KerasEnsemble(base.PosteriorEnsemble):
   def __init__(self, models, method: str = 'keras', outputs: str = 'logits',
                call_kwargs: Optional[dict] = None,
                memory_budget_bytes: int = base.DEFAULT_MEMORY_BUDGET_BYTES,
-               jit_compile: bool = True):
+               jit_compile: Optional[bool] = None):
     super().__init__(method, memory_budget_bytes, jit_compile)
     if isinstance(models, tf_keras.Model):
       models = [models]

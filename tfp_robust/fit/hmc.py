@@ -27,6 +27,7 @@ import tensorflow_probability as tfp
 from tfp_robust import ensemble as ensemble_lib
 from tfp_robust import networks
 from tfp_robust.core import validate
+from tfp_robust.core import xla
 from tfp_robust.fit.mcmc import distributed
 from tfp_robust.fit.mcmc import driver
 from tfp_robust.fit.mcmc import kernels
@@ -53,7 +54,8 @@ class HMCConfig:
     segment_size: kept samples per checkpointed segment.
     warm_up_checkpoint_every: checkpoint (and log) warm-up every this many
       steps; 0 runs warm-up as one compiled loop, checkpointed at its end.
-    jit_compile: compile the chain with XLA.
+    jit_compile: compile the chain with XLA (default: `core.xla.default()`,
+      True unless $TFP_ROBUST_JIT_COMPILE=0).
     kernel: `'hmc'` or `'nuts'` (see `mcmc.kernels`).
     mass_matrix: `'identity'`, or `'diagonal'`, adapted during warm-up.
     mass_matrix_adaptation: how a diagonal mass matrix is adapted:
@@ -96,7 +98,7 @@ class HMCConfig:
   seed: int = 0
   segment_size: int = 50
   warm_up_checkpoint_every: int = 0
-  jit_compile: bool = True
+  jit_compile: bool = dataclasses.field(default_factory=xla.default)
   # Sampler settings (`mcmc.kernels`); the defaults are the plain sampler
   # every earlier run used, so their run descriptions still match.
   kernel: str = 'hmc'

@@ -37,7 +37,7 @@ chains does not make the sampling itself faster here, so the grid does not
 use this module; `benchmarks.hmc_step_size_batching` measures it.
 """
 
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import tensorflow as tf
 # TFP's own pieces, so that the arithmetic is the lone sampler's.
@@ -47,6 +47,7 @@ from tensorflow_probability.python.mcmc.internal import leapfrog_integrator
 from tensorflow_probability.python.mcmc.internal import util as mcmc_util
 
 from tfp_robust.core import validate
+from tfp_robust.core import xla
 
 # The acceptance correction of TFP's HMC (the kinetic energy change).
 _log_acceptance_correction = (
@@ -78,7 +79,7 @@ def fixed_step_chain(target_log_prob_fn: Callable, num_cells: int,
                      num_chains: int, num_leapfrog_steps: int,
                      num_results: int, thinning: int = 1,
                      per_cell_target: bool = True,
-                     jit_compile: bool = True) -> Callable:
+                     jit_compile: Optional[bool] = None) -> Callable:
   """A compiled `run(state, step_sizes, seeds)` for K cells of C chains.
 
   Args:
@@ -93,7 +94,8 @@ def fixed_step_chain(target_log_prob_fn: Callable, num_cells: int,
     per_cell_target: evaluate the target cell by cell, on a lone run's
       shapes (often bit for bit a lone run's numbers), or on all chains at
       once (larger products; equal to float rounding).
-    jit_compile: compile with XLA, as the driver does by default.
+    jit_compile: compile with XLA; None: as the driver does by default
+      (`core.xla.default()`).
 
   Returns:
     `run(state, step_sizes, seeds) -> (samples, log_prob, is_accepted)`:
@@ -115,7 +117,8 @@ def fixed_step_chain(target_log_prob_fn: Callable, num_cells: int,
   target = (cellwise_target(target_log_prob_fn, num_cells)
             if per_cell_target else target_log_prob_fn)
 
-  @tf.function(jit_compile=jit_compile)
+  @tf.function(jit_compile=xla.default() if jit_compile is None else
+               bool(jit_compile))
   def run(state, step_sizes, seeds):
     state = [tf.convert_to_tensor(s) for s in state]
     _check_shapes(state, step_sizes, seeds, num_cells, num_chains)
