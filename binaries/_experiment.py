@@ -12,6 +12,7 @@ from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import locks
 
 CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config (file:variant); --print_config lists '
@@ -35,7 +36,7 @@ def start():
   config, workdir = CONFIG.value, WORKDIR.value
   methods = METHODS.value or list(config.methods)
   config_checks.check_run(config, methods, workdir)
-  files.start_run(workdir)  # One run per work directory.
+  locks.start_run(workdir)  # One run per work directory.
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.fit import fitting
   fitting.check_config(config, methods)  # The fit layer's rules too.

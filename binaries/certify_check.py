@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import locks
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Experiment config (file:variant).')
@@ -33,7 +34,7 @@ flags.mark_flags_as_required(['config'])
 def main(argv):
   del argv
   config = config_checks.certify_check(_CONFIG.value)
-  files.start_run(_WORKDIR.value)
+  locks.start_run(_WORKDIR.value)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import pandas as pd  # pylint: disable=g-import-not-at-top
   from tfp_robust.attacks import gradient as attacks  # pylint: disable=g-import-not-at-top

@@ -103,6 +103,7 @@ def main(argv):
   from tfp_robust import data  # pylint: disable=g-import-not-at-top
   from tfp_robust import ensemble as ensemble_lib  # pylint: disable=g-import-not-at-top
   from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
+  from tfp_robust.core import locks  # pylint: disable=g-import-not-at-top
   from tfp_robust.reports import tables as reports  # pylint: disable=g-import-not-at-top
   from tfp_robust.reports import summaries  # pylint: disable=g-import-not-at-top
   from tfp_robust.evaluation import instrumented  # pylint: disable=g-import-not-at-top
@@ -116,7 +117,7 @@ def main(argv):
     validate.fail('--input_range', ','.join(_INPUT_RANGE.value),
                   f'{data_name} is loaded with inputs in [0, 1] already',
                   'Declare a range for .npz data only.')
-  files.start_run(_WORKDIR.value)  # One run per work directory.
+  locks.start_run(_WORKDIR.value)  # One run per work directory.
   models = {}
   for flag, path in (('--model', _MODEL.value), ('--baseline', _BASELINE.value),
                      ('--surrogate', _SURROGATE.value)):

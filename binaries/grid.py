@@ -29,6 +29,7 @@ from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import locks
 from tfp_robust.core import validate
 
 # `grid.executors.MAX_MAP_FRACTION`, copied so that the flags are defined
@@ -65,7 +66,7 @@ def main(argv):
                   exclusive_minimum=True, fix='e.g. 0.5.')
   # Shards of one grid share a work directory, each holding its own lock
   # file, so they may run at once; two runs of the same shard may not.
-  files.start_run(_WORKDIR.value,
+  locks.start_run(_WORKDIR.value,
                   lock_file=f'.lock-shard-{_SHARD_INDEX.value}',
                   clean=_NUM_SHARDS.value == 1)
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.

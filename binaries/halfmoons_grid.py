@@ -25,6 +25,7 @@ from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import locks
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
@@ -39,7 +40,7 @@ def main(argv):
   config = _CONFIG.value
   workdir = _WORKDIR.value
   config_checks.check_run(config, [], workdir)
-  files.start_run(_WORKDIR.value)  # One run per work directory.
+  locks.start_run(_WORKDIR.value)  # One run per work directory.
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.experiments import halfmoons
   from tfp_robust.fit import fitting

@@ -26,6 +26,8 @@ from ml_collections import config_flags
 
 from tfp_robust.core import files
 
+from tfp_robust.core import locks
+
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'The comparison\'s config (configs/peer.py:cpu or :tiny).')
 _WORKDIR = flags.DEFINE_string('workdir', 'workdir/peer', 'Output directory.')
@@ -57,7 +59,7 @@ def main(argv):
   from tfp_robust.experiments import peer  # pylint: disable=g-import-not-at-top
   peer.check(config, deep=False)  # Before TensorFlow does anything.
   peer.peer_numpyro.require()  # Before any work: the extra is installed.
-  files.start_run(workdir)
+  locks.start_run(workdir)
   import sys  # pylint: disable=g-import-not-at-top
   from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
   from tfp_robust.reports import tables  # pylint: disable=g-import-not-at-top

@@ -27,6 +27,8 @@ from absl import app
 from absl import flags
 
 from tfp_robust.core import files
+
+from tfp_robust.core import locks
 from tfp_robust.experiments import reproduce
 
 _SCALE = flags.DEFINE_string('scale', 'cpu', 'cpu | paper: the config '
@@ -56,7 +58,7 @@ def main(argv):
   if _DRY_RUN.value:
     print(reproduce.dry_run(steps, workdir, launch))
     return 0
-  files.start_run(workdir)  # One run per work directory.
+  locks.start_run(workdir)  # One run per work directory.
   reproduce.claim_workdir(workdir, scale)
   outcome = reproduce.run(steps, workdir, launch,
                           report_steps=reproduce.STEPS)

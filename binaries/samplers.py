@@ -25,6 +25,7 @@ from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import locks
 from tfp_robust.core import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -58,7 +59,7 @@ def main(argv):
   from tfp_robust.reports import tables as reports
   from tfp_robust.experiments import samplers as sampler_comparison
   targets = sampler_comparison.check(config, _TARGETS.value)
-  files.start_run(_WORKDIR.value)  # One run per work directory.
+  locks.start_run(_WORKDIR.value)  # One run per work directory.
   frame = sampler_comparison.run(config, _WORKDIR.value, targets)
   reports.write_table(frame, os.path.join(_WORKDIR.value, 'samplers'))
   reports.save_figure(plots.sampler_comparison(frame),

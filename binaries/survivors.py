@@ -23,6 +23,7 @@ from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import locks
 from tfp_robust.core import validate
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -43,7 +44,7 @@ def main(argv):
   steps = validate.integer('--steps', _STEPS.value, 1)
   restarts = validate.integer('--restarts', _RESTARTS.value, 1)
   config_checks.check_run(config, methods, _WORKDIR.value)
-  files.start_run(_WORKDIR.value)  # One run per work directory.
+  locks.start_run(_WORKDIR.value)  # One run per work directory.
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.experiments import paper as experiments
   from tfp_robust.fit import fitting

@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
+from tfp_robust.core import locks
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config (file:variant); --print_config lists '
@@ -35,7 +36,7 @@ flags.mark_flags_as_required(['config', 'method'])
 def main(argv):
   del argv
   config_checks.check_run(_CONFIG.value, [_METHOD.value], _WORKDIR.value)
-  files.start_run(_WORKDIR.value)  # One run per work directory.
+  locks.start_run(_WORKDIR.value)  # One run per work directory.
   from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
   _, info = fitting.train_and_save(_CONFIG.value, _METHOD.value,
                                      _WORKDIR.value)

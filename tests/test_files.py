@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from conftest import random_params
 from tfp_robust.core import files
+from tfp_robust.core import locks
 from tfp_robust.fit import hmc
 from tfp_robust import networks
 from tfp_robust import ArchitectureEnsemble
@@ -47,7 +48,7 @@ def test_atomic_writes_and_staging_follow_the_umask(tmp_path, umask, mask,
   assert path.read_text() == 'a,b\n' and _mode(path) == file_mode
   staging = files.staging_dir(str(tmp_path), 'thing')
   assert os.path.basename(staging).startswith(files.staging_prefix('thing-'))
-  assert files.staging_owner_gone(staging) is False  # Ours, and we live.
+  assert locks.staging_owner_gone(staging) is False  # Ours, and we live.
   assert _mode(staging) == dir_mode
 
 
@@ -95,7 +96,8 @@ def test_failed_atomic_write_leaves_no_staging_file(tmp_path, monkeypatch):
 _HOLDER = """
 import sys, time
 from tfp_robust.core import files
-files.start_run(sys.argv[1])
+from tfp_robust.core import locks
+locks.start_run(sys.argv[1])
 print('locked', flush=True)
 time.sleep(120)
 """
@@ -115,7 +117,7 @@ def test_second_process_is_refused_naming_the_first_and_a_kill_frees_it(
   holder = _hold(workdir)
   try:
     with pytest.raises(files.WorkdirBusy) as error:
-      files.start_run(str(workdir))
+      locks.start_run(str(workdir))
     message = str(error.value)
     assert message.startswith(f'--workdir={str(workdir)!r} is invalid: '
                               'another run is using it')
@@ -126,24 +128,24 @@ def test_second_process_is_refused_naming_the_first_and_a_kill_frees_it(
     holder.wait()
   # The kernel dropped the dead holder's lock: nothing is left stuck.
   try:
-    files.start_run(str(workdir))
+    locks.start_run(str(workdir))
     with open(workdir / files.LOCK_FILE) as f:
       assert json.load(f)['pid'] == os.getpid()
-    files.start_run(str(workdir))  # Taking it again in one process is fine.
+    locks.start_run(str(workdir))  # Taking it again in one process is fine.
   finally:
-    files.release_workdir(str(workdir))
+    locks.release_workdir(str(workdir))
 
 
 def test_binary_refuses_a_busy_workdir(tmp_path):
   workdir = tmp_path / 'grid'
-  files.start_run(str(workdir))
+  locks.start_run(str(workdir))
   try:
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, 'binaries', 'halfmoons_grid.py'),
          f'--workdir={workdir}'], capture_output=True, text=True, cwd=REPO,
         timeout=300)
   finally:
-    files.release_workdir(str(workdir))
+    locks.release_workdir(str(workdir))
   assert result.returncode != 0
   assert 'another run is using it' in result.stderr
   assert f'pid {os.getpid()}' in result.stderr
@@ -163,8 +165,8 @@ def test_staging_left_by_a_kill_is_removed_on_the_next_start(tmp_path):
   holder = _hold(busy)
   try:
     (busy / '.tmp-live').write_text('being written')
-    files.start_run(str(workdir))
-    files.release_workdir(str(workdir))
+    locks.start_run(str(workdir))
+    locks.release_workdir(str(workdir))
     left = sorted(os.path.relpath(os.path.join(root, name), workdir)
                   for root, dirs, names in os.walk(workdir)
                   for name in dirs + names)
@@ -178,11 +180,11 @@ def test_staging_left_by_a_kill_is_removed_on_the_next_start(tmp_path):
 
 def test_start_run_refuses_an_unusable_workdir(tmp_path):
   with pytest.raises(ValueError, match='--workdir'):
-    files.start_run('')
+    locks.start_run('')
   blocker = tmp_path / 'file'
   blocker.write_text('x')
   with pytest.raises(ValueError, match='--workdir'):
-    files.start_run(str(blocker / 'sub'))
+    locks.start_run(str(blocker / 'sub'))
 
 
 # -- untrusted JSON -----------------------------------------------------------

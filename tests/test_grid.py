@@ -174,9 +174,10 @@ def test_shards_share_a_work_directory_but_not_a_shard(tmp_path):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
-  files.start_run(str(tmp_path), lock_file='.lock-shard-0', clean=False)
-  probe = ('import sys; from tfp_robust.core import files; '
-           'files.start_run(sys.argv[1], lock_file=sys.argv[2], clean=False);'
+  from tfp_robust.core import locks  # pylint: disable=g-import-not-at-top
+  locks.start_run(str(tmp_path), lock_file='.lock-shard-0', clean=False)
+  probe = ('import sys; from tfp_robust.core import files, locks; '
+           'locks.start_run(sys.argv[1], lock_file=sys.argv[2], clean=False);'
            ' print("locked")')
   other = subprocess.run([sys.executable, '-c', probe, str(tmp_path),
                           '.lock-shard-1'], capture_output=True, text=True)

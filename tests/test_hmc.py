@@ -622,6 +622,8 @@ import json  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfp_robust.core import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tfp_robust.core import locks  # pylint: disable=g-import-not-at-top
+
 
 def _stopped_run(regression, directory, **kwargs):
   assert hmc.sample(regression.log_prob, [tf.zeros((2, 3))], SMALL_RUN,
@@ -810,7 +812,7 @@ def test_uniform_start_is_pyros_and_he_normal_the_default():
 _HOLD = """
 import sys, time
 from tfp_robust.core import files
-files.start_run(sys.argv[1], clean=False)
+locks.start_run(sys.argv[1], clean=False)
 print('locked', flush=True)
 time.sleep(120)
 """
@@ -848,7 +850,7 @@ def test_fit_takes_its_checkpoint_directory_for_one_writer(tiny_data,
           checkpoint_dir=directory)
   # Released (and its file removed) when the fit returns.
   assert files.LOCK_FILE not in os.listdir(directory)
-  with files.one_writer(directory, 'checkpoint_dir'):
+  with locks.one_writer(directory, 'checkpoint_dir'):
     fd = os.open(os.path.join(directory, files.LOCK_FILE), os.O_RDONLY)
     try:  # Held meanwhile.
       with pytest.raises(BlockingIOError):

@@ -20,8 +20,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SHARD = """
 import os, sys, time
 from tfp_robust.core import files
+from tfp_robust.core import locks
 workdir = sys.argv[1]
-files.start_run(workdir, lock_file='.lock-shard-1', clean=False)
+locks.start_run(workdir, lock_file='.lock-shard-1', clean=False)
 hmc = os.path.join(workdir, 'units', 'u1', 'hmc')
 staged = files.staging_dir(hmc, 'state')
 open(os.path.join(staged, 'ckpt.index'), 'w').write('half written')
@@ -50,7 +51,7 @@ def test_a_merge_never_touches_a_live_shards_staging(tmp_path):
     live = _entries(workdir)
     assert len(live) == 3, live
     # What `binaries/grid.py --merge_only` does: its own lock, then cleans.
-    files.start_run(workdir, lock_file='.lock-shard-0')
+    locks.start_run(workdir, lock_file='.lock-shard-0')
     assert _entries(workdir) == live
     assert locks.clean_staging(workdir) == 0
   finally:
@@ -61,32 +62,32 @@ def test_a_merge_never_touches_a_live_shards_staging(tmp_path):
     assert locks.clean_staging(workdir) == 3
     assert _entries(workdir) == []
   finally:
-    files.release_workdir(workdir, '.lock-shard-0')
+    locks.release_workdir(workdir, '.lock-shard-0')
 
 
 def test_owner_of_a_staging_entry(tmp_path):
   ours = files.staging_dir(str(tmp_path), 'state')
-  assert files.staging_owner_gone(ours) is False
+  assert locks.staging_owner_gone(ours) is False
   # Our pid, but written before this process started: a reused pid.
   old = time.time() - 3600
   os.utime(ours, (old, old))
-  assert files.staging_owner_gone(ours) is True
+  assert locks.staging_owner_gone(ours) is True
   ended = subprocess.Popen([sys.executable, '-c', 'pass'])
   ended.wait()
   dead = tmp_path / f'.tmp-{ended.pid}@{os.uname().nodename}~state-x'
   dead.mkdir()
-  assert files.staging_owner_gone(str(dead)) is True
+  assert locks.staging_owner_gone(str(dead)) is True
   elsewhere = tmp_path / f'.tmp-{os.getpid()}@another-host~state-x'
   elsewhere.mkdir()
-  assert files.staging_owner_gone(str(elsewhere)) is None
-  assert files.staging_owner_gone(str(tmp_path / '.tmp-legacy')) is None
+  assert locks.staging_owner_gone(str(elsewhere)) is None
+  assert locks.staging_owner_gone(str(tmp_path / '.tmp-legacy')) is None
 
 
 def test_nothing_is_removed_while_another_process_holds_a_lock(tmp_path):
   workdir = str(tmp_path / 'run')
   holder = subprocess.Popen(
-      [sys.executable, '-c', 'import sys, time; from tfp_robust.core import files;'
-       " files.start_run(sys.argv[1], lock_file='.lock-b', clean=False);"
+      [sys.executable, '-c', 'import sys, time; from tfp_robust.core import files, locks;'
+       " locks.start_run(sys.argv[1], lock_file='.lock-b', clean=False);"
        " print('locked', flush=True); time.sleep(120)", workdir],
       stdout=subprocess.PIPE, text=True, cwd=REPO)
   ended = subprocess.Popen([sys.executable, '-c', 'pass'])
@@ -97,7 +98,7 @@ def test_nothing_is_removed_while_another_process_holds_a_lock(tmp_path):
     assert holder.stdout.readline().strip() == 'locked'
     for name in ('.tmp-legacy', '.tmp-1@another-host~x', dead, live):
       (tmp_path / 'run' / name).write_text('{')
-    files.start_run(workdir, lock_file='.lock-a')
+    locks.start_run(workdir, lock_file='.lock-a')
     # Even the entry of a dead process waits (in another pid namespace
     # with the same host name, the pid would look dead).
     assert len(_entries(workdir)) == 4
@@ -109,16 +110,16 @@ def test_nothing_is_removed_while_another_process_holds_a_lock(tmp_path):
     assert locks.clean_staging(workdir) == 3
     assert _entries(workdir) == [live]
   finally:
-    files.release_workdir(workdir, '.lock-a')
+    locks.release_workdir(workdir, '.lock-a')
 
 
 def test_one_writer_is_released_after_its_block_and_not_reentered(tmp_path):
   directory = str(tmp_path / 'ckpt')
-  probe = ('import sys; from tfp_robust.core import files; '
-           'files.start_run(sys.argv[1], clean=False); print("locked")')
-  with files.one_writer(directory, 'checkpoint_dir'):
+  probe = ('import sys; from tfp_robust.core import files, locks; '
+           'locks.start_run(sys.argv[1], clean=False); print("locked")')
+  with locks.one_writer(directory, 'checkpoint_dir'):
     with pytest.raises(files.WorkdirBusy) as error:
-      with files.one_writer(directory, 'checkpoint_dir'):
+      with locks.one_writer(directory, 'checkpoint_dir'):
         pass
     assert str(error.value).startswith(
         f"checkpoint_dir={directory!r} is invalid: another call in this "
@@ -131,11 +132,11 @@ def test_one_writer_is_released_after_its_block_and_not_reentered(tmp_path):
   assert free.returncode == 0 and 'locked' in free.stdout, free.stderr
   # A directory this process holds already (a binary's work directory)
   # stays held after the block.
-  files.start_run(directory)
+  locks.start_run(directory)
   try:
-    with files.one_writer(directory, 'checkpoint_dir'):
+    with locks.one_writer(directory, 'checkpoint_dir'):
       pass
     assert os.path.join(os.path.realpath(directory),
                         files.LOCK_FILE) in locks._HELD
   finally:
-    files.release_workdir(directory)
+    locks.release_workdir(directory)

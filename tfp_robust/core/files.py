@@ -5,9 +5,9 @@
   or the whole new one. What they create gets the permissions the user's
   umask gives (`tempfile` alone makes 0600 files and 0700 directories).
 - One run per work directory, and staging entries owned by the process
-  writing them (their names carry its pid and host): `tfp_robust.core.locks`,
-  whose `start_run`, `one_writer`, `clean_staging`, ... are re-exported
-  here.
+  writing them (their names carry its pid and host): `tfp_robust.core.locks`
+  (`start_run`, `one_writer`, `clean_staging`, ...), which builds on this
+  module.
 - Reading: files we read are untrusted. `read_json` and `invalid` refuse a
   bad file with a message naming it and what is wrong (the shape of
   `validate.fail`), `sha256_file` / `sha256_json` give the digests stored
@@ -306,13 +306,3 @@ def read_json(path: str, what: str = 'JSON file'):
     invalid(path, f'it should be {what} but cannot be parsed '
             f'({type(error).__name__}: {str(error)[:100]})',
             'Restore the file or recreate it.')
-
-
-# The locks live in their own module; the binaries reach them from here.
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from tfp_robust.core.locks import clean_staging  # noqa: E402
-from tfp_robust.core.locks import lock_workdir  # noqa: E402
-from tfp_robust.core.locks import one_writer  # noqa: E402
-from tfp_robust.core.locks import release_workdir  # noqa: E402
-from tfp_robust.core.locks import staging_owner_gone  # noqa: E402
-from tfp_robust.core.locks import start_run  # noqa: E402

@@ -20,8 +20,8 @@
   has ended (or cannot be told: another host, or named by older code), so
   a process writing without any lock keeps its files too.
 
-`tfp_robust.core.files` re-exports these names (the binaries call
-`files.start_run`).
+Binaries call `locks.start_run` first in their `main`. This module uses
+`files` (messages, staging names); `files` does not import it.
 """
 
 import contextlib

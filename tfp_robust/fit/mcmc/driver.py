@@ -24,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_robust.core import files
+
+from tfp_robust.core import locks
 from tfp_robust.core import seeds
 from tfp_robust.fit.mcmc import checkpoints as checkpoints_lib
 from tfp_robust.fit.mcmc import diagnostics as diagnostics_lib
@@ -79,10 +81,10 @@ def sample(target_log_prob_fn: Callable, initial_state: Sequence[tf.Tensor],
   Raises:
     files.WorkdirBusy: another process (or another call in this one) is
       writing to `checkpoint_dir`: one writer per checkpoint directory, as
-      for the binaries' work directories (`files.one_writer`).
+      for the binaries' work directories (`locks.one_writer`).
   """
   config.validate()
-  with files.one_writer(checkpoint_dir, 'checkpoint_dir'):
+  with locks.one_writer(checkpoint_dir, 'checkpoint_dir'):
     return _sample(target_log_prob_fn, initial_state, config, checkpoint_dir,
                    target_identity, log_dir, stop_after_phases,
                    stop_after_warm_up_steps, data_digest)
