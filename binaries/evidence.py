@@ -4,7 +4,7 @@ r"""Ties a finished `reproduce` step to its claim's evidence folder.
       --claims=curves_mnist_cpu,curves_fashion_cpu
 
 For each claim (`tfp_robust.reports.claims.CLAIMS`): copies the step's
-output files and its marker from --run_dir into `<out>/<claim>/` and writes
+output files and its marker from --run_dir into `<output>/<claim>/` and writes
 `evidence.json` with the step's command, the config resolved at the step's
 commit and the locator of every value (`tfp_robust.reports.claims`). Then
 `python binaries/verdict.py` rebuilds the claims table from them.
@@ -25,13 +25,16 @@ _RUN_DIR = flags.DEFINE_string('run_dir', None, 'The reproduce work '
                                'directory holding steps/<step>.json.')
 _CLAIMS = flags.DEFINE_list('claims', None,
                             f'Claims to write, of {sorted(claims.CLAIMS)}.')
-_OUT = flags.DEFINE_string('out', os.path.join(REPO, 'docs', 'evidence'),
+_OUT = flags.DEFINE_string('output', os.path.join(REPO, 'docs', 'evidence'),
                            'Where the claim folders go.')
-flags.mark_flags_as_required(['run_dir', 'claims'])
 
 
 def main(argv):
   del argv
+  if not _RUN_DIR.value or not _CLAIMS.value:
+    raise app.UsageError('--run_dir and --claims are required, e.g. '
+                         '--run_dir=/work/runs/reproduce_cpu '
+                         '--claims=curves_mnist_cpu.')
   unknown = [c for c in _CLAIMS.value if c not in claims.CLAIMS]
   if unknown:
     raise app.UsageError(f'--claims={",".join(unknown)} is unknown; choose '

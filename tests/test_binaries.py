@@ -293,7 +293,7 @@ _CONFIGS = {'ablation': 'table1', 'attack': 'table1', 'curves': 'curves',
             'train': 'table1', 'mixing': 'mixed_mnist.py:train_1k',
             'saturation': 'table1', 'peer': 'peer',
             'certify_check': 'certify_check'}
-_WITHOUT_CONFIG = ('benchmark', 'reproduce', 'verdict')
+_WITHOUT_CONFIG = ('benchmark', 'evidence', 'reproduce', 'verdict')
 
 
 @pytest.mark.parametrize('name', sorted(

@@ -64,7 +64,11 @@ def check(config, deep: bool = True):
                    1)
   rest = ml_collections.ConfigDict(
       {k: v for k, v in config.to_dict().items() if k != 'peer'})
-  config_checks.check(rest, ['hmc'], deep=deep)
+  if deep:  # The fit layer's rules too (imports TensorFlow).
+    from tfp_robust.fit import fitting  # pylint: disable=g-import-not-at-top
+    fitting.check_config(rest, ['hmc'])
+  else:
+    config_checks.check(rest, ['hmc'])
   hmc = config.hmc
   for key, wanted in (('kernel', 'nuts'), ('mass_matrix', 'diagonal'),
                       ('mass_matrix_adaptation', 'windowed')):
