@@ -811,7 +811,7 @@ def test_uniform_start_is_pyros_and_he_normal_the_default():
 
 _HOLD = """
 import sys, time
-from tfp_robust.core import files
+from tfp_robust.core import locks
 locks.start_run(sys.argv[1], clean=False)
 print('locked', flush=True)
 time.sleep(120)

@@ -25,7 +25,10 @@ OUR_WARNINGS = (
     'Traceback',
 )
 # A Python warning raised from tfp_robust's own files.
-_OUR_SOURCE = re.compile(r'tfp_robust/\S+\.py:\d+: \w*Warning')
+# Our package's files, not a virtual environment's site-packages that sits
+# inside a checkout named tfp_robust (as CI's clone does).
+_OUR_SOURCE = re.compile(
+    r'(?<![\w.-])tfp_robust/(?!\S*site-packages)\S+\.py:\d+: \w*Warning')
 # Not ours, so allowed: TensorFlow's C++ start-up lines (oneDNN, CUDA
 # probing, CPU instructions), XLA's compile notes, and tfp.layers'
 # "`layer.add_variable` is deprecated" (TFP's call inside DenseFlipout).
