@@ -13,16 +13,11 @@ here: every value is read from a copied file. New commands call
 `evidence.write` themselves; this script is for the runs made before.
 """
 
-import ast
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import types
 
+from tfp_robust.reports import claims
 from tfp_robust.reports import evidence
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -32,55 +27,10 @@ OUT = os.path.join(DOCS, 'evidence')
 
 
 def resolved_config(commit, spec, overrides=()):
-  """`configs/<file>.py:<variant>` at `commit`, with `--config.x=v` applied."""
-  path, variant = spec.split(':')
-  with tempfile.TemporaryDirectory() as tmp:
-    archive = subprocess.run(['git', 'archive', commit, 'configs',
-                              'tfp_robust/config_lib.py'], cwd=REPO,
-                             check=True, capture_output=True).stdout
-    subprocess.run(['tar', '-x', '-C', tmp], input=archive, check=True)
-    saved = {k: sys.modules.get(k) for k in ('tfp_robust',
-                                             'tfp_robust.config_lib')}
-    package = types.ModuleType('tfp_robust')
-    package.__path__ = [os.path.join(tmp, 'tfp_robust')]
-    sys.modules['tfp_robust'] = package
-    spec_lib = importlib.util.spec_from_file_location(
-        'tfp_robust.config_lib', os.path.join(tmp, 'tfp_robust/config_lib.py'))
-    config_lib = importlib.util.module_from_spec(spec_lib)
-    sys.modules['tfp_robust.config_lib'] = config_lib
-    package.config_lib = config_lib
-    spec_lib.loader.exec_module(config_lib)
-    spec_cfg = importlib.util.spec_from_file_location(
-        'legacy_config', os.path.join(tmp, path))
-    module = importlib.util.module_from_spec(spec_cfg)
-    spec_cfg.loader.exec_module(module)
-    config = module.get_config(variant)
-    for k, v in saved.items():
-      if v is None:
-        sys.modules.pop(k, None)
-      else:
-        sys.modules[k] = v
-  for override in overrides:
-    key, raw = override[len('--config.'):].split('=', 1)
-    try:
-      value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-      value = raw
-    node = config
-    *parents, last = key.split('.')
-    for parent in parents:
-      node = node[parent]
-    with node.unlocked() if hasattr(node, 'unlocked') else _null():
-      node[last] = value
-  return config
-
-
-class _null:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *args):
-    return False
+  """`configs/<file>.py:<variant>` at `commit`, with `--config.x=v` applied
+  (`claims.resolved_config`: the commit's own config and package)."""
+  return claims.resolved_config(REPO, commit,
+                                ['python', '--config=' + spec, *overrides])
 
 
 def step_command(step):
