@@ -19,6 +19,11 @@ Resumable: each method's rows are kept in
 so the same command after a kill starts at the next method (a method whose
 config or trained ensemble changed since is evaluated again).
 
+--evidence_dir=docs/evidence/<claim> also copies summary_<protocol>.csv
+into that claim folder with its evidence.json (command, config, commit, and
+every figure of the summary by method), so the rows become claims that
+`binaries/verdict.py --check` holds the documents to.
+
 --print_config lists every config field (set one with --config.<field>=<value>)
 and exits before TensorFlow is imported.
 """
@@ -35,6 +40,9 @@ from tfp_robust.core import validate
 _CHECK_POINTS = flags.DEFINE_integer(
     'check_points', 100, 'Test points for the gradient-masking checks '
     '(checks.md); 0 skips them.')
+_EVIDENCE = flags.DEFINE_string(
+    'evidence_dir', None, 'Also copy the summary table into this claim '
+    'folder (docs/evidence/<claim>) and write its evidence.json.')
 
 
 def main(argv):
@@ -51,6 +59,16 @@ def main(argv):
   reports.write_table(frame, os.path.join(out, f'attacks_{protocol}'))
   reports.write_table(summary, os.path.join(out, f'summary_{protocol}'))
   print(summary.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
+  if _EVIDENCE.value:
+    import sys  # pylint: disable=g-import-not-at-top
+    from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
+    path = evidence.write_table(
+        _EVIDENCE.value, os.path.join(out, f'summary_{protocol}.csv'),
+        keys=('method',),
+        columns=[c for c in summary.columns if c not in ('method', 'samples')],
+        config=config,
+        command=['python', 'binaries/attack.py'] + sys.argv[1:])
+    print(f'Evidence: {path}')
   if _CHECK_POINTS.value:
     report = experiments.check_saved(config, methods, workdir,
                                      _CHECK_POINTS.value)

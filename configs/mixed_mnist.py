@@ -23,6 +23,13 @@ log-joint across segments.
       --method=hmc --workdir=workdir/mixed_mnist_1k
   python binaries/mixing.py --config=configs/mixed_mnist.py:train_1k \
       --workdir=workdir/mixed_mnist_1k
+
+`sgd` is the posterior's deterministic twin: the same 784-128-10 net on the
+same images, trained to a fit (Adam, batch 100, 50 epochs), so that the
+strong protocol on both (`binaries/attack.py --methods=hmc,sgd
+--config.attack.protocol=strong`) separates what the posterior adds from
+what the small training set does. It is also the transfer attack's
+surrogate.
 """
 
 import os
@@ -59,6 +66,10 @@ def get_config(variant='train_1k'):
   if variant == 'compute':
     hmc.max_tree_depth = 4  # Every leapfrog step is a pass over 20k images.
     hmc.num_results = 4000
+  # The deterministic twin: the HMC net, on the HMC's images.
+  config.sgd = config_lib.dense(hmc.hidden, hmc.activation, epochs=50,
+                                batch_size=100, learning_rate=1e-3,
+                                num_train=RUNGS[variant])
   config.diagnostic_points = 500
   config.mixing = dict(split_rhat=1.1, bulk_ess=100.0, trend_z=3.0)
   return config

@@ -121,8 +121,15 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
             '--config.sgd.hidden=(16,)']
   _run(['binaries/attack.py', '--config=configs/table1.py:cpu',
         '--config.attack.num_points=20', '--config.attack.num_samples=5',
-        '--check_points=0', '--methods=vi'] + common + vi + strong, tmp_path)
+        '--check_points=0', '--methods=vi',
+        f"--evidence_dir={tmp_path / 'claim'}"] + common + vi + strong,
+       tmp_path)
   rows = pd.read_csv(tmp_path / 'mnist' / 'attacks_strong.csv')
+  # The summary became a claim: each figure read back from the folder's copy.
+  from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
+  values = evidence.read_values(str(tmp_path / 'claim'))
+  assert values['vi_worst_case_all_acc'] == pytest.approx(
+      rows.set_index('attack').loc['worst_case', 'adversarial_accuracy'])
   assert set(rows['protocol']) == {'strong'}
   assert {'apgd', 'square', 'transfer_half', 'transfer_surrogate',
           'worst_case', 'certified'} <= set(rows['attack'])

@@ -172,6 +172,38 @@ def test_write_refuses_a_value_it_cannot_read_before_writing(tmp_path):
   assert not (directory / evidence.EVIDENCE_FILE).exists()
 
 
+def test_a_command_table_becomes_a_claim_cell_by_cell(tmp_path):
+  table = tmp_path / 'summary_strong.csv'
+  table.write_text('method,samples,clean_acc,apgd_ce+dlr_acc,pgd_expected_acc@0.1\n'
+                   'hmc,250,0.908,0.28,\nsgd,1,0.9,0.01,0.02\n')
+  directory = tmp_path / 'docs' / 'evidence' / 'strong_claim'
+  evidence.write_table(str(directory), str(table), ('method',),
+                       ('clean_acc', 'apgd_ce+dlr_acc', 'pgd_expected_acc@0.1'),
+                       {'eps': 0.1}, command=['attack.py'])
+  values = evidence.read_values(str(directory))
+  # Every filled cell by row and column (a blank cell is no value), read
+  # back from the copy in the claim folder.
+  assert values == pytest.approx({
+      'hmc_clean_acc': 0.908, 'hmc_apgd_ce+dlr_acc': 0.28,
+      'sgd_clean_acc': 0.9, 'sgd_apgd_ce+dlr_acc': 0.01,
+      'sgd_pgd_expected_acc_0.1': 0.02})
+  written = json.loads((directory / evidence.EVIDENCE_FILE).read_text())
+  assert written['claim'] == 'strong_claim'
+  assert written['command'] == ['attack.py']
+  assert evidence.read_tag(str(tmp_path / 'docs' / 'evidence'), 'strong_claim',
+                           'evidence.json', 'hmc_apgd_ce+dlr_acc') == (
+                               pytest.approx(0.28))
+  # Rows that the keys cannot tell apart, or a missing column, are refused.
+  table.write_text('method,clean_acc\nhmc,0.9\nhmc,0.8\n')
+  with pytest.raises(evidence.EvidenceError, match='two rows share'):
+    evidence.write_table(str(tmp_path / 'other'), str(table), ('method',),
+                         ('clean_acc',), {})
+  with pytest.raises(evidence.EvidenceError, match='lacks the columns'):
+    evidence.write_table(str(tmp_path / 'other'), str(table), ('method',),
+                         ('worst_acc',), {})
+  assert not (tmp_path / 'other' / evidence.EVIDENCE_FILE).exists()
+
+
 @pytest.mark.parametrize('shown,value,agrees', [
     ('0.092', 0.0920000001, True), ('0.09', 0.092, True),
     ('0.093', 0.092, False), ('97.5%', 0.9752, True), ('97.5%', 0.98, False),

@@ -440,3 +440,64 @@ def write(directory: str, claim: str, files: Sequence[str],
   path = os.path.join(directory, EVIDENCE_FILE)
   files_lib.write_text_atomically(path, json.dumps(evidence, indent=2) + '\n')
   return path
+
+
+def _slug(text) -> str:
+  """A value-name part: 'apgd_ce+dlr_acc' stays, '0.1' -> '0.1', spaces -> _."""
+  return re.sub(r'[^A-Za-z0-9_.+-]+', '_', str(text)).strip('_')
+
+
+def write_table(directory: str, table_csv: str, keys: Sequence[str],
+                columns: Sequence[str], config,
+                command: Optional[Sequence[str]] = None,
+                file_name: Optional[str] = None) -> str:
+  """Copies a command's CSV table into a claim folder and writes its evidence.
+
+  Every cell of `columns` becomes one value, named by the row's `keys`
+  cells and the column (`hmc_worst_case_all_acc`, or with an `eps` key
+  `hmc_0.1_pgd_expected_acc`), located by those cells (never copied). A
+  column missing from the table, or two rows with the same keys, is refused
+  before anything is written.
+
+  Args:
+    directory: the claim folder (`docs/evidence/<claim>`); its name is the
+      claim's.
+    table_csv: the CSV a command of the package wrote.
+    keys: the columns that name a row (e.g. `('method',)`).
+    columns: the columns whose cells become values; columns the table lacks
+      are refused.
+    config: the resolved config of the command.
+    command: its command line (`sys.argv` by default).
+    file_name: the copy's name in `directory` (the CSV's own by default).
+
+  Returns:
+    The `evidence.json` path.
+  """
+  import shutil  # pylint: disable=g-import-not-at-top
+  with open(table_csv, newline='') as stream:
+    rows = list(csv.DictReader(stream))
+  header = list(rows[0]) if rows else []
+  missing = [c for c in list(keys) + list(columns) if c not in header]
+  if not rows or missing:
+    _fail(table_csv, f'the table has no rows or lacks the columns {missing}; '
+          f'it has {header}')
+  values, seen = {}, set()
+  name = file_name or os.path.basename(table_csv)
+  for row in rows:
+    key = tuple(row[k] for k in keys)
+    if key in seen:
+      _fail(table_csv, f'two rows share {dict(zip(keys, key))}; name rows '
+            'by more key columns')
+    seen.add(key)
+    for column in columns:
+      if row[column] == '':
+        continue  # A blank cell (an attack not run for this row).
+      values['_'.join([_slug(k) for k in key] + [_slug(column)])] = {
+          'file': name, 'row': dict(zip(keys, key)), 'column': column}
+  os.makedirs(directory, exist_ok=True)
+  copy = os.path.join(directory, name)
+  if os.path.abspath(copy) != os.path.abspath(table_csv):
+    shutil.copyfile(table_csv, copy + '.tmp')
+    os.replace(copy + '.tmp', copy)
+  return write(directory, os.path.basename(os.path.normpath(directory)),
+               [name], values, config, command=command)
