@@ -8,6 +8,19 @@ output files and its marker from --run_dir into `<output>/<claim>/` and writes
 `evidence.json` with the step's command, the config resolved at the step's
 commit and the locator of every value (`tfp_robust.reports.claims`). Then
 `python binaries/verdict.py` rebuilds the claims table from them.
+
+A finished run that is not a reproduce step (a sampler comparison, a long
+chain) is tied by its table instead:
+
+  python binaries/evidence.py --table=/work/runs/samplers_strong/samplers.csv \
+      --keys=target,variant --commit=5979cbf \
+      --command="python binaries/samplers.py --config=configs/samplers.py:cpu \
+          --config.strong=True --targets=halfmoons_long" \
+      --claim_dir=docs/evidence/samplers_halfmoons_strong
+
+copies the table, resolves the command's config at --commit (the commit the
+run started from) and makes every numeric cell a value named by the row's
+--keys and the column.
 """
 
 import _quiet  # pylint: disable=unused-import  # First: quiets TensorFlow.
@@ -25,12 +38,42 @@ _RUN_DIR = flags.DEFINE_string('run_dir', None, 'The reproduce work '
                                'directory holding steps/<step>.json.')
 _CLAIMS = flags.DEFINE_list('claims', None,
                             f'Claims to write, of {sorted(claims.CLAIMS)}.')
+_TABLE = flags.DEFINE_string('table', None, 'A finished run\'s CSV table '
+                             '(instead of --run_dir).')
+_KEYS = flags.DEFINE_list('keys', None, 'With --table: the columns that '
+                          'name a row, e.g. target,variant.')
+_COMMAND = flags.DEFINE_string('command', None, 'With --table: the command '
+                               'line that wrote it (with its --config=).')
+_COMMIT = flags.DEFINE_string('commit', None, 'With --table: the commit the '
+                              'run started from.')
+_CLAIM_DIR = flags.DEFINE_string('claim_dir', None, 'With --table: the claim '
+                                 'folder to write (docs/evidence/<claim>).')
 _OUT = flags.DEFINE_string('output', os.path.join(REPO, 'docs', 'evidence'),
                            'Where the claim folders go.')
 
 
+def _from_table():
+  import shlex  # pylint: disable=g-import-not-at-top
+  missing = [name for name, flag in (('--keys', _KEYS), ('--command', _COMMAND),
+                                     ('--commit', _COMMIT),
+                                     ('--claim_dir', _CLAIM_DIR))
+             if not flag.value]
+  if missing:
+    raise app.UsageError(f'--table needs {", ".join(missing)} too (see '
+                         '--helpfull).')
+  try:
+    path = claims.from_table(REPO, _TABLE.value, _KEYS.value,
+                             shlex.split(_COMMAND.value), _COMMIT.value,
+                             _CLAIM_DIR.value)
+  except validate.InvalidArgument as error:
+    raise app.UsageError(str(error)) from None
+  print(f'evidence: wrote {path}')
+
+
 def main(argv):
   del argv
+  if _TABLE.value:
+    return _from_table()
   if not _RUN_DIR.value or not _CLAIMS.value:
     raise app.UsageError('--run_dir and --claims are required, e.g. '
                          '--run_dir=/work/runs/reproduce_cpu '

@@ -75,3 +75,29 @@ def test_a_dirty_or_unfinished_step_is_refused(tmp_path):
   with pytest.raises(ValueError, match='curves_mnist.json'):
     claims.from_step(REPO, str(tmp_path / 'run'), 'curves_mnist_cpu',
                      str(tmp_path / 'evidence'))
+
+
+def test_a_finished_run_table_becomes_evidence(tmp_path):
+  commit = _head()
+  table = tmp_path / 'samplers.csv'
+  table.write_text('target,variant,settings,fn_split_rhat_max,'
+                   'strong_worst_case_all_acc\n'
+                   'halfmoons_long,nuts,"depth 6",1.038,0.165\n'
+                   'halfmoons_long,fixed,"L 10",1.9,\n')
+  command = ['python', 'binaries/samplers.py', '--config=configs/samplers.py:cpu',
+             '--config.strong=True', '--targets=halfmoons_long']
+  path = claims.from_table(REPO, str(table), ['target', 'variant'], command,
+                           commit[:7], str(tmp_path / 'claim'))
+  written = json.loads(open(path).read())
+  assert written['command'] == command
+  assert written['commit'].endswith(commit[:12])
+  assert written['config']['strong'] is True  # The override, resolved.
+  values = evidence.read_values(str(tmp_path / 'claim'))
+  # Numeric cells only (not the settings text), blanks skipped.
+  assert values == pytest.approx({
+      'halfmoons_long_nuts_fn_split_rhat_max': 1.038,
+      'halfmoons_long_nuts_strong_worst_case_all_acc': 0.165,
+      'halfmoons_long_fixed_fn_split_rhat_max': 1.9})
+  with pytest.raises(validate.InvalidArgument, match="commit='nope'"):
+    claims.from_table(REPO, str(table), ['target'], command, 'nope',
+                      str(tmp_path / 'other'))

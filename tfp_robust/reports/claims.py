@@ -168,3 +168,33 @@ def from_step(repo: str, run_dir: str, claim: str, out_root: str) -> str:
           f'config file at {commit} with its overrides.')
   return evidence.write(directory, claim, list(sources), spec.values(),
                         config, command=command, commit=version, note=note)
+
+
+def from_table(repo: str, table: str, keys: Sequence[str],
+               command: Sequence[str], commit: str, directory: str) -> str:
+  """Writes the claim folder `directory` from a finished run's CSV table.
+
+  For runs that are not `reproduce` steps (a sampler comparison, a long
+  chain): `command` is the command line that wrote `table` (repository-
+  relative, with its `--config=`), `commit` the clean commit it ran from;
+  the config is resolved at that commit and every numeric cell becomes a
+  value named by the row's `keys` (`evidence.write_table`).
+  """
+  if not os.path.isfile(table):
+    raise validate.InvalidArgument(
+        f'table={table!r} does not exist; give the CSV the run wrote.')
+  try:
+    full = subprocess.run(['git', 'rev-parse', '--verify', commit + '^{commit}'],
+                          cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+  except subprocess.CalledProcessError:
+    raise validate.InvalidArgument(
+        f'commit={commit!r} is not a commit of {repo}; give the commit the '
+        'run started from (its log or run.json names it).') from None
+  config = resolved_config(repo, full, command)
+  note = (f'Copied from {table}, written by the command at {full[:12]}; '
+          'config resolved from its config file at that commit with its '
+          'overrides.')
+  return evidence.write_table(directory, table, keys, None, config,
+                              command=list(command),
+                              commit=f'tfp_robust git {full[:12]}', note=note)

@@ -448,9 +448,11 @@ def _slug(text) -> str:
 
 
 def write_table(directory: str, table_csv: str, keys: Sequence[str],
-                columns: Sequence[str], config,
+                columns: Optional[Sequence[str]], config,
                 command: Optional[Sequence[str]] = None,
-                file_name: Optional[str] = None) -> str:
+                file_name: Optional[str] = None,
+                commit: Optional[str] = None,
+                note: Optional[str] = None) -> str:
   """Copies a command's CSV table into a claim folder and writes its evidence.
 
   Every cell of `columns` becomes one value, named by the row's `keys`
@@ -465,7 +467,8 @@ def write_table(directory: str, table_csv: str, keys: Sequence[str],
     table_csv: the CSV a command of the package wrote.
     keys: the columns that name a row (e.g. `('method',)`).
     columns: the columns whose cells become values; columns the table lacks
-      are refused.
+      are refused. None: every column, keys aside, whose filled cells are
+      all numbers.
     config: the resolved config of the command.
     command: its command line (`sys.argv` by default).
     file_name: the copy's name in `directory` (the CSV's own by default).
@@ -477,6 +480,9 @@ def write_table(directory: str, table_csv: str, keys: Sequence[str],
   with open(table_csv, newline='') as stream:
     rows = list(csv.DictReader(stream))
   header = list(rows[0]) if rows else []
+  if columns is None:
+    columns = [c for c in header if c not in keys and all(
+        _is_number(row[c]) for row in rows if row[c] != '')]
   missing = [c for c in list(keys) + list(columns) if c not in header]
   if not rows or missing:
     _fail(table_csv, f'the table has no rows or lacks the columns {missing}; '
@@ -500,4 +506,12 @@ def write_table(directory: str, table_csv: str, keys: Sequence[str],
     shutil.copyfile(table_csv, copy + '.tmp')
     os.replace(copy + '.tmp', copy)
   return write(directory, os.path.basename(os.path.normpath(directory)),
-               [name], values, config, command=command)
+               [name], values, config, command=command, commit=commit,
+               note=note)
+
+
+def _is_number(text: str) -> bool:
+  try:
+    return math.isfinite(float(text))
+  except ValueError:
+    return False
