@@ -36,7 +36,16 @@ def _finished_step(run_dir, commit, overrides=()):
     for i, method in enumerate(('sgd', 'ensemble', 'vi', 'hmc')):
       for j, eps in enumerate(('0.0', '0.01', '0.02', '0.05', '0.1')):
         writer.writerow([method, eps, 0.9 - 0.1 * j, 0.01 * i, 0.5 + 0.01 * j])
-  (table / 'curves.csv').write_text('method,eps\nsgd,0.0\n')
+  with open(table / 'curves.csv', 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['method', 'protocol', 'attack', 'loss', 'eps',
+                     'adversarial_accuracy', 'attack_seconds'])
+    for method in ('sgd', 'ensemble', 'vi', 'hmc'):
+      for eps in ('0.01', '0.02', '0.05'):
+        writer.writerow([method, 'strong', 'certified', 'ibp', eps, 0.1, 0.5])
+        writer.writerow([method, 'strong', 'certified', 'crown', eps, 0.2, 2])
+        writer.writerow([method, 'strong', 'pgd', 'expected', eps, 0.3, 8])
+        writer.writerow([method, 'paper', 'pgd', 'expected', eps, 0.4, 1])
   return command
 
 
@@ -58,6 +67,10 @@ def test_a_finished_step_becomes_evidence(tmp_path):
   assert values['hmc_certified_05'] == pytest.approx(0.03)
   assert values['vi_strongest_1'] == pytest.approx(0.5)
   assert values['sgd_paper_pgd_05'] == pytest.approx(0.53)
+  # Each bound, and its cost against one PGD of the strong protocol.
+  assert values['vi_crown_01'] == pytest.approx(0.2)
+  assert values['vi_ibp_05'] == pytest.approx(0.1)
+  assert values['hmc_crown_per_pgd_02'] == pytest.approx(0.25)
 
 
 def test_a_dirty_or_unfinished_step_is_refused(tmp_path):

@@ -54,6 +54,24 @@ def _curves_values() -> Dict[str, Dict]:
     for eps, key in (('0.05', '05'), ('0.1', '1')):
       values[f'{method}_paper_pgd_{key}'] = csv_value(
           'curves_band.csv', 'paper_pgd', method=method, eps=eps)
+    # Each bound's certified accuracy, and the cost of the bounds against
+    # one attack, on the strong protocol's rows (the process alone on the
+    # machine then): seconds of IBP, CROWN and one PGD under the expected
+    # loss at the same radius.
+    for eps, key in (('0.01', '01'), ('0.02', '02'), ('0.05', '05')):
+      for bound in ('ibp', 'crown'):
+        values[f'{method}_{bound}_{key}'] = csv_value(
+            'curves.csv', 'adversarial_accuracy', method=method,
+            protocol='strong', attack='certified', loss=bound, eps=eps)
+        values[f'{method}_{bound}_seconds_{key}'] = csv_value(
+            'curves.csv', 'attack_seconds', method=method, protocol='strong',
+            attack='certified', loss=bound, eps=eps)
+      values[f'{method}_pgd_seconds_{key}'] = csv_value(
+          'curves.csv', 'attack_seconds', method=method, protocol='strong',
+          attack='pgd', loss='expected', eps=eps)
+      values[f'{method}_crown_per_pgd_{key}'] = {
+          'op': 'ratio', 'of': [f'{method}_crown_seconds_{key}',
+                                f'{method}_pgd_seconds_{key}']}
   return values
 
 
