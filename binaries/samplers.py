@@ -24,7 +24,6 @@ from absl import flags
 from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
-from tfp_robust.core import files
 from tfp_robust.core import locks
 from tfp_robust.core import validate
 
@@ -41,18 +40,9 @@ _TARGETS = flags.DEFINE_list('targets', None,
 def main(argv):
   del argv
   config = _CONFIG.value
-  # Before TensorFlow: every target and variant's fields, without the
-  # sampler's cross-field rules (sampler_comparison.check, below).
-  for name in _TARGETS.value or config.target_order:
-    validate.one_of('--targets', name, tuple(config.targets.keys()),
-                    'Name targets of the config.')
-    for variant in config.targets[name].variants:
-      validate.one_of(f'--config.targets.{name}.variants', variant,
-                      tuple(config.variants.keys()),
-                      'Each variant needs an entry in config.variants.')
-      section = dict(config.targets[name].fit.hmc)
-      section.update(dict(config.variants[variant]))
-      config_checks.hmc_section(section, f'targets.{name}.fit.hmc')
+  # Before TensorFlow: every target and variant's fields (the sampler's
+  # cross-field rules follow in sampler_comparison.check, below).
+  config_checks.sampler_comparison(config, _TARGETS.value)
   validate.workdir('--workdir', _WORKDIR.value)
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.reports import plots

@@ -379,3 +379,60 @@ def certify_check(config):
   for eps in config.eps:
     validate.eps('--config.eps', eps)
   return config
+
+
+# The sampler comparison: the fields a variant may set over its target's.
+SAMPLER_FIELDS = ('kernel', 'mass_matrix', 'mass_matrix_adaptation',
+                  'mass_matrix_window', 'trajectory', 'trajectory_length',
+                  'jitter', 'max_tree_depth', 'max_leapfrog_steps',
+                  'cap_leapfrogs', 'init', 'num_chains', 'num_leapfrog_steps',
+                  # The run's length, so that variants can be matched at
+                  # equal compute (a NUTS iteration costs several fixed ones).
+                  'num_burnin_steps', 'num_results')
+
+
+def sampler_comparison(config, targets: Optional[Iterable[str]] = None):
+  """The sampler comparison's fields (configs/samplers.py), before TensorFlow.
+
+  Every named target and each of its variants' `hmc` section (the target's
+  with the variant's overrides), the measurement settings and, with
+  `strong`, the strong attack. The sampler's cross-field rules, which need
+  the fitting code, are `tfp_robust.experiments.samplers.check`'s.
+
+  Returns:
+    The target names, in order.
+  """
+  names = list(targets or config.target_order)
+  for name in names:
+    validate.one_of('--targets', name, tuple(config.targets.keys()),
+                    'Name targets of the config.')
+    target = config.targets[name]
+    for variant in target.variants:
+      validate.one_of(f'--config.targets.{name}.variants', variant,
+                      tuple(config.variants.keys()),
+                      'Each variant needs an entry in config.variants.')
+      overrides = dict(config.variants[variant])
+      unknown = sorted(set(overrides) - set(SAMPLER_FIELDS))
+      if unknown:
+        raise validate.InvalidArgument(
+            f'--config.variants.{variant} sets {unknown}, which are not '
+            f'sampler settings; known: {", ".join(SAMPLER_FIELDS)}.')
+      section = dict(target.fit.hmc)
+      section.update(overrides)
+      try:
+        hmc_section(section, f'targets.{name}.fit.hmc')
+      except validate.InvalidArgument as error:
+        raise validate.InvalidArgument(
+            f'variant {variant!r} of target {name!r}: {error}') from None
+    validate.eps(f'--config.targets.{name}.eps', target.eps)
+    validate.one_of(f'--config.targets.{name}.dataset', target.dataset,
+                    ('half_moons', 'mnist', 'fashion_mnist'))
+    validate.integer(f'--config.targets.{name}.num_train', target.num_train, 0)
+  for key in ('attack_points', 'pgd_steps', 'diagnostic_points'):
+    validate.integer(f'--config.{key}', config[key], 1)
+  validate.number('--config.mixed_rhat', config.mixed_rhat, 1.0,
+                  exclusive_minimum=True, fix='e.g. 1.1.')
+  validate.number('--config.mixed_ess', config.mixed_ess, 0.0, fix='e.g. 100.')
+  if config.get('strong'):
+    _attack(config.strong_attack, 'strong_attack')
+  return names

@@ -27,20 +27,14 @@ import pandas as pd
 from tfp_robust.attacks import gradient as attacks
 from tfp_robust import data as data_lib
 from tfp_robust.evaluation import rows as evaluation
+from tfp_robust.core import config_checks
 from tfp_robust.core import files
 from tfp_robust.fit import fitting
 from tfp_robust.reports import summaries
 from tfp_robust.fit.mcmc import kernels
 
-_SAMPLER_FIELDS = ('kernel', 'mass_matrix', 'mass_matrix_adaptation',
-                   'mass_matrix_window',
-                   'trajectory', 'trajectory_length', 'jitter',
-                   'max_tree_depth', 'max_leapfrog_steps', 'cap_leapfrogs',
-                   'init',
-                   'num_chains', 'num_leapfrog_steps',
-                   # The run's length, so that variants can be matched at
-                   # equal compute (a NUTS iteration costs several fixed ones).
-                   'num_burnin_steps', 'num_results')
+# The fields a variant may set (the rest is the target's).
+_SAMPLER_FIELDS = config_checks.SAMPLER_FIELDS
 
 
 def load_target(target) -> data_lib.Dataset:
@@ -223,34 +217,20 @@ def mixed(frame: pd.DataFrame, rhat_bound: float,
 
 
 def check(config, targets=None) -> List[str]:
-  """Every variant's settings, checked before anything runs; the targets."""
+  """Every variant's settings, checked before anything runs; the targets.
+
+  The fields (`config_checks.sampler_comparison`, which the binary runs
+  before TensorFlow loads), then each variant's sampler as HMC builds it.
+  """
   from tfp_robust.core import config_checks  # pylint: disable=g-import-not-at-top
   from tfp_robust.core import validate  # pylint: disable=g-import-not-at-top
-  names = list(targets or config.target_order)
+  names = config_checks.sampler_comparison(config, targets)
   for name in names:
-    validate.one_of('--targets', name, tuple(config.targets.keys()),
-                    'Name targets of the config.')
     for variant_name in config.targets[name].variants:
-      validate.one_of(f'targets.{name}.variants', variant_name,
-                      tuple(config.variants.keys()),
-                      'Each variant needs an entry in config.variants.')
       section = variant_config(config, name, variant_name).hmc
       try:
-        config_checks.hmc_section(section, f'targets.{name}.fit.hmc')
         fitting.hmc_config(section, int(config.seed)).validate()
       except validate.InvalidArgument as error:
         raise validate.InvalidArgument(
             f'variant {variant_name!r} of target {name!r}: {error}') from None
-    target = config.targets[name]
-    validate.eps(f'--config.targets.{name}.eps', target.eps)
-    validate.one_of(f'--config.targets.{name}.dataset', target.dataset,
-                    ('half_moons', 'mnist', 'fashion_mnist'))
-    validate.integer(f'--config.targets.{name}.num_train', target.num_train, 0)
-  for key in ('attack_points', 'pgd_steps', 'diagnostic_points'):
-    validate.integer(f'--config.{key}', config[key], 1)
-  validate.number('--config.mixed_rhat', config.mixed_rhat, 1.0,
-                  exclusive_minimum=True, fix='e.g. 1.1.')
-  validate.number('--config.mixed_ess', config.mixed_ess, 0.0, fix='e.g. 100.')
-  if config.get('strong'):
-    config_checks._attack(config.strong_attack, 'strong_attack')  # pylint: disable=protected-access
   return names
