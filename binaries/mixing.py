@@ -104,13 +104,16 @@ def main(argv):
                         os.path.join(out, 'trajectory.png'))
   # The evidence of the claim named by the output folder
   # (docs/evidence/mixed_mnist): every figure read back from the files.
+  # A figure a run too short cannot give (NaN: a trend from one segment,
+  # an R-hat from fewer than 4 draws) is no value to claim: left out.
   values = {key: {'file': 'diagnostics.json', 'key': [key]}
-            for key in _EVIDENCE_KEYS}
+            for key in _EVIDENCE_KEYS if _finite(final.get(key))}
   for row in rows:  # The trajectory against compute, point by point.
     for key in _TRAJECTORY_KEYS:
-      values[f"{key}_at_{row['num_draws']}"] = {
-          'file': 'trajectory.csv', 'row': {'num_draws': row['num_draws']},
-          'column': key}
+      if _finite(row.get(key)):
+        values[f"{key}_at_{row['num_draws']}"] = {
+            'file': 'trajectory.csv', 'row': {'num_draws': row['num_draws']},
+            'column': key}
   evidence.write(out, os.path.basename(os.path.normpath(out)),
                  ['diagnostics.json', 'trajectory.csv'], values, config,
                  command=['python', 'binaries/mixing.py'] + sys.argv[1:])
@@ -123,6 +126,14 @@ def main(argv):
         f"{final['fn_bulk_ess_min']:.1f}, trend {final['logjoint_trend_z']:.2f}"
         f" MCSE -> {verdict}")
   print(f'Files: {os.path.abspath(out)}')
+
+
+def _finite(value) -> bool:
+  import math  # pylint: disable=g-import-not-at-top
+  try:
+    return math.isfinite(float(value))
+  except (TypeError, ValueError):
+    return False
 
 
 def _timings(checkpoint_dir):

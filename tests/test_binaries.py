@@ -150,6 +150,47 @@ def test_train_attack_gradients_on_mnist_subset(tmp_path):
 
 
 @pytest.mark.slow
+def test_mixing_binary_judges_a_run_and_writes_its_evidence(tmp_path):
+  # A tiny run of the mixing config (plain HMC, 2 segments of 3 draws), then
+  # its judgement: diagnostics against the criteria, the trajectory point by
+  # point, and an evidence folder that reads back.
+  tiny = ['--config=configs/mixed_mnist.py:train_1k',
+          '--config.hmc.kernel=hmc', '--config.hmc.mass_matrix=identity',
+          '--config.hmc.num_leapfrog_steps=3', '--config.hmc.hidden=(8,)',
+          '--config.hmc.num_train=200', '--config.hmc.num_burnin_steps=4',
+          '--config.hmc.num_results=6', '--config.hmc.segment_size=3',
+          '--config.hmc.warm_up_checkpoint_every=0',
+          '--config.hmc.init_sgd.epochs=1', '--config.diagnostic_points=20',
+          '--config.num_test=100']
+  _run(['binaries/train.py', '--method=hmc'] + tiny, tmp_path)
+  out = tmp_path / 'mixing'
+  printed = _run(['binaries/mixing.py', f'--out={out}'] + tiny, tmp_path)
+  assert 'not mixed' in printed  # 6 draws cannot give a bulk ESS of 100.
+  import json  # pylint: disable=g-import-not-at-top
+  diagnostics = json.loads((out / 'diagnostics.json').read_text())
+  assert diagnostics['num_draws'] == 6 and diagnostics['num_chains'] == 4
+  assert diagnostics['mixed'] is False
+  assert diagnostics['fn_bulk_ess_min'] < 100
+  assert diagnostics['fn_split_rhat_max'] >= 1.0
+  trajectory = pd.read_csv(out / 'trajectory.csv')
+  # Points at segment ends with draws enough for a split R-hat (3 are not).
+  assert list(trajectory['num_draws']) == [6]
+  from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
+  values = evidence.read_values(str(out))
+  assert values['fn_bulk_ess_min'] == pytest.approx(
+      diagnostics['fn_bulk_ess_min'])
+  assert values['fn_split_rhat_max_at_6'] == pytest.approx(
+      diagnostics['fn_split_rhat_max'])
+  # A config without the criteria is refused by name.
+  result = subprocess.run(
+      [sys.executable, 'binaries/mixing.py', '--config=configs/table1.py:cpu',
+       f'--workdir={tmp_path}'], cwd=REPO, capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode != 0 and 'mixing' in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.slow
 def test_gradients_binary_conv_vi(tmp_path):
   common = ['--config.num_train=300', '--config.num_test=50',
             '--config.gradients.num_points=20', '--methods=vi']
