@@ -49,6 +49,15 @@ def main(argv):
   del argv
   validate.integer('--check_points', _CHECK_POINTS.value, 0,
                    fix='0 skips the checks.')
+  version = None
+  if _EVIDENCE.value:  # Evidence names a clean commit: checked before work.
+    from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
+    validate.workdir('--evidence_dir', _EVIDENCE.value)
+    version = files.code_version()
+    if version.endswith('+dirty'):
+      raise app.UsageError(
+          f'--evidence_dir needs a committed checkout; this one is {version}'
+          ' (commit or stash the changes first).')
   config, methods, workdir = _experiment.start()
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.experiments import paper as experiments
@@ -67,7 +76,8 @@ def main(argv):
         keys=('method',),
         columns=[c for c in summary.columns if c not in ('method', 'samples')],
         config=config,
-        command=['python', 'binaries/attack.py'] + sys.argv[1:])
+        command=['python', 'binaries/attack.py'] + sys.argv[1:],
+        commit=version)  # The code that ran, read when it started.
     print(f'Evidence: {path}')
   if _CHECK_POINTS.value:
     report = experiments.check_saved(config, methods, workdir,

@@ -61,12 +61,25 @@ def _from_table():
   if missing:
     raise app.UsageError(f'--table needs {", ".join(missing)} too (see '
                          '--helpfull).')
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
   try:
-    path = claims.from_table(REPO, _TABLE.value, _KEYS.value,
-                             shlex.split(_COMMAND.value), _COMMIT.value,
-                             _CLAIM_DIR.value)
+    command = shlex.split(_COMMAND.value)
+  except ValueError as error:
+    raise app.UsageError(f'--command={_COMMAND.value!r} does not split into '
+                         f'words ({error}); quote it as a shell would.') from None
+  try:
+    path = claims.from_table(REPO, _TABLE.value, _KEYS.value, command,
+                             _COMMIT.value, _CLAIM_DIR.value)
+  except evidence.EvidenceError as error:
+    raise app.UsageError(f'--table/--keys: {error}') from None
   except validate.InvalidArgument as error:
     raise app.UsageError(str(error)) from None
+  except subprocess.CalledProcessError as error:
+    raise app.UsageError(
+        f'--command={_COMMAND.value!r}: its config did not resolve at '
+        f'--commit={_COMMIT.value} ({(error.stderr or "").strip()[-500:]}); '
+        'give the command line the run used, with its --config=.') from None
   print(f'evidence: wrote {path}')
 
 

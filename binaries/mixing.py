@@ -107,10 +107,10 @@ def main(argv):
   # A figure a run too short cannot give (NaN: a trend from one segment,
   # an R-hat from fewer than 4 draws) is no value to claim: left out.
   values = {key: {'file': 'diagnostics.json', 'key': [key]}
-            for key in _EVIDENCE_KEYS if _finite(final.get(key))}
+            for key in _EVIDENCE_KEYS if _finite(final[key])}
   for row in rows:  # The trajectory against compute, point by point.
     for key in _TRAJECTORY_KEYS:
-      if _finite(row.get(key)):
+      if _finite(row[key]):
         values[f"{key}_at_{row['num_draws']}"] = {
             'file': 'trajectory.csv', 'row': {'num_draws': row['num_draws']},
             'column': key}

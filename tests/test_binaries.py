@@ -181,12 +181,15 @@ def test_mixing_binary_judges_a_run_and_writes_its_evidence(tmp_path):
       diagnostics['fn_bulk_ess_min'])
   assert values['fn_split_rhat_max_at_6'] == pytest.approx(
       diagnostics['fn_split_rhat_max'])
+  # Two segments give no trend: a NaN in the diagnostics, no claimed value.
+  assert diagnostics['logjoint_trend_z'] != diagnostics['logjoint_trend_z']
+  assert 'logjoint_trend_z' not in values
   # A config without the criteria is refused by name.
   result = subprocess.run(
       [sys.executable, 'binaries/mixing.py', '--config=configs/table1.py:cpu',
        f'--workdir={tmp_path}'], cwd=REPO, capture_output=True, text=True,
       timeout=300)
-  assert result.returncode != 0 and 'mixing' in result.stderr
+  assert result.returncode != 0 and 'no `mixing` section' in result.stderr
   assert 'Traceback' not in result.stderr
 
 

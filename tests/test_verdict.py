@@ -202,6 +202,22 @@ def test_a_command_table_becomes_a_claim_cell_by_cell(tmp_path):
     evidence.write_table(str(tmp_path / 'other'), str(table), ('method',),
                          ('worst_acc',), {})
   assert not (tmp_path / 'other' / evidence.EVIDENCE_FILE).exists()
+  # Cells whose joined names collide are refused, not one silently lost.
+  table.write_text('target,variant,acc\nhalfmoons,long_nuts,0.1\n'
+                   'halfmoons_long,nuts,0.2\n')
+  with pytest.raises(evidence.EvidenceError, match='both name the value'):
+    evidence.write_table(str(tmp_path / 'other'), str(table),
+                         ('target', 'variant'), ('acc',), {})
+  # A rewrite that fails leaves the folder's good claim as it was: the
+  # table and its digest are replaced together or not at all.
+  before = {p.name: p.read_bytes() for p in directory.iterdir()}
+  table.write_text('method,clean_acc\nhmc,0.7\nsgd,high\n')
+  with pytest.raises(evidence.EvidenceError):
+    evidence.write_table(str(directory), str(table), ('method',),
+                         ('clean_acc',), {})
+  assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+  assert evidence.read_values(str(directory))['hmc_clean_acc'] == (
+      pytest.approx(0.908))
 
 
 @pytest.mark.parametrize('shown,value,agrees', [

@@ -477,12 +477,16 @@ def write_table(directory: str, table_csv: str, keys: Sequence[str],
     The `evidence.json` path.
   """
   import shutil  # pylint: disable=g-import-not-at-top
-  with open(table_csv, newline='') as stream:
-    rows = list(csv.DictReader(stream))
+  import tempfile  # pylint: disable=g-import-not-at-top
+  try:
+    with open(table_csv, newline='') as stream:
+      rows = list(csv.DictReader(stream))
+  except (OSError, UnicodeDecodeError, csv.Error) as error:
+    _fail(table_csv, f'unreadable as a CSV table ({error})')
   header = list(rows[0]) if rows else []
-  if columns is None:
+  if columns is None:  # Numeric columns (a non-finite cell is skipped below).
     columns = [c for c in header if c not in keys and all(
-        _is_number(row[c]) for row in rows if row[c] != '')]
+        _parses(row[c]) for row in rows if row[c] != '')]
   missing = [c for c in list(keys) + list(columns) if c not in header]
   if not rows or missing:
     _fail(table_csv, f'the table has no rows or lacks the columns {missing}; '
@@ -490,6 +494,8 @@ def write_table(directory: str, table_csv: str, keys: Sequence[str],
   values, seen = {}, set()
   name = file_name or os.path.basename(table_csv)
   for row in rows:
+    if None in row or any(row[c] is None for c in header):
+      _fail(table_csv, f'a row has more or fewer cells than the header: {row}')
     key = tuple(row[k] for k in keys)
     if key in seen:
       _fail(table_csv, f'two rows share {dict(zip(keys, key))}; name rows '
@@ -498,20 +504,36 @@ def write_table(directory: str, table_csv: str, keys: Sequence[str],
     for column in columns:
       if row[column] == '':
         continue  # A blank cell (an attack not run for this row).
-      values['_'.join([_slug(k) for k in key] + [_slug(column)])] = {
-          'file': name, 'row': dict(zip(keys, key)), 'column': column}
+      if not _parses(row[column]):
+        _fail(table_csv, f'row {dict(zip(keys, key))}, column {column!r}: '
+              f'{row[column]!r} is not a number')
+      if not math.isfinite(float(row[column])):
+        continue  # No finite figure to claim (NaN: not measurable here).
+      value_name = '_'.join([_slug(k) for k in key] + [_slug(column)])
+      if value_name in values:
+        _fail(table_csv, f'the rows {values[value_name]["row"]} and '
+              f'{dict(zip(keys, key))} both name the value {value_name!r}; '
+              'choose key columns whose joined cells differ')
+      values[value_name] = {'file': name, 'row': dict(zip(keys, key)),
+                            'column': column}
+  # Everything is read back from a copy first; only then do the table and
+  # its evidence.json replace what the folder held (never one without the
+  # other's digest).
   os.makedirs(directory, exist_ok=True)
-  copy = os.path.join(directory, name)
-  if os.path.abspath(copy) != os.path.abspath(table_csv):
-    shutil.copyfile(table_csv, copy + '.tmp')
-    os.replace(copy + '.tmp', copy)
-  return write(directory, os.path.basename(os.path.normpath(directory)),
-               [name], values, config, command=command, commit=commit,
-               note=note)
+  with tempfile.TemporaryDirectory(dir=directory) as staging:
+    shutil.copyfile(table_csv, os.path.join(staging, name))
+    write(staging, os.path.basename(os.path.normpath(directory)), [name],
+          values, config, command=command, commit=commit, note=note)
+    os.replace(os.path.join(staging, name), os.path.join(directory, name))
+    os.replace(os.path.join(staging, EVIDENCE_FILE),
+               os.path.join(directory, EVIDENCE_FILE))
+  return os.path.join(directory, EVIDENCE_FILE)
 
 
-def _is_number(text: str) -> bool:
+def _parses(text) -> bool:
+  """A cell that reads as a number (finite or not)."""
   try:
-    return math.isfinite(float(text))
-  except ValueError:
+    float(text)
+    return True
+  except (TypeError, ValueError):
     return False
