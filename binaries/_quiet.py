@@ -46,6 +46,10 @@ _NOISE = ('triggered tf.function retracing',
           'Sharding callback duration')
 
 
+_LIBRARY_LOGGERS = ('matplotlib', 'arviz', 'arviz_base', 'arviz_stats',
+                    'PIL')
+
+
 class _DropNoise(logging.Filter):
 
   def filter(self, record):
@@ -59,6 +63,10 @@ def install():
     logger = logging.getLogger(name)
     if not any(isinstance(f, _DropNoise) for f in logger.filters):
       logger.addFilter(_DropNoise())
+  # Libraries that log their own start-up at INFO (matplotlib's backend
+  # search, ArviZ's shape checks on short chains): warnings and up only.
+  for name in _LIBRARY_LOGGERS:
+    logging.getLogger(name).setLevel(logging.WARNING)
   warnings.filterwarnings('ignore', message='`layer.add_variable` is '
                           'deprecated')
   warnings.filterwarnings('ignore', message='distutils Version classes are '
