@@ -24,7 +24,7 @@ def _run(args, workdir, with_stderr=False):
 # Start-up and library noise that must not reach a user's terminal.
 _NOISE = ('oneDNN', 'cuInit', 'cuda drivers', 'absl::InitializeLog',
           'retracing', 'Sharding callback', 'add_variable', 'distutils',
-          'lambda', 'Traceback')
+          'lambda', 'Traceback', 'default backend', 'Shape validation')
 
 
 def test_quickstart_prints_table_and_writes_outputs(tmp_path):
