@@ -7,12 +7,14 @@ here imports TensorFlow until the flags and the config have passed their
 checks.
 """
 
+from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from tfp_robust.core import config_checks
 from tfp_robust.core import files
 from tfp_robust.core import locks
+from tfp_robust.core import validate
 
 CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config (file:variant); --print_config lists '
@@ -43,3 +45,19 @@ def start():
   if TRAIN_MISSING.value:
     fitting.ensure_trained(config, methods, workdir)
   return config, methods, workdir
+
+
+def evidence_version(flag: str, directory):
+  """Before any work, for a binary asked to write a claim folder
+  (`--evidence_dir`): the folder is usable and the checkout committed.
+  Returns the code version to record (read now, when the run starts), or
+  None without a folder."""
+  if not directory:
+    return None
+  validate.workdir(flag, directory)
+  version = files.code_version()
+  if version.endswith('+dirty'):
+    raise app.UsageError(
+        f'{flag} needs a committed checkout; this one is {version} (commit '
+        'or stash the changes first).')
+  return version

@@ -49,15 +49,7 @@ def main(argv):
   del argv
   validate.integer('--check_points', _CHECK_POINTS.value, 0,
                    fix='0 skips the checks.')
-  version = None
-  if _EVIDENCE.value:  # Evidence names a clean commit: checked before work.
-    from tfp_robust.core import files  # pylint: disable=g-import-not-at-top
-    validate.workdir('--evidence_dir', _EVIDENCE.value)
-    version = files.code_version()
-    if version.endswith('+dirty'):
-      raise app.UsageError(
-          f'--evidence_dir needs a committed checkout; this one is {version}'
-          ' (commit or stash the changes first).')
+  version = _experiment.evidence_version('--evidence_dir', _EVIDENCE.value)
   config, methods, workdir = _experiment.start()
   # pylint: disable=g-import-not-at-top  # Heavy: after the checks.
   from tfp_robust.experiments import paper as experiments

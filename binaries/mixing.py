@@ -107,10 +107,10 @@ def main(argv):
   # A figure a run too short cannot give (NaN: a trend from one segment,
   # an R-hat from fewer than 4 draws) is no value to claim: left out.
   values = {key: {'file': 'diagnostics.json', 'key': [key]}
-            for key in _EVIDENCE_KEYS if _finite(final[key])}
+            for key in _EVIDENCE_KEYS if evidence.finite_number(final[key])}
   for row in rows:  # The trajectory against compute, point by point.
     for key in _TRAJECTORY_KEYS:
-      if _finite(row[key]):
+      if evidence.finite_number(row[key]):
         values[f"{key}_at_{row['num_draws']}"] = {
             'file': 'trajectory.csv', 'row': {'num_draws': row['num_draws']},
             'column': key}
@@ -126,14 +126,6 @@ def main(argv):
         f"{final['fn_bulk_ess_min']:.1f}, trend {final['logjoint_trend_z']:.2f}"
         f" MCSE -> {verdict}")
   print(f'Files: {os.path.abspath(out)}')
-
-
-def _finite(value) -> bool:
-  import math  # pylint: disable=g-import-not-at-top
-  try:
-    return math.isfinite(float(value))
-  except (TypeError, ValueError):
-    return False
 
 
 def _timings(checkpoint_dir):

@@ -30,7 +30,8 @@ _POINTS = flags.DEFINE_integer('points', 500, 'Test images measured.')
 _EVIDENCE = flags.DEFINE_string(
     'evidence_dir', None, 'Also copy the table into this claim folder '
     '(docs/evidence/<claim>) and write its evidence.json: command, config, '
-    'commit and every figure of the table by model.')
+    'commit and every figure of the table by model '
+    '(`reports.evidence.write_table`).')
 
 # The table's figures that become evidence values, per model row.
 _EVIDENCE_COLUMNS = ('saturated_frac', 'logit_gap_median',
@@ -41,6 +42,7 @@ _EVIDENCE_COLUMNS = ('saturated_frac', 'logit_gap_median',
 def main(argv):
   del argv
   widths = [int(w) for w in _WIDTHS.value]  # A bad width fails here, early.
+  version = _experiment.evidence_version('--evidence_dir', _EVIDENCE.value)
   config, methods, workdir = _experiment.start()
   import pandas as pd  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -81,31 +83,14 @@ def main(argv):
   print(frame.to_string(index=False, float_format=lambda v: f'{v:.3f}'))
   print(f'\nTable: {os.path.abspath(out)}.md')
   if _EVIDENCE.value:
-    _write_evidence(_EVIDENCE.value, out, config, list(frame['model']))
-
-
-def _slug(model: str) -> str:
-  """'784-128-10, N(0, 1) prior' -> 'w128_normal'; saved models as named."""
-  if not model.startswith('784-'):
-    return model
-  width = model.split('-')[1]
-  return f"w{width}_{'normal' if 'N(' in model else 'uniform'}"
-
-
-def _write_evidence(directory, table, config, models):
-  import shutil  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
-  os.makedirs(directory, exist_ok=True)
-  shutil.copyfile(table + '.csv', os.path.join(directory, 'saturation.csv'))
-  values = {f'{_slug(model)}_{column}': {
-      'file': 'saturation.csv', 'row': {'model': model}, 'column': column}
-            for model in models for column in _EVIDENCE_COLUMNS}
-  path = evidence.write(directory, os.path.basename(os.path.normpath(
-      directory)), ['saturation.csv'], values, config,
-                        command=['python', 'binaries/saturation.py'] +
-                        sys.argv[1:])
-  print(f'Evidence: {path}')
+    import sys  # pylint: disable=g-import-not-at-top
+    from tfp_robust.reports import evidence  # pylint: disable=g-import-not-at-top
+    path = evidence.write_table(
+        _EVIDENCE.value, out + '.csv', keys=('model',),
+        columns=_EVIDENCE_COLUMNS, config=config,
+        command=['python', 'binaries/saturation.py'] + sys.argv[1:],
+        commit=version)
+    print(f'Evidence: {path}')
 
 
 if __name__ == '__main__':

@@ -507,7 +507,7 @@ def write_table(directory: str, table_csv: str, keys: Sequence[str],
       if not _parses(row[column]):
         _fail(table_csv, f'row {dict(zip(keys, key))}, column {column!r}: '
               f'{row[column]!r} is not a number')
-      if not math.isfinite(float(row[column])):
+      if not finite_number(row[column]):
         continue  # No finite figure to claim (NaN: not measurable here).
       value_name = '_'.join([_slug(k) for k in key] + [_slug(column)])
       if value_name in values:
@@ -537,3 +537,9 @@ def _parses(text) -> bool:
     return True
   except (TypeError, ValueError):
     return False
+
+
+def finite_number(value) -> bool:
+  """A value a claim can hold: it reads as a finite number (a NaN from a run
+  too short to measure it, a blank or None does not)."""
+  return _parses(value) and math.isfinite(float(value))
